@@ -1,0 +1,3 @@
+from keyresponse.cli import main
+
+main()
