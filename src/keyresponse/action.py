@@ -1,0 +1,151 @@
+"""What `uses:` names: the Action protocol and the context a step runs in.
+
+An action does three things, and the engine alone decides which of them run:
+
+    plan(args, ctx)        pure: what would change, as a `Plan`
+    preflight(plan, ctx)   read-only calls that prove apply could succeed
+    apply(plan, ctx)       the change; returns the step's outputs
+
+`--dry-run`, `plan` and `drill` stop after preflight. An action never asks which
+mode it is in; in plan mode the HTTP clients it gets refuse anything but reads.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    import httpx
+
+    from keyresponse.inventory import KeyEntry, LoadedInventory
+    from keyresponse.journal import Incident
+
+
+class With(BaseModel):
+    """Base for each action's `with:` model: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+class NoArgs(With):
+    pass
+
+
+@dataclass
+class Check:
+    """One preflight finding. A failed check carries the fix, in one line."""
+
+    what: str
+    ok: bool
+    detail: str = ""
+    fix: str | None = None
+
+    def line(self) -> str:
+        mark = "ok" if self.ok else "FAIL"
+        text = f"[{mark}] {self.what}" + (f": {self.detail}" if self.detail else "")
+        if not self.ok and self.fix:
+            text += f" -> {self.fix}"
+        return text
+
+
+@dataclass
+class Plan:
+    """What a step would do. `summary` is one line; `changes` one line per change."""
+
+    summary: str
+    changes: list[str] = field(default_factory=list)
+    data: Any = None
+    destructive: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary, "changes": self.changes, "destructive": self.destructive}
+
+
+class Action(Protocol):
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    With: ClassVar[type[BaseModel]]
+
+    def plan(self, args: Any, ctx: StepContext) -> Plan: ...
+    def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]: ...
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]: ...
+
+
+class BaseAction:
+    """Convenience base: no preflight checks, no outputs."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    With: ClassVar[type[BaseModel]] = NoArgs
+
+    def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
+        return []
+
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        return {}
+
+
+@dataclass
+class StepContext:
+    """Everything a step may use. Built by the engine, one per step attempt."""
+
+    incident: Incident
+    inventory: LoadedInventory
+    inputs: dict[str, Any]
+    key_name: str | None
+    step_id: str
+    attempt: int
+    outputs: dict[str, dict[str, Any]]  # outputs of earlier steps, by id
+    prior: list[dict[str, Any]]  # this step's journal notes from earlier attempts/runs
+    assume_yes: bool
+    interactive: bool
+    deadline: float | None
+    _http: Callable[..., httpx.Client]
+    _emit: Callable[[str, str], None]
+    playbook_name: str = ""
+    statuses: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> KeyEntry | None:
+        return self.inventory.model.keys.get(self.key_name) if self.key_name else None
+
+    def require_key(self) -> KeyEntry:
+        from keyresponse.errors import UsageError
+
+        key = self.key
+        if key is None:
+            raise UsageError(
+                f"step {self.step_id!r} needs an inventory key",
+                hint="pass --key NAME (a name under `keys:` in the inventory)",
+            )
+        return key
+
+    def record(self, event: str, **data: Any) -> None:
+        """Journal a note for this step now (fsynced): what a resume must know."""
+        self.incident.journal.append("step.note", step=self.step_id, note=event, **data)
+
+    def notes(self, event: str) -> list[dict[str, Any]]:
+        """This step's notes named `event`, from earlier attempts and earlier runs."""
+        return [r for r in self.prior if r.get("note") == event]
+
+    def http(self, service: str, base_url: str, headers: dict[str, str] | None = None) -> httpx.Client:
+        """The shared client for a service (retries, timeouts, redaction; read-only in plan mode)."""
+        return self._http(service, base_url, headers or {})
+
+    def progress(self, message: str) -> None:
+        self._emit("progress", message)
+
+    def warn(self, message: str) -> None:
+        self.incident.journal.append("step.warning", step=self.step_id, message=message)
+        self._emit("warning", message)
+
+    def path(self, relative: str) -> Path:
+        return (self.inventory.root / relative) if not Path(relative).is_absolute() else Path(relative)
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())

@@ -1,0 +1,408 @@
+"""The step loop: the only module that knows plan from apply.
+
+For each step: render `with:` and `if:` in the expression sandbox, validate the
+arguments, `plan`, `preflight`, journal the plan; in plan mode stop there; in
+apply mode confirm (once, before the first destructive step), `apply` with the
+step's timeout and retries, and journal the outcome. Outcomes are one of
+planned, applied, skipped, failed.
+"""
+
+from __future__ import annotations
+
+import enum
+import getpass
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from keyresponse import __version__
+from keyresponse.action import Check, Plan, StepContext
+from keyresponse.errors import ApprovalRefused, KeyresponseError, StepError, UsageError
+from keyresponse.faults import crashpoint
+from keyresponse.journal import Incident, KeyLock, from_jsonable, has_lost_secret
+from keyresponse.playbook import LoadedPlaybook, Step, load_playbook
+from keyresponse.secret import REDACTOR
+
+
+class Mode(enum.Enum):
+    PLAN = "plan"
+    APPLY = "apply"
+
+
+OK_STATUSES = {"applied", "planned", "skipped"}
+
+
+@dataclass
+class StepResult:
+    id: str
+    uses: str
+    status: str
+    duration: float = 0.0
+    summary: str = ""
+    changes: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    hint: str | None = None
+
+
+@dataclass
+class RunResult:
+    incident: Incident
+    mode: Mode
+    playbook: str
+    key: str | None
+    steps: list[StepResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status in OK_STATUSES for s in self.steps)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def as_dict(self) -> dict[str, Any]:
+        from keyresponse.journal import to_jsonable
+
+        return to_jsonable({
+            "incident": self.incident.id,
+            "dir": str(self.incident.dir),
+            "mode": self.mode.value,
+            "playbook": self.playbook,
+            "key": self.key,
+            "ok": self.ok,
+            "steps": [
+                {
+                    "id": s.id, "uses": s.uses, "status": s.status, "duration": round(s.duration, 3),
+                    "summary": s.summary, "changes": s.changes,
+                    "checks": [c.__dict__ for c in s.checks], "outputs": s.outputs,
+                    "error": s.error, "hint": s.hint,
+                }
+                for s in self.steps
+            ],
+        })
+
+
+class Reporter:
+    """What the engine tells the person watching. See console.py for the real ones."""
+
+    def run_started(self, incident: Incident, playbook: LoadedPlaybook, mode: Mode, steps: list[Step]) -> None: ...
+    def step_started(self, step: Step) -> None: ...
+    def step_finished(self, step: Step, result: StepResult) -> None: ...
+    def event(self, step_id: str, kind: str, message: str) -> None: ...
+    def confirm(self, question: str) -> bool:
+        return False
+    def run_finished(self, result: RunResult) -> None: ...
+
+
+class Engine:
+    def __init__(
+        self,
+        inventory: Any,
+        *,
+        mode: Mode,
+        reporter: Reporter | None = None,
+        assume_yes: bool = False,
+        interactive: bool = False,
+        state_dir: Path | None = None,
+    ) -> None:
+        self.inventory = inventory
+        self.mode = mode
+        self.reporter = reporter or Reporter()
+        self.assume_yes = assume_yes
+        self.interactive = interactive
+        self.state_dir = state_dir or inventory.root / ".keyresponse"
+        self._clients: dict[Any, Any] = {}
+        self._clients_lock = threading.Lock()
+        self._confirmed = False
+
+    # --- entry points
+
+    def start(self, playbook: LoadedPlaybook, inputs: dict[str, Any], key_name: str | None) -> RunResult:
+        if key_name is not None:
+            self.inventory.key(key_name)  # a clear error for an unknown name, before anything
+        incident = Incident.create(self.state_dir)
+        incident.write_file("playbook.yaml", playbook.text)
+        incident.journal.append(
+            "incident.opened",
+            playbook=playbook.name,
+            playbook_path=str(playbook.path),
+            inventory=str(self.inventory.path) if self.inventory.path else None,
+            mode=self.mode.value,
+            key=key_name,
+            inputs=inputs,
+            user=_user(),
+            host=socket.gethostname(),
+            version=__version__,
+        )
+        return self._run(incident, playbook, inputs, key_name, outputs={}, statuses={}, todo=None)
+
+    def resume(self, incident: Incident) -> RunResult:
+        records = list(incident.journal.records())
+        opened = next((r for r in records if r["event"] == "incident.opened"), None)
+        if opened is None:
+            raise KeyresponseError(f"incident {incident.id} has no opening record; cannot resume")
+        if opened.get("mode") == Mode.PLAN.value:
+            raise UsageError(f"incident {incident.id} was a dry run; there is nothing to resume",
+                             hint="start a real run with `keyresponse run`")
+        playbook = load_playbook(incident.dir / "playbook.yaml")
+        inputs = from_jsonable(opened.get("inputs") or {})
+        key_name = opened.get("key")
+        outputs: dict[str, dict[str, Any]] = {}
+        statuses: dict[str, str] = {}
+        for r in records:
+            if r["event"] == "step.finished":
+                statuses[r["step"]] = r["status"]
+                outputs[r["step"]] = from_jsonable(r.get("outputs") or {})
+        todo = _resume_set(playbook, statuses, outputs)
+        incident.journal.append("incident.resumed", rerun=[s for s in todo], user=_user(), host=socket.gethostname())
+        return self._run(incident, playbook, inputs, key_name, outputs, statuses, todo)
+
+    # --- the loop
+
+    def _run(
+        self,
+        incident: Incident,
+        playbook: LoadedPlaybook,
+        inputs: dict[str, Any],
+        key_name: str | None,
+        outputs: dict[str, dict[str, Any]],
+        statuses: dict[str, str],
+        todo: list[str] | None,
+    ) -> RunResult:
+        lock = None
+        incident.mark_running()
+        if key_name is not None and self.mode is Mode.APPLY:
+            lock = KeyLock(self.state_dir, key_name)
+            lock.acquire(incident.id)
+        steps = [s for s in playbook.model.steps if todo is None or s.id in todo]
+        results: list[StepResult] = []
+        self.reporter.run_started(incident, playbook, self.mode, steps)
+        prior = _notes_by_step(incident)
+        stopped = False
+        try:
+            for step in steps:
+                if stopped:
+                    break
+                result = self._step(incident, playbook, step, inputs, key_name, outputs, statuses, prior.get(step.id, []))
+                results.append(result)
+                statuses[step.id] = result.status
+                outputs[step.id] = result.outputs
+                crashpoint(f"after:{step.id}")
+                if result.status == "failed" and step.on_failure == "stop":
+                    stopped = True
+        finally:
+            self._close_clients()
+            ok = all(r.status in OK_STATUSES for r in results) and not stopped
+            final = "planned" if self.mode is Mode.PLAN and ok else ("succeeded" if ok else "failed")
+            incident.journal.append("incident.finished", status=final)
+            if lock:
+                lock.release()
+        result = RunResult(incident, self.mode, playbook.name, key_name, results)
+        self.reporter.run_finished(result)
+        return result
+
+    def _step(
+        self,
+        incident: Incident,
+        playbook: LoadedPlaybook,
+        step: Step,
+        inputs: dict[str, Any],
+        key_name: str | None,
+        outputs: dict[str, dict[str, Any]],
+        statuses: dict[str, str],
+        prior: list[dict[str, Any]],
+    ) -> StepResult:
+        from keyresponse import expr, registry
+
+        action = registry.get(step.uses)()
+        journal = incident.journal
+        self.reporter.step_started(step)
+        started = time.monotonic()
+        result = StepResult(step.id, step.uses, "failed")
+        attempts = step.retries + 1
+        for attempt in range(1, attempts + 1):
+            journal.append("step.started", step=step.id, uses=step.uses, attempt=attempt, mode=self.mode.value)
+            ctx = self._context(incident, playbook, step, inputs, key_name, outputs, statuses, prior, attempt)
+            template_ctx = self._template_context(incident, playbook, inputs, key_name, outputs, statuses)
+            try:
+                if step.if_ is not None and not expr.truthy(step.if_, template_ctx):
+                    result = StepResult(step.id, step.uses, "skipped", summary="condition is false")
+                    break
+                args = action.With.model_validate(expr.render(step.with_, template_ctx))
+                plan: Plan = action.plan(args, ctx)
+                result.summary, result.changes = plan.summary, plan.changes
+                checks = list(action.preflight(plan, ctx))
+                result.checks = checks
+                journal.append("step.planned", step=step.id, plan=plan.as_dict(),
+                               checks=[c.__dict__ for c in checks])
+                failed = [c for c in checks if not c.ok]
+                if failed:
+                    raise _PreflightFailed(failed)
+                if self.mode is Mode.PLAN:
+                    result.status = "planned"
+                    break
+                if plan.destructive:
+                    self._confirm(playbook, step, plan)
+                result.outputs = self._apply(action, plan, ctx, step)
+                result.status = "applied"
+                result.error = result.hint = None
+                break
+            except _PreflightFailed as exc:
+                result.status, result.error = "failed", "preflight failed: " + "; ".join(c.line() for c in exc.checks)
+                result.hint = next((c.fix for c in exc.checks if c.fix), None)
+                break  # a failed preflight is a fact about the world, not a flake
+            except StepError as exc:
+                result.status, result.error, result.hint = "failed", REDACTOR.redact(exc.message), exc.hint
+                if not exc.retryable or attempt == attempts:
+                    break
+                journal.append("step.retrying", step=step.id, attempt=attempt, error=result.error)
+                self.reporter.event(step.id, "warning", f"attempt {attempt} failed: {result.error}; retrying")
+                time.sleep(min(2 ** (attempt - 1), 10))
+            except KeyresponseError as exc:
+                result.status, result.error, result.hint = "failed", REDACTOR.redact(exc.message), exc.hint
+                break
+            except Exception as exc:  # a bug in an action must still leave a resumable journal
+                from pydantic import ValidationError
+
+                if isinstance(exc, ValidationError):
+                    err = exc.errors(include_url=False)[0]
+                    result.error = f"with.{'.'.join(map(str, err['loc']))}: {err['msg']}"
+                else:
+                    result.error = REDACTOR.redact(f"unexpected {type(exc).__name__}: {exc}")
+                result.status = "failed"
+                break
+        result.duration = time.monotonic() - started
+        journal.append(
+            "step.finished", step=step.id, uses=step.uses, status=result.status,
+            duration=round(result.duration, 3), summary=result.summary, outputs=result.outputs,
+            error=result.error, hint=result.hint,
+        )
+        self.reporter.step_finished(step, result)
+        return result
+
+    def _apply(self, action: Any, plan: Plan, ctx: StepContext, step: Step) -> dict[str, Any]:
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["out"] = action.apply(plan, ctx) or {}
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                box["exc"] = exc
+
+        worker = threading.Thread(target=work, name=f"step-{step.id}", daemon=True)
+        worker.start()
+        worker.join(step.timeout)
+        if worker.is_alive():
+            raise StepError(f"timed out after {step.timeout:g}s", hint="raise the step's `timeout:` or check the service")
+        if "exc" in box:
+            raise box["exc"]
+        return dict(box["out"])
+
+    def _confirm(self, playbook: LoadedPlaybook, step: Step, plan: Plan) -> None:
+        if self._confirmed or self.assume_yes:
+            return
+        if not self.interactive:
+            raise ApprovalRefused(
+                f"step {step.id!r} would change things ({plan.summary}) and nobody can confirm it",
+                hint="pass --yes to run destructive steps without a prompt",
+            )
+        if not self.reporter.confirm(f"{step.title}: {plan.summary}. Proceed with {playbook.name!r}?"):
+            raise ApprovalRefused("declined at the prompt")
+        self._confirmed = True
+
+    # --- contexts
+
+    def _context(self, incident: Incident, playbook: LoadedPlaybook, step: Step, inputs: dict[str, Any],
+                 key_name: str | None, outputs: dict[str, dict[str, Any]], statuses: dict[str, str],
+                 prior: list[dict[str, Any]], attempt: int) -> StepContext:
+        return StepContext(
+            incident=incident, inventory=self.inventory, inputs=inputs, key_name=key_name,
+            step_id=step.id, attempt=attempt, outputs=outputs, prior=prior,
+            assume_yes=self.assume_yes, interactive=self.interactive,
+            deadline=time.monotonic() + step.timeout,
+            _http=self._client, _emit=lambda kind, msg: self.reporter.event(step.id, kind, msg),
+            playbook_name=playbook.name, statuses=statuses,
+        )
+
+    def _template_context(self, incident: Incident, playbook: LoadedPlaybook, inputs: dict[str, Any],
+                          key_name: str | None, outputs: dict[str, dict[str, Any]],
+                          statuses: dict[str, str]) -> dict[str, Any]:
+        key: dict[str, Any] = {}
+        if key_name is not None:
+            key = {"name": key_name, **self.inventory.key(key_name).model_dump(mode="json")}
+        return {
+            "inputs": dict(inputs),
+            "key": key,
+            "steps": {sid: {"outputs": outs, "status": statuses.get(sid)} for sid, outs in outputs.items()},
+            "incident": {"id": incident.id, "dir": str(incident.dir), "playbook": playbook.name},
+        }
+
+    def _client(self, service: str, base_url: str, headers: dict[str, str]) -> Any:
+        from keyresponse import http
+
+        cache_key = (service, base_url, tuple(sorted(headers.items())))
+        with self._clients_lock:
+            client = self._clients.get(cache_key)
+            if client is None:
+                client = http.build_client(service, base_url, headers, read_only=self.mode is Mode.PLAN)
+                self._clients[cache_key] = client
+            return client
+
+    def _close_clients(self) -> None:
+        with self._clients_lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+
+class _PreflightFailed(Exception):
+    def __init__(self, checks: list[Check]) -> None:
+        self.checks = checks
+
+
+def _notes_by_step(incident: Incident) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in incident.journal.records():
+        if r["event"] == "step.note":
+            out.setdefault(r["step"], []).append(r)
+    return out
+
+
+def _resume_set(playbook: LoadedPlaybook, statuses: dict[str, str], outputs: dict[str, dict[str, Any]]) -> list[str]:
+    """Steps a resume must run: every unfinished or failed one, plus any finished step
+    whose secret output died with the process and that a step still to run reads
+    (it is run again: `key.issue` revokes its orphan and mints anew), plus every
+    finished step that read a step being run again."""
+    order = [s.id for s in playbook.model.steps]
+    todo = {sid for sid in order if statuses.get(sid) not in OK_STATUSES}
+    changed = True
+    while changed:
+        changed = False
+        for sid in list(todo):
+            for dep in playbook.deps.get(sid, ()):
+                if dep not in todo and has_lost_secret(outputs.get(dep, {})):
+                    todo.add(dep)
+                    changed = True
+        for sid in order:
+            if sid not in todo and any(d in todo and _rerun(d, statuses) for d in playbook.deps.get(sid, ())):
+                todo.add(sid)
+                changed = True
+    return [sid for sid in order if sid in todo]
+
+
+def _rerun(step_id: str, statuses: dict[str, str]) -> bool:
+    return statuses.get(step_id) in OK_STATUSES
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return "unknown"
+
+

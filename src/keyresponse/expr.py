@@ -1,0 +1,197 @@
+"""`${{ ... }}` expressions, rendered in Jinja2's immutable sandbox.
+
+The sandbox stops attribute games (``''.__class__.__mro__``) but not resource
+exhaustion (``'a' * 10**9``), so this environment also bounds the operands of
+``*``/``**``/``+``, the integers passed to any call, the length of every result,
+and the wall time of one evaluation.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any, Iterator
+
+from keyresponse.errors import KeyresponseError
+
+EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.S)
+WHOLE = re.compile(r"^\s*\$\{\{((?:(?!\}\}).)*)\}\}\s*$", re.S)
+MAX_OUTPUT = 64 * 1024
+MAX_INT_ARG = 100_000
+TIME_BUDGET = 1.0  # seconds per evaluation
+
+
+class ExpressionError(KeyresponseError):
+    pass
+
+
+_env: Any = None
+
+
+def _environment() -> Any:
+    global _env
+    if _env is not None:
+        return _env
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+    class BoundedEnvironment(ImmutableSandboxedEnvironment):  # type: ignore[misc]
+        intercepted_binops = frozenset({"*", "**", "+"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "**" and (not isinstance(right, (int, float)) or abs(right) > 64):
+                raise SecurityError("exponent too large")
+            if operator == "*":
+                seq, n = (left, right) if isinstance(right, int) else (right, left)
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int):
+                    if len(seq) * n > MAX_OUTPUT:
+                        raise SecurityError("result too large")
+            if operator == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+                if len(left) + len(right) > MAX_OUTPUT:
+                    raise SecurityError("result too large")
+            return super().call_binop(context, operator, left, right)
+
+        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+            for a in list(args) + list(kwargs.values()):
+                if isinstance(a, int) and not isinstance(a, bool) and abs(a) > MAX_INT_ARG:
+                    raise SecurityError(f"number argument {a} too large")
+            return super().call(__context, __obj, *args, **kwargs)
+
+    env = BoundedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env.filters = {name: _bounded(f, SecurityError) for name, f in env.filters.items()}
+    _env = env
+    return _env
+
+
+def _bounded(fn: Any, error: type[Exception]) -> Any:
+    """Filters are not routed through `call`; bound their integer arguments too."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for a in list(args[1:]) + list(kwargs.values()):
+            if isinstance(a, int) and not isinstance(a, bool) and abs(a) > MAX_INT_ARG:
+                raise error(f"number argument {a} too large")
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def has_expression(value: Any) -> bool:
+    return isinstance(value, str) and "${{" in value
+
+
+def expressions_in(value: Any) -> Iterator[str]:
+    """Every expression source inside a (nested) `with:` value."""
+    if isinstance(value, str):
+        for m in EXPR.finditer(value):
+            yield m.group(1)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from expressions_in(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from expressions_in(v)
+
+
+def check_syntax(source: str) -> None:
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        _environment().parse("{{" + source + "}}")
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(f"invalid expression `${{{{{source.strip()}}}}}`: {exc.message}") from None
+
+
+def step_references(source: str) -> set[str]:
+    """The ids X in `steps.X...` / `steps['X']...` that an expression reads."""
+    from jinja2 import nodes
+
+    tree = _environment().parse("{{" + source + "}}")
+    refs: set[str] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = node.node
+        if isinstance(target, nodes.Name) and target.name == "steps":
+            if isinstance(node, nodes.Getattr):
+                refs.add(node.attr)
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                refs.add(node.arg.value)
+    return refs
+
+
+def names_used(source: str) -> set[str]:
+    from jinja2 import meta
+
+    return set(meta.find_undeclared_variables(_environment().parse("{{" + source + "}}")))
+
+
+def render(value: Any, context: dict[str, Any]) -> Any:
+    """Render every expression inside `value`. A string that is one whole expression
+    keeps the native type of its result (a Secret stays a Secret, a list a list)."""
+    if isinstance(value, dict):
+        return {k: render(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, context) for v in value]
+    if not has_expression(value):
+        return value
+    whole = WHOLE.match(value)
+    if whole:
+        return _evaluate(whole.group(1), context)
+    return EXPR.sub(lambda m: _to_text(_evaluate(m.group(1), context)), value)
+
+
+def truthy(value: Any, context: dict[str, Any]) -> bool:
+    """`if:` conditions: a whole expression, with or without the `${{ }}`."""
+    if isinstance(value, bool):
+        return value
+    source = value
+    whole = WHOLE.match(value)
+    if whole:
+        source = whole.group(1)
+    return bool(_evaluate(source, context))
+
+
+def _to_text(value: Any) -> str:
+    from keyresponse.secret import Secret
+
+    if isinstance(value, Secret):
+        # interpolating a secret into a larger string would make a plain str of it
+        raise ExpressionError("a secret can only be passed whole (`${{ ... }}` alone), not inside text")
+    return "" if value is None else str(value)
+
+
+def _evaluate(source: str, context: dict[str, Any]) -> Any:
+    from jinja2 import TemplateError
+    from jinja2.sandbox import SecurityError
+
+    env = _environment()
+    result: list[Any] = []
+    error: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            fn = env.compile_expression(source, undefined_to_none=False)
+            out = fn(**context)
+            if hasattr(out, "_undefined_name") or type(out).__name__ == "StrictUndefined":
+                str(out)  # raises UndefinedError with the name
+            result.append(out)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            error.append(exc)
+
+    worker = threading.Thread(target=work, daemon=True, name="keyresponse-expr")
+    worker.start()
+    worker.join(TIME_BUDGET)
+    shown = source.strip()
+    if worker.is_alive():
+        raise ExpressionError(f"`${{{{ {shown} }}}}` took longer than {TIME_BUDGET:g}s; refused")
+    if error:
+        exc = error[0]
+        if isinstance(exc, SecurityError):
+            raise ExpressionError(f"`${{{{ {shown} }}}}` refused by the sandbox: {exc}") from None
+        if isinstance(exc, TemplateError):
+            raise ExpressionError(f"`${{{{ {shown} }}}}`: {exc.message}") from None
+        raise ExpressionError(f"`${{{{ {shown} }}}}`: {type(exc).__name__}: {exc}") from None
+    out = result[0]
+    if isinstance(out, str) and len(out) > MAX_OUTPUT:
+        raise ExpressionError(f"`${{{{ {shown} }}}}` produced more than {MAX_OUTPUT} characters; refused")
+    return out

@@ -1,0 +1,197 @@
+"""One place for HTTP clients: timeouts, retries, Retry-After, user agent, redaction.
+
+Retries (exponential backoff with full jitter) cover 429 and 500/502/503/504 and
+connection failures, for idempotent methods only. A POST is retried only when it
+provably never reached the service (connect error) or was refused with 429; a
+POST that mints something is never retried blindly — the caller checks whether
+the first attempt took effect (see providers/openai.py, `issue`).
+
+In plan mode the client is read-only: any method but GET/HEAD raises before a byte
+is sent, unless the request is marked ``extensions={"read_only_ok": True}`` (for
+services whose reads are POSTs).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from typing import Any, Iterable
+
+import httpx
+
+from keyresponse import __version__
+from keyresponse.errors import KeyresponseError, ServiceError
+from keyresponse.secret import REDACTOR
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+READ_METHODS = frozenset({"GET", "HEAD"})
+USER_AGENT = f"keyresponse/{__version__}"
+
+
+class RetryPolicy:
+    def __init__(self, attempts: int = 5, base: float = 0.25, cap: float = 8.0,
+                 retry_after_cap: float = 30.0, budget: float = 60.0) -> None:
+        self.attempts = attempts  # tries in all, first included
+        self.base = base
+        self.cap = cap
+        self.retry_after_cap = retry_after_cap
+        self.budget = budget  # seconds of waiting one request may spend
+
+    def backoff(self, attempt: int) -> float:
+        return random.uniform(0, min(self.cap, self.base * 2 ** attempt))
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+class ReadOnlyViolation(KeyresponseError):
+    """A write attempted by a client handed out in plan mode: a bug in an action's plan/preflight."""
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+class RetryTransport(httpx.BaseTransport):
+    def __init__(self, inner: httpx.BaseTransport, service: str, policy: RetryPolicy,
+                 read_only: bool, sleep: Any = time.sleep) -> None:
+        self.inner = inner
+        self.service = service
+        self.policy = policy
+        self.read_only = read_only
+        self.sleep = sleep
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        method = request.method.upper()
+        if self.read_only and method not in READ_METHODS and not request.extensions.get("read_only_ok"):
+            raise ReadOnlyViolation(
+                f"{self.service}: refused {method} {request.url.path} in plan mode (read-only client)"
+            )
+        waited = 0.0
+        attempt = 0
+        while True:
+            try:
+                response = self.inner.handle_request(request)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # never reached the service: safe to retry whatever the method
+                delay = self.policy.backoff(attempt)
+                if attempt + 1 >= self.policy.attempts or waited + delay > self.policy.budget:
+                    raise _unreachable(self.service, request, exc, attempt + 1) from None
+            except (httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                delay = self.policy.backoff(attempt)
+                if (method not in IDEMPOTENT or attempt + 1 >= self.policy.attempts
+                        or waited + delay > self.policy.budget):
+                    raise _unreachable(self.service, request, exc, attempt + 1) from None
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+                if method not in IDEMPOTENT and response.status_code != 429:
+                    return response
+                told = parse_retry_after(response.headers.get("retry-after"))
+                delay = min(told, self.policy.retry_after_cap) if told is not None else self.policy.backoff(attempt)
+                if attempt + 1 >= self.policy.attempts or waited + delay > self.policy.budget:
+                    return response  # the caller turns it into a ServiceError with the answer
+                response.read()
+                response.close()
+            attempt += 1
+            waited += delay
+            self.sleep(delay)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _unreachable(service: str, request: httpx.Request, exc: Exception, tries: int) -> ServiceError:
+    return ServiceError(
+        f"{service}: {request.method} {request.url.path}: {type(exc).__name__} after {tries} "
+        f"attempt{'s' if tries != 1 else ''}: {REDACTOR.redact(str(exc)) or 'no answer'}",
+        service=service, method=request.method, path=request.url.path,
+        hint=f"check that {request.url.scheme}://{request.url.host} is reachable from here",
+    )
+
+
+def build_client(service: str, base_url: str, headers: dict[str, str] | None = None, *,
+                 read_only: bool = False, policy: RetryPolicy | None = None,
+                 transport: httpx.BaseTransport | None = None,
+                 timeout: float = 30.0, max_connections: int = 64) -> httpx.Client:
+    for value in (headers or {}).values():
+        REDACTOR.add(value.split(" ", 1)[-1])  # credentials in headers are secrets too
+    inner = transport or httpx.HTTPTransport(limits=httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections))
+    return httpx.Client(
+        base_url=base_url.rstrip("/") + "/",
+        headers={"User-Agent": USER_AGENT, **(headers or {})},
+        timeout=httpx.Timeout(timeout, connect=10.0),
+        transport=RetryTransport(inner, service, policy or DEFAULT_POLICY, read_only),
+        follow_redirects=False,
+    )
+
+
+def error_for(response: httpx.Response, service: str, *, what: str = "",
+              error_class: type[ServiceError] = ServiceError, hint: str | None = None) -> ServiceError:
+    """A ServiceError that says method, path, status, the service's own code and
+    message, and its request id — redacted."""
+    code, message = _service_error(response)
+    req = response.request
+    request_id = response.headers.get("x-request-id") or response.headers.get("x-github-request-id")
+    text = f"{service}: {req.method} {req.url.path} -> {response.status_code}"
+    if what:
+        text = f"{what}: {text}"
+    if code:
+        text += f" {code}"
+    if message:
+        text += f": {message}"
+    if request_id:
+        text += f" (request id {request_id})"
+    return error_class(
+        REDACTOR.redact(text), service=service, method=req.method, path=req.url.path,
+        status=response.status_code, code=code, request_id=request_id, hint=hint or _hint(response.status_code),
+    )
+
+
+def check(response: httpx.Response, service: str, *, ok: Iterable[int] = (200, 201, 202, 204),
+          what: str = "", error_class: type[ServiceError] = ServiceError) -> httpx.Response:
+    if response.status_code not in set(ok):
+        raise error_for(response, service, what=what, error_class=error_class)
+    return response
+
+
+def _service_error(response: httpx.Response) -> tuple[str | None, str | None]:
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()[:200]
+        return None, REDACTOR.redact(text) if text else None
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):  # OpenAI
+            return err.get("code") or err.get("type"), REDACTOR.redact(str(err.get("message") or ""))
+        if isinstance(err, str):  # Slack, GitLab
+            return err, REDACTOR.redact(str(body.get("error_description") or body.get("message") or ""))
+        if "message" in body:  # GitHub, GitLab
+            msg = body["message"]
+            return None, REDACTOR.redact(msg if isinstance(msg, str) else str(msg))
+    return None, None
+
+
+def _hint(status: int) -> str | None:
+    return {
+        401: "the credential was refused: check the env var the inventory names",
+        403: "the credential lacks a permission this step needs",
+        404: "not found, or the credential cannot see it",
+        429: "rate limited after retries: wait and `keyresponse resume`",
+    }.get(status, "the service failed; `keyresponse resume` retries the step" if status >= 500 else None)

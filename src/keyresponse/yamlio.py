@@ -1,0 +1,207 @@
+"""The one YAML reader: safe, size-capped, strict, and with positions.
+
+PyYAML's safe loader accepts anchors/aliases (billion-laughs style blow-ups) and
+silently keeps the last of two duplicate keys. We compose the node tree ourselves,
+refuse both, and keep each value's position so that validation errors can say
+``file:line:column``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from keyresponse.errors import ConfigError
+
+MAX_BYTES = 1024 * 1024
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Mark:
+    line: int  # 1-based
+    column: int  # 1-based
+
+
+@dataclass
+class Document:
+    file: str
+    data: Any
+    marks: dict[Loc, Mark]
+
+    def mark(self, loc: Loc) -> Mark | None:
+        """The position of `loc`, or of its nearest enclosing value."""
+        loc = tuple(loc)
+        while True:
+            if loc in self.marks:
+                return self.marks[loc]
+            if not loc:
+                return None
+            loc = loc[:-1]
+
+    def error(self, loc: Loc, message: str, hint: str | None = None) -> ConfigError:
+        m = self.mark(loc)
+        return ConfigError(
+            message,
+            file=self.file,
+            line=m.line if m else None,
+            column=m.column if m else None,
+            hint=hint,
+        )
+
+
+def load_file(path: str | Path) -> Document:
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_BYTES:
+        raise ConfigError(
+            f"{path}: larger than {MAX_BYTES // 1024} KiB",
+            hint="a playbook or inventory this large is almost certainly a mistake",
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 (byte {exc.start})") from None
+    return load_text(text, str(path))
+
+
+def load_text(text: str, file: str = "<string>") -> Document:
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _refuse_anchors(text, file)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise ConfigError(
+            f"invalid YAML: {exc.problem or exc.context}",
+            file=file,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", file=file) from None
+    marks: dict[Loc, Mark] = {}
+    if node is None:
+        return Document(file, None, marks)
+    data = _construct(node, (), marks, file)
+    return Document(file, data, marks)
+
+
+def _refuse_anchors(text: str, file: str) -> None:
+    import yaml
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        anchor = getattr(event, "anchor", None)
+        if isinstance(event, yaml.AliasEvent) or anchor:
+            m = event.start_mark
+            raise ConfigError(
+                "YAML anchors and aliases (&name, *name) are not allowed",
+                file=file,
+                line=m.line + 1,
+                column=m.column + 1,
+                hint="write the value out where it is needed",
+            )
+
+
+def _construct(node: Any, loc: Loc, marks: dict[Loc, Mark], file: str) -> Any:
+    import yaml
+
+    marks[loc] = Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                m = key_node.start_mark
+                raise ConfigError(
+                    "YAML merge keys (<<) are not allowed",
+                    file=file, line=m.line + 1, column=m.column + 1,
+                )
+            key = _construct(key_node, loc + ("<key>",), {}, file)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                m = key_node.start_mark
+                raise ConfigError("mapping keys must be plain scalars", file=file,
+                                  line=m.line + 1, column=m.column + 1)
+            if key in out:
+                m = key_node.start_mark
+                first = marks.get(loc + (key,))
+                raise ConfigError(
+                    f"duplicate key {key!r}"
+                    + (f" (first defined on line {first.line})" if first else ""),
+                    file=file, line=m.line + 1, column=m.column + 1,
+                    hint="remove one of them; YAML would silently keep only the last",
+                )
+            child = loc + (key,)
+            marks[child] = Mark(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[key] = _construct(value_node, child, marks, file)
+            marks[child] = Mark(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(v, loc + (i,), marks, file) for i, v in enumerate(node.value)]
+    constructor = yaml.SafeLoader(stream="")
+    try:
+        return constructor.construct_object(node, deep=True)
+    except yaml.constructor.ConstructorError as exc:
+        m = node.start_mark
+        raise ConfigError(f"invalid value: {exc.problem}", file=file,
+                          line=m.line + 1, column=m.column + 1) from None
+    finally:
+        constructor.dispose()
+
+
+def pydantic_errors(doc: Document, exc: Any, what: str) -> ConfigError:
+    """Turn a pydantic ValidationError into one ConfigError listing each problem at its line."""
+    problems = []
+    first_mark: Mark | None = None
+    for err in exc.errors(include_url=False):
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # pydantic puts union/tag names in loc; keep only those present in the document
+        clean = _clean_loc(doc, loc)
+        mark = doc.mark(clean)
+        first_mark = first_mark or mark
+        where = f"line {mark.line}, column {mark.column}" if mark else "top level"
+        path = ".".join(str(p) for p in clean) or "(document)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field {clean[-1]!r}" if clean else "unknown field"
+        elif err["type"] == "missing":
+            msg = f"missing required field {loc[-1]!r}"
+        problems.append(f"{path} ({where}): {msg}")
+    head = f"invalid {what}: " + problems[0] if len(problems) == 1 else (
+        f"invalid {what}, {len(problems)} problems:\n  " + "\n  ".join(problems)
+    )
+    return ConfigError(
+        head,
+        file=doc.file,
+        line=first_mark.line if first_mark else None,
+        column=first_mark.column if first_mark else None,
+        hint="`keyresponse schema` prints the JSON Schema; point your editor at it for completion",
+    )
+
+
+def _clean_loc(doc: Document, loc: Loc) -> Loc:
+    out: list[str | int] = []
+    data = doc.data
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            out.append(part)
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            out.append(part)
+            data = data[part]
+        elif isinstance(data, dict) and not isinstance(part, int):
+            # a tag name (e.g. union member) or a missing field: keep if it is the last
+            if part == loc[-1]:
+                out.append(part)
+            continue
+        else:
+            continue
+    return tuple(out)
