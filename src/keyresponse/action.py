@@ -61,9 +61,37 @@ class Plan:
     changes: list[str] = field(default_factory=list)
     data: Any = None
     destructive: bool = False
+    # What later steps may read in plan mode; anything else reads as a `Planned` placeholder.
+    outputs: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"summary": self.summary, "changes": self.changes, "destructive": self.destructive}
+
+
+class Planned:
+    """A value that exists only once a step is applied (in plan mode, e.g. the new key)."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+
+    def __str__(self) -> str:
+        return f"<{self.ref}, known after apply>"
+
+    __repr__ = __str__
+
+    def __bool__(self) -> bool:
+        return True
+
+
+class PlannedOutputs(dict[str, Any]):
+    """Outputs of a step that was only planned: known values, else `Planned` placeholders."""
+
+    def __init__(self, step_id: str, known: dict[str, Any]) -> None:
+        super().__init__(known)
+        self.step_id = step_id
+
+    def __missing__(self, name: str) -> Planned:
+        return Planned(f"steps.{self.step_id}.outputs.{name}")
 
 
 class Action(Protocol):

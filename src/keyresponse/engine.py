@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from keyresponse import __version__
-from keyresponse.action import Check, Plan, StepContext
+from keyresponse.action import Check, Plan, PlannedOutputs, StepContext
 from keyresponse.errors import ApprovalRefused, KeyresponseError, StepError, UsageError
 from keyresponse.faults import crashpoint
 from keyresponse.journal import Incident, KeyLock, from_jsonable, has_lost_secret
@@ -178,7 +178,12 @@ class Engine:
         incident.mark_running()
         if key_name is not None and self.mode is Mode.APPLY:
             lock = KeyLock(self.state_dir, key_name)
-            lock.acquire(incident.id)
+            try:
+                lock.acquire(incident.id)
+            except BaseException:
+                incident.journal.append("incident.finished", status="refused")
+                incident.mark_stopped()
+                raise
         steps = [s for s in playbook.model.steps if todo is None or s.id in todo]
         results: list[StepResult] = []
         self.reporter.run_started(incident, playbook, self.mode, steps)
@@ -202,6 +207,7 @@ class Engine:
             incident.journal.append("incident.finished", status=final)
             if lock:
                 lock.release()
+            incident.mark_stopped()
         result = RunResult(incident, self.mode, playbook.name, key_name, results)
         self.reporter.run_finished(result)
         return result
@@ -245,6 +251,7 @@ class Engine:
                     raise _PreflightFailed(failed)
                 if self.mode is Mode.PLAN:
                     result.status = "planned"
+                    result.outputs = PlannedOutputs(step.id, plan.outputs)
                     break
                 if plan.destructive:
                     self._confirm(playbook, step, plan)

@@ -36,9 +36,11 @@ def _environment() -> Any:
     from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
     class BoundedEnvironment(ImmutableSandboxedEnvironment):  # type: ignore[misc]
-        intercepted_binops = frozenset({"*", "**", "+"})
+        intercepted_binops = frozenset({"*", "**", "+", "%"})
 
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "%" and isinstance(left, str):
+                raise SecurityError("%-formatting is not available; use ~ to join text")
             if operator == "**" and (not isinstance(right, (int, float)) or abs(right) > 64):
                 raise SecurityError("exponent too large")
             if operator == "*":
@@ -51,6 +53,17 @@ def _environment() -> Any:
                     raise SecurityError("result too large")
             return super().call_binop(context, operator, left, right)
 
+        def wrap_str_format(self, value: Any) -> Any:
+            # a format spec can ask for a gigabyte of padding; playbooks need no str.format
+            if getattr(value, "__name__", None) in ("format", "format_map") and isinstance(
+                getattr(value, "__self__", None), str
+            ):
+                def refused(*args: Any, **kwargs: Any) -> str:
+                    raise SecurityError("str.format is not available; use ~ to join text")
+
+                return refused
+            return None
+
         def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
             for a in list(args) + list(kwargs.values()):
                 if isinstance(a, int) and not isinstance(a, bool) and abs(a) > MAX_INT_ARG:
@@ -58,7 +71,7 @@ def _environment() -> Any:
             return super().call(__context, __obj, *args, **kwargs)
 
     env = BoundedEnvironment(undefined=StrictUndefined, autoescape=False)
-    env.filters = {name: _bounded(f, SecurityError) for name, f in env.filters.items()}
+    env.filters = {name: _bounded(f, SecurityError) for name, f in env.filters.items() if name != "format"}
     _env = env
     return _env
 

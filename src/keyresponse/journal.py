@@ -200,7 +200,7 @@ class Incident:
             elif r["event"] == "incident.resumed":
                 status = "running"
         if status == "running" and not self.is_locked():
-            status = "interrupted" if opened.get("mode") != "plan" else "interrupted"
+            status = "interrupted"
         return {
             "id": self.id,
             "playbook": opened.get("playbook"),
@@ -240,6 +240,13 @@ class Incident:
                 hint="wait for it to finish, or stop it first",
             ) from None
         self._running_fd = fd
+
+    def mark_stopped(self) -> None:
+        fd = getattr(self, "_running_fd", None)
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            self._running_fd = None
 
 
 class KeyLock:

@@ -1,0 +1,202 @@
+"""The `keyresponse` command: parse, load, call the engine, print, exit code.
+
+Exit codes: 0 every step ok; 1 a step failed (the incident is resumable);
+2 bad usage, inventory or playbook; 3 an unexpected error (traceback saved);
+130 interrupted (the incident is resumable).
+
+Start-up stays lean: only Typer is imported here at module level; everything
+heavy is imported inside the command that needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    name="keyresponse",
+    help=(
+        "Respond to a leaked API key in one command: revoke it, prove it dead, issue a "
+        "replacement, redeploy it everywhere, audit its usage, tell the team, write the report.\n\n"
+        "Start here:  keyresponse demo        (a whole incident against the local sandbox)\n\n"
+        "In an incident:  keyresponse run leaked-key --key NAME"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+
+ConfigOpt = Annotated[
+    Path,
+    typer.Option("--config", "-c", envvar="KEYRESPONSE_CONFIG", help="The inventory file.", show_default=True),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine output: JSON on stdout.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before destructive steps.")]
+KeyOpt = Annotated[Optional[str], typer.Option("--key", "-k", help="Inventory name of the key (input `key`).")]
+InputOpt = Annotated[
+    Optional[list[str]], typer.Option("--input", "-i", help="A playbook input as NAME=VALUE (repeatable).")
+]
+LeakedStdinOpt = Annotated[
+    bool, typer.Option("--leaked-stdin", help="Read the leaked key's value from stdin (never pass it as an argument).")
+]
+LeakedEnvOpt = Annotated[
+    Optional[str], typer.Option("--leaked-env", metavar="VAR", help="Read the leaked key's value from this env var.")
+]
+DEFAULT_CONFIG = Path("keyresponse.yaml")
+
+
+@app.command()
+def run(
+    playbook: Annotated[str, typer.Argument(help="A playbook name (see `keyresponse playbooks`) or a path.")],
+    key: KeyOpt = None,
+    input: InputOpt = None,
+    leaked_stdin: LeakedStdinOpt = False,
+    leaked_env: LeakedEnvOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and preflight every step; change nothing.")] = False,
+    yes: YesOpt = False,
+    json_output: JsonOpt = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Run a playbook for real (or with --dry-run, plan it).
+
+    Example: keyresponse run leaked-key --key chatbot-prod
+    """
+    from keyresponse import commands
+
+    raise typer.Exit(commands.run(playbook, config, key, input or [], leaked_stdin, leaked_env,
+                                  plan_only=dry_run, yes=yes, json_output=json_output))
+
+
+@app.command()
+def plan(
+    playbook: Annotated[str, typer.Argument(help="A playbook name or a path.")],
+    key: KeyOpt = None,
+    input: InputOpt = None,
+    leaked_stdin: LeakedStdinOpt = False,
+    leaked_env: LeakedEnvOpt = None,
+    json_output: JsonOpt = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Dry run: print each step, what it would change and whether its preflight passes."""
+    from keyresponse import commands
+
+    raise typer.Exit(commands.run(playbook, config, key, input or [], leaked_stdin, leaked_env,
+                                  plan_only=True, yes=False, json_output=json_output))
+
+
+@app.command()
+def resume(
+    incident_id: Annotated[str, typer.Argument(help="The incident id (a unique prefix is enough).")],
+    yes: YesOpt = False,
+    json_output: JsonOpt = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Continue an interrupted or failed incident: finished steps are skipped."""
+    from keyresponse import commands
+
+    raise typer.Exit(commands.resume(incident_id, config, yes=yes, json_output=json_output))
+
+
+@app.command()
+def incidents(json_output: JsonOpt = False, config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """List incidents with their status (newest last)."""
+    from keyresponse import commands
+
+    raise typer.Exit(commands.incidents(config, json_output))
+
+
+@app.command()
+def validate(
+    playbooks: Annotated[Optional[list[str]], typer.Argument(help="Playbooks to check (default: all found).")] = None,
+    json_output: JsonOpt = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Check the inventory and playbooks; print every problem with file:line."""
+    from keyresponse import commands
+
+    raise typer.Exit(commands.validate(config, playbooks or [], json_output))
+
+
+@app.command()
+def schema(
+    kind: Annotated[str, typer.Argument(help="inventory or playbook")] = "inventory",
+) -> None:
+    """Print the JSON Schema of the inventory or a playbook, for editor completion."""
+    from keyresponse import commands
+
+    raise typer.Exit(commands.schema(kind))
+
+
+@app.command()
+def actions(json_output: JsonOpt = False) -> None:
+    """List the actions a playbook step can use."""
+    from keyresponse import commands
+
+    raise typer.Exit(commands.actions(json_output))
+
+
+@app.command()
+def playbooks(json_output: JsonOpt = False, config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """List the playbooks found, with their inputs."""
+    from keyresponse import commands
+
+    raise typer.Exit(commands.playbooks(config, json_output))
+
+
+def main() -> None:
+    """Console entry point: one error handler for the whole program."""
+    from keyresponse.errors import KeyresponseError
+
+    try:
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted. `keyresponse incidents` shows the incident; "
+                         "`keyresponse resume ID` continues it.\n")
+        sys.exit(130)
+    except KeyresponseError as exc:
+        from keyresponse.secret import redact
+
+        sys.stderr.write(f"error: {redact(str(exc))}\n")
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # the click usage errors, then true surprises
+        _usage_or_crash(exc)
+
+
+def _usage_or_crash(exc: Exception) -> None:
+    try:
+        from typer._click import exceptions as click_exc  # newer Typer vendors click
+    except ImportError:  # pragma: no cover - older Typer
+        from click import exceptions as click_exc  # type: ignore[no-redef]
+
+    if isinstance(exc, click_exc.ClickException):
+        exc.show()
+        sys.exit(2)
+    if isinstance(exc, click_exc.Abort):
+        sys.stderr.write("aborted\n")
+        sys.exit(130)
+    import tempfile
+    import traceback
+
+    from keyresponse.secret import redact
+
+    text = redact("".join(traceback.format_exception(exc)))
+    fd, path = tempfile.mkstemp(prefix="keyresponse-crash-", suffix=".txt")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    sys.stderr.write(
+        f"unexpected error: {redact(type(exc).__name__ + ': ' + str(exc))}\n"
+        f"the traceback is in {path}; please report it. Any incident in progress can be resumed.\n"
+    )
+    sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

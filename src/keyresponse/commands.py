@@ -1,0 +1,225 @@
+"""Bodies of the CLI commands: plain functions that return an exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from keyresponse.errors import ConfigError, UsageError
+
+
+def load_config(config: Path, *, required: bool = True) -> Any:
+    from keyresponse.inventory import empty, load_inventory
+
+    if not config.exists():
+        if not required:
+            return empty()
+        raise ConfigError(
+            f"no inventory at {config}",
+            hint="write one with `keyresponse init`, try everything with `keyresponse demo`, "
+            "or point at yours with --config / KEYRESPONSE_CONFIG",
+        )
+    return load_inventory(config)
+
+
+def _parse_inputs(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--input {pair!r}: expected NAME=VALUE")
+        out[name.strip()] = value
+    return out
+
+
+def _leaked(leaked_stdin: bool, leaked_env: str | None) -> Any:
+    from keyresponse.secret import secret_from_env, secret_from_stdin
+
+    if leaked_stdin and leaked_env:
+        raise UsageError("give the leaked value once: --leaked-stdin or --leaked-env, not both")
+    if leaked_stdin:
+        return secret_from_stdin()
+    if leaked_env:
+        value = secret_from_env(leaked_env)
+        if value is None:
+            raise UsageError(f"--leaked-env {leaked_env}: that environment variable is empty or unset")
+        return value
+    return None
+
+
+def run(playbook_name: str, config: Path, key: str | None, input_pairs: list[str], leaked_stdin: bool,
+        leaked_env: str | None, *, plan_only: bool, yes: bool, json_output: bool) -> int:
+    from keyresponse import playbook as pbmod
+    from keyresponse.console import reporter_for
+    from keyresponse.engine import Engine, Mode
+
+    inventory = load_config(config, required=False)
+    book = pbmod.load_playbook(pbmod.find(playbook_name, inventory.root))
+    given = _parse_inputs(input_pairs)
+    if key is not None:
+        given["key"] = key
+    leaked = _leaked(leaked_stdin, leaked_env)
+    if leaked is not None:
+        if "leaked" not in book.model.inputs:
+            raise UsageError(f"playbook {book.name!r} takes no leaked value (it has no `leaked` input)")
+        given["leaked"] = leaked
+        if given.get("key") is None and inventory.path is not None:
+            given["key"] = _locate(inventory, leaked)
+    for name in ("key",):
+        if name in given and name not in book.model.inputs:
+            raise UsageError(f"playbook {book.name!r} has no `{name}` input; drop --{name}")
+    inputs = pbmod.coerce_inputs(book, given)
+    key_name = inputs.get("key")
+    engine = Engine(
+        inventory,
+        mode=Mode.PLAN if plan_only else Mode.APPLY,
+        reporter=reporter_for(json_output),
+        assume_yes=yes,
+        interactive=sys.stdin.isatty() and not json_output,
+    )
+    return engine.start(book, inputs, key_name).exit_code
+
+
+def _locate(inventory: Any, leaked: Any) -> str | None:
+    """Which inventory key a leaked value belongs to (None: the provider lookup decides)."""
+    import os
+
+    for name, entry in inventory.model.keys.items():
+        if entry.secret_env and os.environ.get(entry.secret_env, "").strip() == leaked.reveal():
+            return str(name)
+    try:
+        from keyresponse.actions.key import locate_in_inventory
+    except ImportError:
+        return None
+    found: str | None = locate_in_inventory(inventory, leaked)
+    return found
+
+
+def resume(incident_id: str, config: Path, *, yes: bool, json_output: bool) -> int:
+    from keyresponse.console import reporter_for
+    from keyresponse.engine import Engine, Mode
+    from keyresponse.journal import Incident
+
+    inventory = load_config(config, required=False)
+    incident = Incident.open(inventory.root / ".keyresponse", incident_id)
+    opened = next((r for r in incident.journal.records() if r["event"] == "incident.opened"), {})
+    if inventory.path is None and opened.get("inventory"):
+        inventory = load_config(Path(opened["inventory"]))
+    engine = Engine(inventory, mode=Mode.APPLY, reporter=reporter_for(json_output), assume_yes=yes,
+                    interactive=sys.stdin.isatty() and not json_output)
+    return engine.resume(incident).exit_code
+
+
+def incidents(config: Path, json_output: bool) -> int:
+    from keyresponse.journal import Incident
+
+    inventory = load_config(config, required=False)
+    rows = [i.summary() for i in Incident.all(inventory.root / ".keyresponse")]
+    if json_output:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no incidents yet")
+        return 0
+    for r in rows:
+        failed = [s for s, st in r["steps"].items() if st == "failed"]
+        extra = f"  failed: {', '.join(failed)}" if failed else ""
+        print(f"{r['id']}  {r['status']:<11} {r['mode'] or '':<5} {r['playbook'] or '':<12} "
+              f"key={r['key'] or '-'}{extra}")
+    return 0
+
+
+def validate(config: Path, names: list[str], json_output: bool) -> int:
+    from keyresponse import playbook as pbmod
+    from keyresponse.errors import KeyresponseError
+
+    problems: list[str] = []
+    checked: list[str] = []
+    inventory = None
+    try:
+        inventory = load_config(config)
+        checked.append(str(config))
+    except KeyresponseError as exc:
+        problems.append(str(exc))
+    root = inventory.root if inventory else Path.cwd()
+    paths = [pbmod.find(n, root) for n in names] if names else list(pbmod.available(root).values())
+    for path in paths:
+        try:
+            pbmod.load_playbook(path)
+            checked.append(str(path))
+        except KeyresponseError as exc:
+            problems.append(str(exc))
+    if json_output:
+        print(json.dumps({"ok": not problems, "checked": checked, "problems": problems}, indent=2))
+    else:
+        for c in checked:
+            print(f"ok    {c}")
+        for p in problems:
+            print(f"error {p}", file=sys.stderr)
+    return 2 if problems else 0
+
+
+def schema(kind: str) -> int:
+    if kind == "inventory":
+        from keyresponse.inventory import json_schema
+    elif kind == "playbook":
+        from keyresponse.playbook import json_schema  # type: ignore[assignment]
+    else:
+        raise UsageError(f"schema {kind!r}: choose inventory or playbook")
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def actions(json_output: bool) -> int:
+    from keyresponse import registry
+
+    rows = []
+    for name in registry.names():
+        try:
+            cls = registry.get(name)
+            rows.append({"name": name, "summary": cls.summary,
+                         "with": sorted(cls.With.model_fields)})
+        except ImportError:
+            rows.append({"name": name, "summary": "(not available in this build)", "with": []})
+    if json_output:
+        print(json.dumps(rows, indent=2))
+    else:
+        width = max(len(r["name"]) for r in rows)
+        for r in rows:
+            print(f"{r['name']:<{width}}  {r['summary']}")
+    return 0
+
+
+def playbooks(config: Path, json_output: bool) -> int:
+    from keyresponse import playbook as pbmod
+    from keyresponse.errors import KeyresponseError
+
+    inventory = load_config(config, required=False)
+    rows = []
+    for name, path in pbmod.available(inventory.root).items():
+        try:
+            book = pbmod.load_playbook(path)
+        except KeyresponseError as exc:
+            rows.append({"name": name, "path": str(path), "error": str(exc)})
+            continue
+        rows.append({
+            "name": name, "path": str(path), "description": book.model.description.strip(),
+            "inputs": {k: v.model_dump(exclude_none=True) for k, v in book.model.inputs.items()},
+            "steps": [s.id for s in book.model.steps],
+        })
+    if json_output:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    for r in rows:
+        print(f"{r['name']}  ({r['path']})")
+        if "error" in r:
+            print(f"  error: {r['error']}")
+            continue
+        if r["description"]:
+            print("  " + r["description"].splitlines()[0])
+        for k, v in r["inputs"].items():
+            req = "required" if v.get("required") else f"default {v.get('default')!r}"
+            print(f"    --input {k}=…  ({v.get('type', 'string')}, {req}) {v.get('description', '')}")
+    return 0

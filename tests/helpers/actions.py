@@ -1,0 +1,135 @@
+"""Small actions only tests register: fail once, block until told, emit a secret."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from keyresponse.action import BaseAction, Check, Plan, StepContext, With
+from keyresponse.errors import StepError
+from keyresponse.secret import Secret
+
+
+class FailOnceArgs(With):
+    marker: str
+
+
+class FailOnce(BaseAction):
+    """Fails (not retryable) the first time it is applied; succeeds afterwards."""
+
+    name = "test.fail_once"
+    summary = "test"
+    With = FailOnceArgs
+
+    def plan(self, args: FailOnceArgs, ctx: StepContext) -> Plan:
+        return Plan(summary="fail once", data=Path(args.marker))
+
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        marker: Path = plan.data
+        if not marker.exists():
+            marker.write_text("failed once")
+            err = StepError("first attempt fails on purpose")
+            err.retryable = False
+            raise err
+        return {"ok": True}
+
+
+class CountArgs(With):
+    counter: str
+
+
+class Count(BaseAction):
+    """Appends a line to a file each time it is applied."""
+
+    name = "test.count"
+    summary = "test"
+    With = CountArgs
+
+    def plan(self, args: CountArgs, ctx: StepContext) -> Plan:
+        return Plan(summary="count", data=Path(args.counter))
+
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        with open(plan.data, "a") as fh:
+            fh.write(ctx.step_id + "\n")
+        return {}
+
+
+BLOCK_EVENTS: dict[str, threading.Event] = {}
+STARTED_EVENTS: dict[str, threading.Event] = {}
+
+
+class BlockArgs(With):
+    name: str
+
+
+class Block(BaseAction):
+    name = "test.block"
+    summary = "test"
+    With = BlockArgs
+
+    def plan(self, args: BlockArgs, ctx: StepContext) -> Plan:
+        return Plan(summary="block", data=args.name)
+
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        STARTED_EVENTS[plan.data].set()
+        BLOCK_EVENTS[plan.data].wait(10)
+        return {}
+
+
+class SecretArgs(With):
+    env: str
+
+
+class EmitSecret(BaseAction):
+    """Reads a secret from an env var, outputs it, and misbehaves with it on purpose:
+    prints it in progress text and raises an error that contains it."""
+
+    name = "test.emit_secret"
+    summary = "test"
+    With = SecretArgs
+
+    def plan(self, args: SecretArgs, ctx: StepContext) -> Plan:
+        return Plan(summary="emit", data=args.env)
+
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        import os
+
+        secret = Secret(os.environ[plan.data])
+        ctx.progress(f"careless progress line with {secret.reveal()}")
+        ctx.record("careless.note", value=secret.reveal(), masked=secret)
+        return {"secret": secret, "text": f"embedded {secret.reveal()} text"}
+
+
+class UseSecretArgs(With):
+    secret: Any
+    fail: bool = False
+
+
+class UseSecret(BaseAction):
+    name = "test.use_secret"
+    summary = "test"
+    With = UseSecretArgs
+
+    def plan(self, args: UseSecretArgs, ctx: StepContext) -> Plan:
+        return Plan(summary=f"use {args.secret}", data=args)
+
+    def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
+        return [Check("secret is a Secret or planned", True)]
+
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        value = plan.data.secret
+        text = value.reveal() if hasattr(value, "reveal") else str(value)
+        if plan.data.fail:
+            raise StepError(f"service said: bad key {text}")
+        return {"length": len(text)}
+
+
+ALL = [FailOnce, Count, Block, EmitSecret, UseSecret]
+
+
+def register_all() -> None:
+    from keyresponse import registry
+
+    for cls in ALL:
+        registry.register(cls.name, cls)

@@ -1,0 +1,163 @@
+"""The step loop: journal, plan vs apply, resume, locking, and secrets that never leave memory."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from keyresponse.engine import Engine, Mode
+from keyresponse.errors import LockedError
+from keyresponse.inventory import load_inventory
+from keyresponse.journal import Incident
+from keyresponse.playbook import coerce_inputs, load_playbook
+from tests.helpers import actions as test_actions
+
+INVENTORY = """\
+providers:
+  openai: {kind: openai, admin_key_env: OPENAI_ADMIN_KEY}
+keys:
+  app: {project: proj_test}
+"""
+
+
+def _setup(tmp: Path, steps: str, inputs: str = "") -> tuple[object, object]:
+    (tmp / "keyresponse.yaml").write_text(INVENTORY)
+    (tmp / "pb.yaml").write_text("name: t\n" + inputs + "steps:\n" + steps)
+    return load_inventory(tmp / "keyresponse.yaml"), load_playbook(tmp / "pb.yaml")
+
+
+def _records(incident: Incident) -> list[dict]:
+    return list(incident.journal.records())
+
+
+def test_journal_has_one_start_and_one_end_per_step(workdir: Path) -> None:
+    inv, pb = _setup(workdir, "  - {id: a, uses: log.message, with: {message: one}}\n"
+                              "  - {id: b, uses: log.message, with: {message: '${{ steps.a.outputs.message }} two'}}\n")
+    result = Engine(inv, mode=Mode.APPLY).start(pb, {}, None)
+    assert result.ok and result.exit_code == 0
+    recs = _records(result.incident)
+    for sid in ("a", "b"):
+        assert [r["event"] for r in recs if r.get("step") == sid and r["event"] in ("step.started", "step.finished")] == [
+            "step.started", "step.finished"]
+    assert recs[-1] == {**recs[-1], "event": "incident.finished", "status": "succeeded"}
+    assert result.steps[1].outputs["message"] == "one two"
+    folder = result.incident.dir
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert oct((folder / "journal.jsonl").stat().st_mode & 0o777) == "0o600"
+
+
+def test_plan_mode_applies_nothing_and_reads_planned_outputs(workdir: Path) -> None:
+    counter = workdir / "count.txt"
+    inv, pb = _setup(workdir, f"  - {{id: a, uses: test.count, with: {{counter: {counter}}}}}\n"
+                              "  - {id: b, uses: test.use_secret, with: {secret: '${{ steps.a.outputs.secret }}'}}\n")
+    result = Engine(inv, mode=Mode.PLAN).start(pb, {}, None)
+    assert [s.status for s in result.steps] == ["planned", "planned"]
+    assert not counter.exists()
+    assert "known after apply" in result.steps[1].summary
+
+
+def test_resume_skips_what_succeeded_and_reruns_the_failed_step(workdir: Path) -> None:
+    counter, marker = workdir / "count.txt", workdir / "marker"
+    inv, pb = _setup(workdir, f"  - {{id: a, uses: test.count, with: {{counter: {counter}}}}}\n"
+                              f"  - {{id: b, uses: test.fail_once, with: {{marker: {marker}}}}}\n"
+                              f"  - {{id: c, uses: test.count, with: {{counter: {counter}}}}}\n")
+    first = Engine(inv, mode=Mode.APPLY).start(pb, {}, "app")
+    assert [s.status for s in first.steps] == ["applied", "failed"]
+    assert first.exit_code == 1
+    assert counter.read_text() == "a\n"
+    assert Incident.open(workdir / ".keyresponse", first.incident.id).summary()["status"] == "failed"
+
+    second = Engine(inv, mode=Mode.APPLY).resume(Incident.open(workdir / ".keyresponse", first.incident.id))
+    assert [(s.id, s.status) for s in second.steps] == [("b", "applied"), ("c", "applied")]
+    assert counter.read_text() == "a\nc\n"  # a ran once
+    assert second.incident.summary()["status"] == "succeeded"
+
+
+def test_retries_rerun_a_retryable_failure(workdir: Path) -> None:
+    inv, pb = _setup(workdir, "  - {id: a, uses: test.use_secret, retries: 1, with: {secret: x, fail: true}}\n")
+    result = Engine(inv, mode=Mode.APPLY).start(pb, {}, None)
+    events = [r["event"] for r in _records(result.incident)]
+    assert events.count("step.started") == 2 and "step.retrying" in events
+
+
+def test_on_failure_continue_runs_the_rest_but_fails_the_run(workdir: Path) -> None:
+    counter = workdir / "count.txt"
+    inv, pb = _setup(workdir, f"  - {{id: a, uses: test.fail_once, on_failure: continue, with: {{marker: {workdir / 'm'}}}}}\n"
+                              f"  - {{id: b, uses: test.count, with: {{counter: {counter}}}}}\n")
+    result = Engine(inv, mode=Mode.APPLY).start(pb, {}, None)
+    assert [s.status for s in result.steps] == ["failed", "applied"]
+    assert result.exit_code == 1
+
+
+def test_if_false_skips(workdir: Path) -> None:
+    inv, pb = _setup(workdir, "  - {id: a, uses: log.message, if: '${{ inputs.loud }}', with: {message: m}}\n",
+                     inputs="inputs:\n  loud: {type: boolean, default: false}\n")
+    result = Engine(inv, mode=Mode.APPLY).start(pb, coerce_inputs(pb, {}), None)
+    assert result.steps[0].status == "skipped" and result.ok
+
+
+def test_two_runs_on_one_key_cannot_overlap(workdir: Path) -> None:
+    inv, pb = _setup(workdir, "  - {id: a, uses: test.block, with: {name: lock}}\n")
+    test_actions.BLOCK_EVENTS["lock"] = threading.Event()
+    test_actions.STARTED_EVENTS["lock"] = threading.Event()
+    first: dict = {}
+    runner = threading.Thread(target=lambda: first.update(r=Engine(inv, mode=Mode.APPLY).start(pb, {}, "app")))
+    runner.start()
+    try:
+        assert test_actions.STARTED_EVENTS["lock"].wait(5)
+        with pytest.raises(LockedError) as info:
+            Engine(inv, mode=Mode.APPLY).start(pb, {}, "app")
+        holder = [p.name for p in (workdir / ".keyresponse" / "incidents").iterdir()]
+        assert any(h in str(info.value) for h in holder)
+    finally:
+        test_actions.BLOCK_EVENTS["lock"].set()
+        runner.join(10)
+    assert first["r"].ok
+    # once the first run is over, the key is free again
+    test_actions.STARTED_EVENTS["lock"].clear()
+    assert Engine(inv, mode=Mode.APPLY).start(pb, {}, "app").ok
+
+
+def test_confirmation_refused_without_yes_when_not_interactive(workdir: Path) -> None:
+    inv, pb = _setup(workdir, "  - {id: a, uses: wait.approval, with: {prompt: 'go?'}}\n")
+    result = Engine(inv, mode=Mode.APPLY, interactive=False).start(pb, {}, None)
+    assert result.steps[0].status == "failed" and "--yes" in (result.steps[0].hint or "")
+    assert Engine(inv, mode=Mode.APPLY, assume_yes=True).start(pb, {}, None).ok
+
+
+def test_a_secret_never_reaches_journal_console_or_errors(workdir: Path, fake_secret_value: str,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from keyresponse.console import JsonReporter, PlainReporter
+
+    inv, pb = _setup(workdir, "  - {id: a, uses: test.emit_secret, with: {env: TEST_FAKE_SECRET}}\n"
+                              "  - {id: b, uses: test.use_secret, with: {secret: '${{ steps.a.outputs.secret }}'}}\n"
+                              "  - {id: c, uses: test.use_secret, with: {secret: '${{ steps.a.outputs.secret }}', fail: true}}\n")
+    for reporter in (PlainReporter(), JsonReporter()):
+        result = Engine(inv, mode=Mode.APPLY, reporter=reporter).start(pb, {}, None)
+        assert [s.status for s in result.steps] == ["applied", "applied", "failed"]
+        assert "bad key sk-" in (result.steps[2].error or "")  # the error is kept, the value masked
+        assert fake_secret_value not in json.dumps(result.as_dict())
+    out = capsys.readouterr()
+    assert "careless progress line" in out.err
+    produced = [p for p in workdir.rglob("*") if p.is_file()]
+    assert produced
+    for path in produced:
+        assert fake_secret_value not in path.read_text(errors="replace"), path
+    assert fake_secret_value not in out.out + out.err
+
+
+def test_resume_reruns_a_step_whose_secret_died_with_the_process(workdir: Path, fake_secret_value: str) -> None:
+    """A finished step's secret output is lost with the process: a resume that needs it
+    runs that step again, then every finished step that read it."""
+    inv, pb = _setup(workdir, "  - {id: mint, uses: test.emit_secret, with: {env: TEST_FAKE_SECRET}}\n"
+                              "  - {id: use, uses: test.use_secret, with: {secret: '${{ steps.mint.outputs.secret }}'}}\n"
+                              f"  - {{id: gate, uses: test.fail_once, with: {{marker: {workdir / 'm'}}}}}\n"
+                              "  - {id: again, uses: test.use_secret, with: {secret: '${{ steps.mint.outputs.secret }}'}}\n")
+    first = Engine(inv, mode=Mode.APPLY).start(pb, {}, None)
+    assert [s.status for s in first.steps] == ["applied", "applied", "failed"]
+    second = Engine(inv, mode=Mode.APPLY).resume(Incident.open(workdir / ".keyresponse", first.incident.id))
+    assert [s.id for s in second.steps] == ["mint", "use", "gate", "again"]
+    assert second.ok
