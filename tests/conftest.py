@@ -5,9 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import actions as test_actions
-
-test_actions.register_all()
+import tests.helpers.actions  # noqa: F401  (registers the test-only actions)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -23,11 +23,25 @@ ACTIONS: dict[str, str] = {
     "exposure.scan": "keyresponse.actions.exposure:Scan",
 }
 
-# Actions only tests register (see tests/helpers/actions.py).
+# Actions registered at run time: by tests, or by modules named in
+# KEYRESPONSE_ACTION_MODULES (comma-separated; each calls `register` on import).
 _EXTRA: dict[str, Any] = {}
+_loaded_env = False
+
+
+def _load_env_modules() -> None:
+    global _loaded_env
+    if _loaded_env:
+        return
+    _loaded_env = True
+    import os
+
+    for module in filter(None, (m.strip() for m in os.environ.get("KEYRESPONSE_ACTION_MODULES", "").split(","))):
+        importlib.import_module(module)
 
 
 def names() -> list[str]:
+    _load_env_modules()
     return sorted(set(ACTIONS) | set(_EXTRA))
 
 
@@ -41,6 +55,7 @@ def unregister(name: str) -> None:
 
 def get(name: str) -> Any:
     """The action class for `name`; KeyError if unknown."""
+    _load_env_modules()
     if name in _EXTRA:
         return _EXTRA[name]
     module_name, _, attr = ACTIONS[name].partition(":")

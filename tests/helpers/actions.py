@@ -133,3 +133,8 @@ def register_all() -> None:
 
     for cls in ALL:
         registry.register(cls.name, cls)
+
+
+# Importing this module registers them: a subprocess run gets them through
+# KEYRESPONSE_ACTION_MODULES=tests.helpers.actions.
+register_all()
