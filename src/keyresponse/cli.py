@@ -47,6 +47,11 @@ LeakedStdinOpt = Annotated[
 LeakedEnvOpt = Annotated[
     Optional[str], typer.Option("--leaked-env", metavar="VAR", help="Read the leaked key's value from this env var.")
 ]
+AlertOpt = Annotated[
+    Optional[Path],
+    typer.Option("--from-alert", metavar="FILE",
+                 help="Start from a scanner's alert (GitHub, gitleaks, TruffleHog, GitGuardian, detect-secrets)."),
+]
 DEFAULT_CONFIG = Path("keyresponse.yaml")
 
 
@@ -57,6 +62,7 @@ def run(
     input: InputOpt = None,
     leaked_stdin: LeakedStdinOpt = False,
     leaked_env: LeakedEnvOpt = None,
+    from_alert: AlertOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and preflight every step; change nothing.")] = False,
     yes: YesOpt = False,
     json_output: JsonOpt = False,
@@ -69,7 +75,7 @@ def run(
     from keyresponse import commands
 
     raise typer.Exit(commands.run(playbook, config, key, input or [], leaked_stdin, leaked_env,
-                                  plan_only=dry_run, yes=yes, json_output=json_output))
+                                  plan_only=dry_run, yes=yes, json_output=json_output, from_alert=from_alert))
 
 
 @app.command()
@@ -79,6 +85,7 @@ def plan(
     input: InputOpt = None,
     leaked_stdin: LeakedStdinOpt = False,
     leaked_env: LeakedEnvOpt = None,
+    from_alert: AlertOpt = None,
     json_output: JsonOpt = False,
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
@@ -86,7 +93,7 @@ def plan(
     from keyresponse import commands
 
     raise typer.Exit(commands.run(playbook, config, key, input or [], leaked_stdin, leaked_env,
-                                  plan_only=True, yes=False, json_output=json_output))
+                                  plan_only=True, yes=False, json_output=json_output, from_alert=from_alert))
 
 
 @app.command()

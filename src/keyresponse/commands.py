@@ -50,7 +50,8 @@ def _leaked(leaked_stdin: bool, leaked_env: str | None) -> Any:
 
 
 def run(playbook_name: str, config: Path, key: str | None, input_pairs: list[str], leaked_stdin: bool,
-        leaked_env: str | None, *, plan_only: bool, yes: bool, json_output: bool) -> int:
+        leaked_env: str | None, *, plan_only: bool, yes: bool, json_output: bool,
+        from_alert: Path | None = None) -> int:
     from keyresponse import playbook as pbmod
     from keyresponse.console import reporter_for
     from keyresponse.engine import Engine, Mode
@@ -61,6 +62,8 @@ def run(playbook_name: str, config: Path, key: str | None, input_pairs: list[str
     if key is not None:
         given["key"] = key
     leaked = _leaked(leaked_stdin, leaked_env)
+    if from_alert is not None:
+        leaked = _apply_alert(book, given, from_alert, leaked)
     if leaked is not None:
         if "leaked" not in book.model.inputs:
             raise UsageError(f"playbook {book.name!r} takes no leaked value (it has no `leaked` input)")
@@ -80,6 +83,31 @@ def run(playbook_name: str, config: Path, key: str | None, input_pairs: list[str
         interactive=sys.stdin.isatty() and not json_output,
     )
     return engine.start(book, inputs, key_name).exit_code
+
+
+def _apply_alert(book: Any, given: dict[str, Any], path: Path, leaked: Any) -> Any:
+    """Fold a scanner's alert into the inputs: its locations, when it leaked, and the
+    value itself when the payload carries one (and none was given on stdin/env)."""
+    from keyresponse import alerts
+
+    found = alerts.load(path)
+    values = {a.secret.reveal(): a.secret for a in found if a.secret is not None}
+    if len(values) > 1:
+        raise UsageError(
+            f"--from-alert {path}: it holds {len(values)} different secrets "
+            f"({', '.join(s.masked for s in values.values())}); one incident handles one key",
+            hint="split the report, or pass the one that leaked with --leaked-stdin",
+        )
+    merged = found[0].summary()
+    merged["locations"] = [loc for a in found for loc in a.summary()["locations"]]
+    times = sorted(t for a in found for t in (a.leaked_at, a.detected_at) if t)
+    if "alert" in book.model.inputs:
+        given["alert"] = merged
+    if "leaked_at" in book.model.inputs and times and given.get("leaked_at") is None:
+        given["leaked_at"] = times[0]
+    if leaked is None and values:
+        leaked = next(iter(values.values()))
+    return leaked
 
 
 def _locate(inventory: Any, leaked: Any) -> str | None:

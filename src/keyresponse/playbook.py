@@ -25,7 +25,7 @@ class _Model(BaseModel):
 
 
 class Input(_Model):
-    type: Literal["string", "integer", "number", "boolean", "secret"] = "string"
+    type: Literal["string", "integer", "number", "boolean", "secret", "object"] = "string"
     required: bool = False
     default: Any = None
     description: str = ""
@@ -258,6 +258,8 @@ def coerce_inputs(playbook: LoadedPlaybook, given: dict[str, Any]) -> dict[str, 
                 value = float(value)
             elif s.type == "boolean" and isinstance(value, str):
                 value = value.lower() in ("1", "true", "yes", "on")
+            elif s.type == "object" and not isinstance(value, dict):
+                raise UsageError(f"input {name!r} is structured data (e.g. --from-alert), not text")
             elif s.type == "secret" and not isinstance(value, Secret):
                 raise UsageError(f"input {name!r} is a secret: pass it on stdin or through an env var, never argv")
         except ValueError:
