@@ -123,6 +123,8 @@ class Engine:
     # --- entry points
 
     def start(self, playbook: LoadedPlaybook, inputs: dict[str, Any], key_name: str | None) -> RunResult:
+        if playbook.model.plan_only and self.mode is Mode.APPLY:
+            self.mode = Mode.PLAN  # e.g. the drill playbook: it proves, it never changes
         if key_name is not None:
             self.inventory.key(key_name)  # a clear error for an unknown name, before anything
         incident = Incident.create(self.state_dir)
@@ -191,8 +193,8 @@ class Engine:
         stopped = False
         try:
             for step in steps:
-                if stopped:
-                    break
+                if stopped and not step.always:
+                    continue
                 result = self._step(incident, playbook, step, inputs, key_name, outputs, statuses, prior.get(step.id, []))
                 results.append(result)
                 statuses[step.id] = result.status
@@ -399,6 +401,9 @@ def _resume_set(playbook: LoadedPlaybook, statuses: dict[str, str], outputs: dic
             if sid not in todo and any(d in todo and _rerun(d, statuses) for d in playbook.deps.get(sid, ())):
                 todo.add(sid)
                 changed = True
+    if todo:  # `always` steps (report, close) after the first re-run step describe the end state: run them again
+        first = min(order.index(sid) for sid in todo)
+        todo |= {s.id for s in playbook.model.steps[first:] if s.always}
     return [sid for sid in order if sid in todo]
 
 

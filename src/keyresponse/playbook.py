@@ -39,6 +39,7 @@ class Step(_Model):
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
     if_: str | bool | None = Field(None, alias="if", description="Run only when this is true")
     on_failure: Literal["stop", "continue"] = "stop"
+    always: bool = Field(False, description="Run even after an earlier step failed and stopped the run")
     retries: int = Field(0, ge=0, le=10)
     timeout: float = Field(600, gt=0, le=86400, description="Seconds")
 
@@ -50,6 +51,7 @@ class Step(_Model):
 class Playbook(_Model):
     name: str
     description: str = ""
+    plan_only: bool = Field(False, description="Never apply: `run` plans it, as `drill` does")
     inputs: dict[str, Input] = Field(default_factory=dict)
     steps: list[Step] = Field(min_length=1)
 

@@ -161,3 +161,31 @@ def test_resume_reruns_a_step_whose_secret_died_with_the_process(workdir: Path, 
     second = Engine(inv, mode=Mode.APPLY).resume(Incident.open(workdir / ".keyresponse", first.incident.id))
     assert [s.id for s in second.steps] == ["mint", "use", "gate", "again"]
     assert second.ok
+
+
+def test_always_steps_run_after_a_stop(workdir: Path) -> None:
+    counter = workdir / "count.txt"
+    inv, pb = _setup(workdir, f"  - {{id: a, uses: test.fail_once, with: {{marker: {workdir / 'm'}}}}}\n"
+                              f"  - {{id: b, uses: test.count, with: {{counter: {counter}}}}}\n"
+                              f"  - {{id: report, uses: test.count, always: true, with: {{counter: {counter}}}}}\n")
+    result = Engine(inv, mode=Mode.APPLY).start(pb, {}, None)
+    assert [(s.id, s.status) for s in result.steps] == [("a", "failed"), ("report", "applied")]
+    assert counter.read_text() == "report\n" and result.exit_code == 1
+
+
+def test_plan_only_playbook_never_applies(workdir: Path) -> None:
+    counter = workdir / "count.txt"
+    (workdir / "keyresponse.yaml").write_text(INVENTORY)
+    (workdir / "pb.yaml").write_text(f"name: d\nplan_only: true\nsteps:\n  - {{id: a, uses: test.count, with: {{counter: {counter}}}}}\n")
+    result = Engine(load_inventory(workdir / "keyresponse.yaml"), mode=Mode.APPLY).start(load_playbook(workdir / "pb.yaml"), {}, None)
+    assert result.steps[0].status == "planned" and not counter.exists()
+
+
+def test_resume_runs_always_steps_again(workdir: Path) -> None:
+    counter = workdir / "count.txt"
+    inv, pb = _setup(workdir, f"  - {{id: a, uses: test.fail_once, with: {{marker: {workdir / 'm'}}}}}\n"
+                              f"  - {{id: report, uses: test.count, always: true, with: {{counter: {counter}}}}}\n")
+    first = Engine(inv, mode=Mode.APPLY).start(pb, {}, None)
+    second = Engine(inv, mode=Mode.APPLY).resume(first.incident)
+    assert [s.id for s in second.steps] == ["a", "report"] and second.ok
+    assert counter.read_text() == "report\nreport\n"
