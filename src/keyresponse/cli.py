@@ -155,6 +155,29 @@ def playbooks(json_output: JsonOpt = False, config: ConfigOpt = DEFAULT_CONFIG) 
     raise typer.Exit(commands.playbooks(config, json_output))
 
 
+@app.command()
+def drill(
+    key: Annotated[Optional[str], typer.Option("--key", "-k", help="Drill this inventory key.")] = None,
+    all_keys: Annotated[bool, typer.Option("--all", help="Drill every key in the inventory.")] = False,
+    live: Annotated[Optional[str], typer.Option(
+        "--live", metavar="KEY", help="A real rotation of a key marked `canary: true` (a true fire drill).")] = None,
+    history: Annotated[bool, typer.Option("--history", help="Show earlier drills and stale keys.")] = False,
+    stale_days: Annotated[int, typer.Option("--stale-days", help="Flag keys with no passing drill in this many days.")] = 8,
+    yes: YesOpt = False,
+    json_output: JsonOpt = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Prove, changing nothing, that a leaked-key response would work today.
+
+    Every step is planned and preflighted: credentials valid, targets reachable and
+    writable, Slack answering, the report rendering. Exit code 1 if any check fails,
+    with one line per problem saying how to fix it. Schedule it (see README).
+    """
+    from keyresponse.commands.drill import drill as run_drill
+
+    raise typer.Exit(run_drill(config, key, all_keys, live, history, stale_days, yes, json_output))
+
+
 def main() -> None:
     """Console entry point: one error handler for the whole program."""
     from keyresponse.errors import KeyresponseError
