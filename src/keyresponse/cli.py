@@ -178,6 +178,76 @@ def drill(
     raise typer.Exit(run_drill(config, key, all_keys, live, history, stale_days, yes, json_output))
 
 
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sandbox's organization.")] = 42,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a keyresponse.yaml that is not a sandbox one.")] = False,
+    open_report: Annotated[bool, typer.Option("--open", help="Open the HTML report in a browser.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """A whole leaked-key incident against the built-in sandbox, in this folder.
+
+    Starts a local emulator of the OpenAI, GitHub, GitLab and Slack APIs, writes
+    keyresponse.yaml, sandbox.env and the env files it names here, runs the real
+    leaked-key playbook and prints where the report is. Asks nothing.
+    """
+    from keyresponse.commands.demo import demo as run_demo
+
+    raise typer.Exit(run_demo(Path.cwd(), seed, force, open_report, json_output))
+
+
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0 = a free one).")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the emulated organization.")] = 42,
+    state: Annotated[Optional[Path], typer.Option("--state", metavar="FILE", help="Load and save state here.")] = None,
+    write_config: Annotated[Optional[Path], typer.Option(
+        "--write-config", metavar="DIR", help="Write DIR/keyresponse.yaml and DIR/sandbox.env for it.")] = None,
+    fault: Annotated[Optional[list[str]], typer.Option(
+        "--fault", metavar="SPEC", help="Inject a fault (repeatable); see README, Sandbox.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="First stdout line: URLs and env as JSON.")] = False,
+) -> None:
+    """Serve the local emulator of the OpenAI, GitHub, GitLab and Slack APIs until Ctrl-C."""
+    from keyresponse.sandbox import serve_forever
+
+    serve_forever(port=port, seed=seed, state_file=str(state) if state else None, faults=fault or [],
+                  json_output=json_output, write_config=str(write_config) if write_config else None)
+
+
+@app.command()
+def keys(json_output: JsonOpt = False, config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """List the organization's keys (project, name, redacted value, owner, last used)."""
+    from keyresponse.commands.setup import keys as list_keys
+
+    raise typer.Exit(list_keys(config, json_output))
+
+
+@app.command()
+def report(
+    incident_id: Annotated[str, typer.Argument(help="The incident id (a unique prefix is enough).")],
+    format: Annotated[Optional[list[str]], typer.Option("--format", "-f", help="md, html or json (repeatable).")] = None,
+    open_report: Annotated[bool, typer.Option("--open", help="Open the HTML report in a browser.")] = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Render (again) an incident's report from its journal, finished or not."""
+    from keyresponse.commands.setup import report as render
+
+    raise typer.Exit(render(config, incident_id, format or [], open_report))
+
+
+@app.command()
+def init(
+    base_url: Annotated[str, typer.Option("--base-url", help="The OpenAI API base URL.")] = "https://api.openai.com/v1",
+    admin_key_env: Annotated[str, typer.Option("--admin-key-env", help="Env var holding the admin key.")] = "OPENAI_ADMIN_KEY",
+    ci: Annotated[Optional[str], typer.Option("--ci", help="Also write a scheduled drill workflow: github.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing keyresponse.yaml.")] = False,
+) -> None:
+    """Write a commented keyresponse.yaml from the keys the provider lists."""
+    from keyresponse.commands.setup import init as write
+
+    raise typer.Exit(write(Path.cwd(), base_url, admin_key_env, ci, force))
+
+
 def main() -> None:
     """Console entry point: one error handler for the whole program."""
     from keyresponse.errors import KeyresponseError

@@ -1,0 +1,105 @@
+"""`keyresponse demo` and `--sandbox`: a whole incident with no account anywhere.
+
+Starts the embedded sandbox on loopback, writes a ready `keyresponse.yaml` (and
+the env files it names) into the folder, puts the sandbox's credentials into this
+process's environment, runs the real playbook and prints a one-screen summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from keyresponse.errors import UsageError
+
+MARKER = "written by keyresponse sandbox"
+
+
+@contextlib.contextmanager
+def sandbox_session(folder: Path, seed: int = 42, force: bool = False) -> Iterator[Any]:
+    """A running sandbox with its config written into `folder`; stopped on exit."""
+    from keyresponse import sandbox
+
+    config = folder / "keyresponse.yaml"
+    if config.exists() and not force and MARKER not in config.read_text(errors="replace")[:400]:
+        raise UsageError(
+            f"{config} exists and is not a sandbox config; the demo will not overwrite it",
+            hint="run the demo in an empty folder, or pass --force",
+        )
+    server = sandbox.start(port=0, seed=seed)
+    try:
+        server.write_config(folder)
+        os.environ.update(server.env)  # the credentials, as a real deployment would export them
+        yield server
+    finally:
+        server.stop()
+
+
+def demo(folder: Path, seed: int, force: bool, open_report: bool, json_output: bool) -> int:
+    from keyresponse import playbook as pbmod
+    from keyresponse.commands import load_config
+    from keyresponse.console import reporter_for
+    from keyresponse.engine import Engine, Mode
+    from keyresponse.secret import Secret
+
+    started = time.monotonic()
+    with sandbox_session(folder, seed=seed, force=force) as server:
+        inventory = load_config(folder / "keyresponse.yaml")
+        key_name = server.state.truth["inventory_name"] if hasattr(server.state, "truth") else "chatbot-prod"
+        book = pbmod.load_playbook(pbmod.find("leaked-key", inventory.root))
+        given: dict[str, Any] = {"key": key_name, "leaked": Secret(server.env["SANDBOX_LEAKED_KEY"]),
+                                 "severity": "high"}
+        inputs = pbmod.coerce_inputs(book, given)
+        result = Engine(inventory, mode=Mode.APPLY, reporter=reporter_for(json_output), assume_yes=True).start(
+            book, inputs, key_name)
+    if not json_output:
+        _summary(result, time.monotonic() - started)
+    if open_report:
+        _open(result.incident.dir / "report.html")
+    return result.exit_code
+
+
+def _summary(result: Any, elapsed: float) -> None:
+    by_id = {s.id: s for s in result.steps}
+
+    def out(step: str, key: str, default: Any = None) -> Any:
+        s = by_id.get(step)
+        return s.outputs.get(key, default) if s and isinstance(s.outputs, dict) else default
+
+    lines = ["", f"── demo incident {result.incident.id} ({elapsed:.1f}s) " + "─" * 20]
+    revoked = by_id.get("revoke")
+    lines.append(f"  leaked key   {out('find', 'name') or out('revoke', 'name') or '?'} "
+                 f"({out('revoke', 'redacted_value', '?')}): "
+                 f"{'revoked' if revoked and revoked.status == 'applied' else 'NOT revoked'}, "
+                 f"probe says {out('dead', 'result', '?')}")
+    lines.append(f"  replacement  {out('issue', 'redacted_value', '?')} — probe says {out('live', 'result', '?')}")
+    targets = out("deploy", "targets", []) or []
+    ok = sum(1 for t in targets if t.get("status") == "applied")
+    lines.append(f"  targets      {ok}/{len(targets)} updated")
+    for t in targets:
+        mark = "✔" if t.get("status") == "applied" else "✘"
+        lines.append(f"      {mark} {t.get('target')}" + (f" — {t.get('error')}" if t.get("error") else ""))
+    anomalies = out("audit", "anomalies", []) or []
+    lines.append(f"  audit        {len(anomalies)} anomalous hours, first at {out('audit', 'first_anomalous_hour', '-')}; "
+                 f"new models: {', '.join(out('audit', 'new_models', []) or []) or 'none'}; "
+                 f"est. cost ${out('audit', 'estimated_cost_usd', 0) or 0:,.2f}")
+    paths = out("report", "paths", {}) or {}
+    for fmt, path in paths.items():
+        lines.append(f"  report       {path}")
+    lines.append(f"  journal      {result.incident.dir / 'journal.jsonl'}")
+    lines.append("  next         open the HTML report; `keyresponse incidents`; then try "
+                 "`keyresponse drill --all` and `keyresponse run rotate --key chatbot-prod`")
+    from keyresponse.secret import redact
+
+    sys.stderr.write(redact("\n".join(lines)) + "\n")
+
+
+def _open(path: Path) -> None:
+    import webbrowser
+
+    if path.exists():
+        webbrowser.open(path.resolve().as_uri())

@@ -1,0 +1,170 @@
+"""`keyresponse init`, `keys` and `report`: setting up, and looking back."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from keyresponse.errors import UsageError
+
+WORKFLOW = """\
+# Runs `keyresponse drill --all` every Monday and on demand. It changes nothing:
+# every step of the leaked-key playbook is planned and preflighted, and the job
+# fails (exit 1) with one line per problem if a response would not work today.
+name: keyresponse drill
+on:
+  schedule:
+    - cron: "17 6 * * 1"
+  workflow_dispatch: {{}}
+permissions:
+  contents: read
+jobs:
+  drill:
+    runs-on: ubuntu-latest
+    timeout-minutes: 15
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with:
+          python-version: "3.12"
+      - run: pip install keyresponse
+      - run: keyresponse drill --all --config {config}
+        env:
+{env}
+      - run: keyresponse drill --history --config {config}
+        if: always()
+"""
+
+
+def _env_names(inventory: Any) -> list[str]:
+    model = inventory.model
+    names = [p.admin_key_env for p in model.providers.values()]
+    names += [p.token_env for p in model.platforms.values()]
+    if model.notify.slack:
+        names.append(model.notify.slack.token_env)
+    return sorted(set(names))
+
+
+def init(folder: Path, base_url: str, admin_key_env: str, ci: str | None, force: bool) -> int:
+    from keyresponse.inventory import Inventory, LoadedInventory, OpenAIProvider
+    from keyresponse.journal import Incident  # noqa: F401 - keeps the import graph honest
+
+    config = folder / "keyresponse.yaml"
+    if config.exists() and not force:
+        raise UsageError(f"{config} exists", hint="pass --force to overwrite it, or edit it by hand")
+    provider = OpenAIProvider(base_url=base_url, admin_key_env=admin_key_env)
+    probe_inventory = LoadedInventory(Inventory(providers={"openai": provider}), None)
+    import os
+
+    keys: list[dict[str, Any]] = []
+    note = f"# {admin_key_env} was not set: add your keys under `keys:` by hand, or set it and re-run init.\n"
+    if os.environ.get(admin_key_env):
+        from keyresponse.keys_cmd import list_keys
+
+        keys = list_keys(probe_inventory)
+        note = f"# {len(keys)} key(s) found through the organization API. Add each key's targets.\n"
+    text = _render_inventory(base_url, admin_key_env, keys, note)
+    config.write_text(text)
+    print(f"wrote {config}")
+    if ci == "github":
+        from keyresponse.inventory import load_inventory
+
+        inventory = load_inventory(config)
+        env = "\n".join(f"          {n}: ${{{{ secrets.{n} }}}}" for n in _env_names(inventory))
+        wf = folder / ".github" / "workflows" / "keyresponse-drill.yml"
+        wf.parent.mkdir(parents=True, exist_ok=True)
+        wf.write_text(WORKFLOW.format(config=config.name, env=env))
+        print(f"wrote {wf} (add {', '.join(_env_names(inventory))} as repository secrets)")
+    elif ci is not None:
+        raise UsageError(f"--ci {ci}: only `github` is supported; see the README for cron and Kubernetes")
+    print("next: `keyresponse validate`, then `keyresponse drill --all`")
+    return 0
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-").lower() or "key"
+
+
+def _render_inventory(base_url: str, admin_key_env: str, keys: list[dict[str, Any]], note: str) -> str:
+    lines = [
+        "# keyresponse inventory: which keys exist and every place each one lives.",
+        "# Credentials are never written here, only the names of the env vars that hold them.",
+        "# Reference: README.md (Configuration); schema: `keyresponse schema inventory`.",
+        "version: 1",
+        "providers:",
+        "  openai:",
+        "    kind: openai",
+        f"    admin_key_env: {admin_key_env}",
+    ]
+    if base_url != "https://api.openai.com/v1":
+        lines.append(f"    base_url: {base_url}")
+    lines += [
+        "platforms:",
+        "  github: {kind: github, token_env: GITHUB_TOKEN}",
+        "  # gitlab: {kind: gitlab, token_env: GITLAB_TOKEN}",
+        "# notify:",
+        "#   slack: {token_env: SLACK_BOT_TOKEN, channel: \"#incidents\", drill_channel: \"#keyresponse-drills\"}",
+        note.rstrip(),
+        "keys:" if keys else "keys: {}",
+    ]
+    used: set[str] = set()
+    for k in keys:
+        name = _slug(k.get("name") or k.get("key_id") or "key")
+        while name in used:
+            name += "-2"
+        used.add(name)
+        lines += [
+            f"  {name}:",
+            f"    # {k.get('redacted_value') or ''} owned by {k.get('owner_type') or '?'} "
+            f"{k.get('owner_id') or ''}; last used {k.get('last_used_at') or 'never'}",
+            "    provider: openai",
+            f"    project: {k.get('project_id')}",
+            f"    key_id: {k.get('key_id')}",
+            "    targets: []",
+            "    # targets:",
+            "    #   - {kind: envfile, path: app/.env, variables: [OPENAI_API_KEY]}",
+            "    #   - {kind: github, repo: owner/repo, secret: OPENAI_API_KEY}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def keys(config: Path, json_output: bool) -> int:
+    from keyresponse.commands import load_config
+    from keyresponse.keys_cmd import list_keys
+
+    inventory = load_config(config)
+    rows = list_keys(inventory)
+    known = {e.key_id: n for n, e in inventory.model.keys.items() if e.key_id}
+    for r in rows:
+        r["inventory"] = known.get(r.get("key_id"))
+    if json_output:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        print(f"{r.get('project_id', ''):<28} {r.get('key_id', ''):<28} {str(r.get('name') or ''):<24} "
+              f"{r.get('redacted_value') or '':<18} {r.get('owner_type') or '':<15} "
+              f"last used {r.get('last_used_at') or 'never'}"
+              + (f"  [inventory: {r['inventory']}]" if r.get("inventory") else ""))
+    return 0
+
+
+def report(config: Path, incident_id: str, formats: list[str], open_report: bool) -> int:
+    from keyresponse.commands import load_config
+    from keyresponse.journal import Incident
+    from keyresponse.report.render import render_incident
+
+    inventory = load_config(config, required=False)
+    incident = Incident.open(inventory.root / ".keyresponse", incident_id)
+    bad = [f for f in formats if f not in ("md", "html", "json")]
+    if bad:
+        raise UsageError(f"--format {bad[0]}: choose md, html or json")
+    paths = render_incident(incident, inventory, formats=tuple(formats or ("md", "html", "json")))
+    for fmt, path in paths.items():
+        print(f"{fmt:<5} {path}")
+    if open_report and "html" in paths:
+        import webbrowser
+
+        webbrowser.open(Path(paths["html"]).resolve().as_uri())
+    return 0
