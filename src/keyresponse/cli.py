@@ -279,7 +279,7 @@ def _usage_or_crash(exc: Exception) -> None:
     if isinstance(exc, click_exc.ClickException):
         exc.show()
         sys.exit(2)
-    if isinstance(exc, click_exc.Abort):
+    if isinstance(exc, typer.Abort):
         sys.stderr.write("aborted\n")
         sys.exit(130)
     import tempfile
