@@ -6,6 +6,13 @@ provably never reached the service (connect error) or was refused with 429; a
 POST that mints something is never retried blindly — the caller checks whether
 the first attempt took effect (see providers/openai.py, `issue`).
 
+Waiting is bounded three ways: attempts per request, seconds per request
+(`RetryPolicy.budget`), and seconds per step (`retry_budget()`, shared by every
+request the step makes, in any thread that copies the context). A Retry-After
+longer than the cap is not waited out: the answer goes back to the caller at once.
+A request that gave up carries `response.extensions["keyresponse_retries"]`, and
+`error_for` says how many attempts were made and why it stopped.
+
 In plan mode the client is read-only: any method but GET/HEAD raises before a byte
 is sent, unless the request is marked ``extensions={"read_only_ok": True}`` (for
 services whose reads are POSTs).
@@ -13,10 +20,13 @@ services whose reads are POSTs).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import email.utils
 import random
+import threading
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import httpx
 
@@ -44,6 +54,34 @@ class RetryPolicy:
 
 
 DEFAULT_POLICY = RetryPolicy()
+STEP_RETRY_BUDGET = 60.0  # seconds of retry waiting one step may spend across all its requests
+
+
+class _Budget:
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+        self._lock = threading.Lock()
+
+    def allows(self, delay: float) -> bool:
+        return delay <= self.left
+
+    def spend(self, delay: float) -> None:
+        with self._lock:
+            self.left = max(0.0, self.left - delay)
+
+
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("keyresponse_retry_budget", default=None)
+
+
+@contextlib.contextmanager
+def retry_budget(seconds: float | None = None) -> Iterator[None]:
+    """Bound the seconds every retry inside this block may wait, together (one step's budget).
+    Worker threads share it when they run in a copy of the context (`contextvars.copy_context`)."""
+    token = _BUDGET.set(_Budget(STEP_RETRY_BUDGET if seconds is None else max(0.0, seconds)))
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
 
 
 class ReadOnlyViolation(KeyresponseError):
@@ -81,6 +119,7 @@ class RetryTransport(httpx.BaseTransport):
             raise ReadOnlyViolation(
                 f"{self.service}: refused {method} {request.url.path} in plan mode (read-only client)"
             )
+        budget = _BUDGET.get()
         waited = 0.0
         attempt = 0
         while True:
@@ -89,36 +128,53 @@ class RetryTransport(httpx.BaseTransport):
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # never reached the service: safe to retry whatever the method
                 delay = self.policy.backoff(attempt)
-                if attempt + 1 >= self.policy.attempts or waited + delay > self.policy.budget:
-                    raise _unreachable(self.service, request, exc, attempt + 1) from None
+                if self._stop(attempt, waited, delay, budget):
+                    raise _unreachable(self.service, request, exc, attempt + 1, waited) from None
             except (httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
                 delay = self.policy.backoff(attempt)
-                if (method not in IDEMPOTENT or attempt + 1 >= self.policy.attempts
-                        or waited + delay > self.policy.budget):
-                    raise _unreachable(self.service, request, exc, attempt + 1) from None
+                if method not in IDEMPOTENT or self._stop(attempt, waited, delay, budget):
+                    raise _unreachable(self.service, request, exc, attempt + 1, waited) from None
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
                 if method not in IDEMPOTENT and response.status_code != 429:
                     return response
                 told = parse_retry_after(response.headers.get("retry-after"))
-                delay = min(told, self.policy.retry_after_cap) if told is not None else self.policy.backoff(attempt)
-                if attempt + 1 >= self.policy.attempts or waited + delay > self.policy.budget:
-                    return response  # the caller turns it into a ServiceError with the answer
+                delay = told if told is not None else self.policy.backoff(attempt)
+                reason = self._stop(attempt, waited, delay, budget)
+                if told is not None and told > self.policy.retry_after_cap:
+                    reason = f"asked to wait {told:.0f} s, more than the {self.policy.retry_after_cap:.0f} s cap"
+                if reason:
+                    # the caller turns it into a ServiceError that carries the answer and this note
+                    response.extensions["keyresponse_retries"] = {
+                        "attempts": attempt + 1, "waited": round(waited, 2), "reason": reason}
+                    return response
                 response.read()
                 response.close()
             attempt += 1
             waited += delay
+            if budget is not None:
+                budget.spend(delay)
             self.sleep(delay)
+
+    def _stop(self, attempt: int, waited: float, delay: float, budget: _Budget | None) -> str:
+        """Why not to retry again ('' = go on)."""
+        if attempt + 1 >= self.policy.attempts:
+            return "attempts used up"
+        if waited + delay > self.policy.budget:
+            return "request retry budget spent"
+        if budget is not None and not budget.allows(delay):
+            return "step retry budget spent"
+        return ""
 
     def close(self) -> None:
         self.inner.close()
 
 
-def _unreachable(service: str, request: httpx.Request, exc: Exception, tries: int) -> ServiceError:
+def _unreachable(service: str, request: httpx.Request, exc: Exception, tries: int, waited: float = 0.0) -> ServiceError:
     return ServiceError(
         f"{service}: {request.method} {request.url.path}: {type(exc).__name__} after {tries} "
-        f"attempt{'s' if tries != 1 else ''}: {REDACTOR.redact(str(exc)) or 'no answer'}",
+        f"attempt{'s' if tries != 1 else ''} ({waited:.1f} s waiting): {REDACTOR.redact(str(exc)) or 'no answer'}",
         service=service, method=request.method, path=request.url.path,
         hint=f"check that {request.url.scheme}://{request.url.host} is reachable from here",
     )
@@ -157,6 +213,10 @@ def error_for(response: httpx.Response, service: str, *, what: str = "",
         text += f": {message}"
     if request_id:
         text += f" (request id {request_id})"
+    retries = response.extensions.get("keyresponse_retries")
+    if retries:
+        n = retries["attempts"]
+        text += f"; gave up after {n} attempt{'s' if n != 1 else ''} ({retries['waited']:.1f} s waiting): {retries['reason']}"
     return error_class(
         REDACTOR.redact(text), service=service, method=req.method, path=req.url.path,
         status=response.status_code, code=code, request_id=request_id, hint=hint or _hint(response.status_code),

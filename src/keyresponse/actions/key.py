@@ -1,0 +1,509 @@
+"""The `key.*` actions: find the leaked key, revoke it, prove it dead, issue a
+replacement, audit what the key was used for.
+
+All of them name the key the same way (`resolve`), so a resumed incident needs no
+leaked value: the first step that finds the key journals it (`key.resolved`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from keyresponse.action import Check, Plan, StepContext, With
+from keyresponse.errors import ConfigError, KeyresponseError, ProviderError, ServiceError, StepError, UsageError
+from keyresponse.faults import crashpoint
+from keyresponse.providers.base import KeyRecord, epoch, iso
+from keyresponse.secret import Secret
+
+MINT_TRIES = 2  # the second only after listing proved what the first one left behind
+
+
+@dataclass
+class _Work:
+    """A plan's data: the arguments, and the key once preflight has found it."""
+
+    args: Any
+    record: KeyRecord | None = None
+    gone: bool = False  # the key is no longer listed; revoking it counts as done
+
+
+def provider_for(ctx: StepContext) -> tuple[Any, Any]:
+    """(OpenAIProvider, its inventory settings) for the step's key, on the admin client."""
+    from keyresponse.providers.openai import OpenAIProvider
+
+    providers = ctx.inventory.model.providers
+    entry = ctx.key
+    name = entry.provider if entry else (next(iter(providers)) if len(providers) == 1 else "openai")
+    cfg = providers.get(name)
+    if cfg is None:
+        raise ConfigError(f"no provider {name!r} under `providers:` in the inventory",
+                          hint="add `providers: {openai: {kind: openai, admin_key_env: OPENAI_ADMIN_KEY}}`")
+    token = ctx.inventory.credential(cfg.admin_key_env, "OpenAI admin key")
+    client = ctx.http("openai", cfg.base_url, {"Authorization": f"Bearer {token}"})
+    return OpenAIProvider(client, prices=cfg.prices), cfg
+
+
+def resolve(ctx: StepContext, key_id: str | None = None, project: str | None = None,
+            provider: Any = None) -> KeyRecord:
+    """The leaked key: from this step's earlier attempts, an earlier key.find/key.revoke,
+    `with: key_id`, the `leaked` input, or the inventory entry (key_id, then secret_env)."""
+    from keyresponse.providers.openai import KeyNotFound
+
+    notes = [n for n in ctx.notes("key.resolved") if not key_id or n["key"]["key_id"] == key_id]
+    if notes:
+        return KeyRecord.from_outputs(notes[-1]["key"])
+    if not key_id:
+        for out in reversed(list(ctx.outputs.values())):
+            # key.find/key.revoke outputs; key.issue's (a *new* key) carry `secret` and no owner
+            if isinstance(out, dict) and out.get("key_id") and out.get("owner_type") and "secret" not in out:
+                return _resolved(ctx, KeyRecord.from_outputs(out), "an earlier step")
+    provider = provider or provider_for(ctx)[0]
+    entry = ctx.key
+    project = project or (entry.project if entry else None)
+    leaked = ctx.inputs.get("leaked")
+    if key_id or (not isinstance(leaked, Secret) and entry is not None and entry.key_id):
+        wanted = key_id or entry.key_id  # type: ignore[union-attr]
+        try:
+            found = provider.find(key_id=wanted, project_id=project)
+        except KeyNotFound:
+            if not project:
+                raise
+            found = provider.find(key_id=wanted)  # the inventory's project may be stale
+        return _resolved(ctx, found, "its id")
+    if isinstance(leaked, Secret):
+        return _resolved(ctx, provider.find(value=leaked), "the leaked value")
+    if entry is not None and entry.secret_env:
+        from keyresponse.secret import secret_from_env
+
+        value = secret_from_env(entry.secret_env)
+        if value is not None:
+            return _resolved(ctx, provider.find(value=value, project_id=project), f"${entry.secret_env}")
+    lost = " (the leaked value given at the start is not kept across a resume)" if leaked is not None else ""
+    raise UsageError(
+        f"step {ctx.step_id!r}: nothing identifies the key{lost}",
+        hint="give `key_id:` in the inventory or `with: {key_id: ...}`, or the leaked value with "
+             "--leaked-stdin / --leaked-env VAR",
+    )
+
+
+def locate_in_inventory(inventory: Any, leaked: Secret) -> str | None:
+    """The inventory name of the key a leaked value belongs to, asking each OpenAI provider
+    (read-only); None when no provider lists it or none can be asked."""
+    from keyresponse import http
+    from keyresponse.providers.openai import OpenAIProvider
+
+    by_id = {(e.provider, e.key_id): name for name, e in inventory.model.keys.items() if e.key_id}
+    for pname, cfg in inventory.model.providers.items():
+        if not any(p == pname for p, _ in by_id):
+            continue
+        try:
+            token = inventory.credential(cfg.admin_key_env, "OpenAI admin key")
+            with http.build_client("openai", cfg.base_url, {"Authorization": f"Bearer {token}"},
+                                   read_only=True) as client:
+                record = OpenAIProvider(client).find(value=leaked)
+        except KeyresponseError:
+            continue  # the run's key.find step reports why, with the whole context
+        if (pname, record.key_id) in by_id:
+            return str(by_id[(pname, record.key_id)])
+    return None
+
+
+def _resolved(ctx: StepContext, record: KeyRecord, via: str) -> KeyRecord:
+    ctx.record("key.resolved", key=record.outputs(), via=via)
+    return record
+
+
+def _journal_notes(ctx: StepContext, note: str) -> list[dict[str, Any]]:
+    # Read the journal itself: ctx.notes is a snapshot from the start of the run,
+    # and a retried attempt in this same run must see what the failed one wrote.
+    return [r for r in ctx.incident.journal.records()
+            if r.get("event") == "step.note" and r.get("step") == ctx.step_id and r.get("note") == note]
+
+
+def _failed(what: str, exc: KeyresponseError) -> list[Check]:
+    return [Check(what, False, exc.message, exc.hint)]
+
+
+# --- key.find -------------------------------------------------------------------------
+
+
+class FindArgs(With):
+    key_id: str | None = None
+    project: str | None = None
+
+
+class Find:
+    name = "key.find"
+    summary = "Find the leaked key (by inventory entry, key id or leaked value) and record its project and owner."
+    With = FindArgs
+
+    def plan(self, args: FindArgs, ctx: StepContext) -> Plan:
+        target = args.key_id or (ctx.key.key_id if ctx.key else None) or "the key matching the leaked value"
+        return Plan(summary=f"find {target} at the provider", data=_Work(args))
+
+    def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
+        work: _Work = plan.data
+        try:
+            work.record = resolve(ctx, work.args.key_id, work.args.project)
+        except KeyresponseError as exc:
+            return _failed("find the key", exc)
+        plan.outputs.update(work.record.outputs())  # a dry run's later steps read it
+        return [Check("find the key", True, work.record.describe())]
+
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        work: _Work = plan.data
+        return (work.record or resolve(ctx, work.args.key_id, work.args.project)).outputs()
+
+
+# --- key.revoke -----------------------------------------------------------------------
+
+
+class RevokeArgs(With):
+    key_id: str | None = None
+    project: str | None = None
+
+
+def revoke_call(record: KeyRecord) -> str:
+    base = f"/organization/projects/{record.project_id}"
+    if record.owner_type == "service_account":
+        return f"DELETE {base}/service_accounts/{record.owner_id or '?'}"
+    return f"DELETE {base}/api_keys/{record.key_id}"
+
+
+class Revoke:
+    name = "key.revoke"
+    summary = "Revoke the leaked key (a service account's key: delete the account); already gone counts as done."
+    With = RevokeArgs
+
+    def plan(self, args: RevokeArgs, ctx: StepContext) -> Plan:
+        target = args.key_id or (ctx.key.key_id if ctx.key else None) or "the leaked key"
+        return Plan(summary=f"revoke {target}", changes=[f"revoke {target}"], data=_Work(args), destructive=True)
+
+    def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
+        from keyresponse.providers.openai import KeyNotFound
+
+        work: _Work = plan.data
+        try:
+            work.record = resolve(ctx, work.args.key_id, work.args.project)
+        except KeyNotFound as exc:
+            known = work.args.key_id or (ctx.key.key_id if ctx.key else None)
+            project = work.args.project or (ctx.key.project if ctx.key else None)
+            if known and project:  # we know exactly where it lived: not listed = already revoked
+                work.record, work.gone = KeyRecord(key_id=known, project_id=project), True
+                plan.changes[:] = [f"nothing: {known} is no longer listed in {project} (already revoked)"]
+                return [Check("the key is visible to the admin key", True, f"{known} already gone: {exc.message}")]
+            return _failed("the key is visible to the admin key", exc)
+        except KeyresponseError as exc:
+            return _failed("the key is visible to the admin key", exc)
+        rec = work.record
+        also = " (the account and every key it holds)" if rec.owner_type == "service_account" else ""
+        plan.summary = f"revoke {rec.key_id} ({rec.redacted_value}) in {rec.project_id}"
+        plan.changes[:] = [revoke_call(rec) + also]
+        plan.outputs.update(rec.outputs())
+        return [Check("the key is visible to the admin key", True, rec.describe())]
+
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        from keyresponse import http
+
+        work: _Work = plan.data
+        rec = work.record or resolve(ctx, work.args.key_id, work.args.project)
+        if work.gone:
+            return {**rec.outputs(), "method": revoke_call(rec), "revoked_at": None, "already_gone": True}
+        with http.retry_budget(ctx.remaining()):
+            provider, _ = provider_for(ctx)
+            try:
+                result = provider.revoke(rec)
+            except ServiceError as exc:
+                ctx.record("key.revoke.failed", key_id=rec.key_id, still_live=True, error=exc.message)
+                ctx.warn(f"{rec.key_id} is STILL LIVE: revocation failed")
+                raise ProviderError(
+                    f"{rec.key_id} ({rec.redacted_value}) is STILL LIVE: revocation failed: {exc.message}",
+                    service="openai", status=exc.status, code=exc.code, request_id=exc.request_id,
+                    hint="revoke it by hand in the OpenAI dashboard now, then `keyresponse resume` the incident",
+                ) from None
+        ctx.record("key.revoked", key_id=rec.key_id, method=result.method, already_gone=result.already_gone)
+        if result.already_gone:
+            ctx.progress(f"{rec.key_id} was already gone (counts as revoked)")
+        return {**rec.outputs(), "method": result.method, "revoked_at": result.revoked_at,
+                "already_gone": result.already_gone}
+
+
+# --- key.probe ------------------------------------------------------------------------
+
+
+class ProbeArgs(With):
+    secret: Any = None
+    expect: Literal["live", "dead", "restricted"] | None = None
+    within: float = 20.0  # seconds to keep re-checking while the answer differs from `expect`
+    key_id: str | None = None
+
+
+def _as_secret(value: Any, what: str) -> Secret | None:
+    from keyresponse.journal import LostSecret
+
+    if value is None or isinstance(value, Secret):
+        return value
+    if isinstance(value, LostSecret):
+        raise StepError(f"{what} ({value.masked}) was lost with an earlier process; the step that made it must run again",
+                        hint="`keyresponse resume` re-runs it")
+    if isinstance(value, str) and value:
+        return Secret(value)
+    raise UsageError(f"{what} must be a secret, got {type(value).__name__}")
+
+
+class Probe:
+    name = "key.probe"
+    summary = "Call GET /models with a key: live, dead (invalid_api_key), restricted or unknown; `expect:` enforces one."
+    With = ProbeArgs
+
+    def plan(self, args: ProbeArgs, ctx: StepContext) -> Plan:
+        secret = args.secret if args.secret is not None else ctx.inputs.get("leaked")
+        how = f"GET /models with {getattr(secret, 'masked', '…')}" if secret is not None \
+            else "check the key is no longer listed"
+        return Plan(summary=how + (f", expecting {args.expect}" if args.expect else ""), data=_Work(args))
+
+    def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
+        return []  # the probe is itself a read; there is nothing to prove before it
+
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        from keyresponse import http
+
+        args: ProbeArgs = plan.data.args
+        secret = _as_secret(args.secret, "with.secret")
+        if secret is None and isinstance(ctx.inputs.get("leaked"), Secret):
+            secret = ctx.inputs["leaked"]
+        deadline = time.monotonic() + (args.within if args.expect else 0)
+        with http.retry_budget(ctx.remaining()):
+            provider, cfg = provider_for(ctx)
+            record = None if secret is not None else resolve(ctx, args.key_id, provider=provider)
+            while True:
+                if secret is not None:
+                    client = ctx.http("openai-probe", cfg.base_url, {"Authorization": "Bearer " + secret.reveal()})
+                    answer = provider.probe(client)
+                    result, method, detail = answer.result, "models", answer.detail
+                else:
+                    result, detail = _listed(provider, record)  # type: ignore[arg-type]
+                    method = "listing"
+                if args.expect is None or result == args.expect or time.monotonic() >= deadline:
+                    break
+                time.sleep(1.0)
+        out = {"result": result, "method": method, "expect": args.expect, "detail": detail,
+               "key_id": record.key_id if record else None, "checked_at": iso(time.time())}
+        ctx.record("key.probe.result", **out)
+        if args.expect is not None and result != args.expect:
+            still = " — the key is STILL LIVE" if args.expect == "dead" and result == "live" else ""
+            raise StepError(f"expected the key to be {args.expect}, it is {result}{still}: {detail}",
+                            hint="revoke it by hand in the OpenAI dashboard" if still else None)
+        return out
+
+
+def _listed(provider: Any, record: KeyRecord) -> tuple[str, str]:
+    found = provider.get_key(record.project_id, record.key_id)
+    if found is None:
+        return "dead", f"{record.key_id} is no longer listed in {record.project_id}"
+    if found.owner_type == "service_account" and found.owner_id:
+        if not provider.service_account_exists(record.project_id, found.owner_id):
+            return "dead", f"{record.key_id}'s service account {found.owner_id} is deleted"
+    return "live", f"{record.key_id} is still listed in {record.project_id}"
+
+
+
+# --- key.issue ------------------------------------------------------------------------
+
+
+class IssueArgs(With):
+    project: str | None = None
+    mode: Literal["service_account", "service_account_key"] | None = None
+    service_account_id: str | None = None
+    name_prefix: str | None = None
+
+
+@dataclass
+class _IssueWork:
+    mode: str
+    service_account_id: str | None
+    prefix: str
+    project: str | None
+
+
+class Issue:
+    name = "key.issue"
+    summary = ("Mint the replacement key as a new project service account named after the incident "
+               "(or a new key on an existing one); a re-run first revokes any replacement nobody holds.")
+    With = IssueArgs
+
+    def plan(self, args: IssueArgs, ctx: StepContext) -> Plan:
+        from keyresponse.inventory import IssuePolicy
+
+        policy = ctx.key.issue if ctx.key else IssuePolicy()
+        work = _IssueWork(args.mode or policy.mode, args.service_account_id or policy.service_account_id,
+                          args.name_prefix or policy.name_prefix, args.project or (ctx.key.project if ctx.key else None))
+        where = work.project or "the leaked key's project"
+        if work.mode == "service_account_key":
+            change = f"POST .../service_accounts/{work.service_account_id or '?'}/api_keys in {where} (a new key)"
+        else:
+            change = f"POST .../service_accounts in {where}: new service account {work.prefix}-{ctx.incident.id}-N"
+        return Plan(summary=f"issue a replacement key in {where}", changes=[change], data=work)
+
+    def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
+        work: _IssueWork = plan.data
+        what = "the admin key can create the replacement"
+        try:
+            provider, _ = provider_for(ctx)
+            work.project = work.project or resolve(ctx, provider=provider).project_id
+            if work.mode == "service_account_key":
+                if not work.service_account_id:
+                    raise ConfigError("issue.mode service_account_key needs issue.service_account_id in the inventory")
+                if not provider.service_account_exists(work.project, work.service_account_id):
+                    return [Check(what, False, f"no service account {work.service_account_id} in {work.project}",
+                                  "fix issue.service_account_id, or use issue.mode: service_account")]
+            else:
+                provider.get(f"organization/projects/{work.project}/service_accounts", {"limit": 1}, what=what)
+        except KeyresponseError as exc:
+            return _failed(what, exc)
+        earlier = _journal_notes(ctx, "key.issue.intent")
+        if earlier:
+            plan.changes.insert(0, f"revoke {len(earlier)} earlier replacement(s) of this incident first")
+        return [Check(what, True, f"project {work.project}")]
+
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        from keyresponse import http
+        from keyresponse.providers.base import IssueSpec
+
+        work: _IssueWork = plan.data
+        with http.retry_budget(ctx.remaining()):
+            provider, _ = provider_for(ctx)
+            project = work.project or resolve(ctx, provider=provider).project_id
+            intents = _journal_notes(ctx, "key.issue.intent")
+            replaced = self._revoke_earlier(ctx, provider, work, intents)
+            spec_sa = work.service_account_id if work.mode == "service_account_key" else None
+            for attempt in range(len(intents) + 1, len(intents) + 1 + MINT_TRIES):
+                name = f"{work.prefix}-{ctx.incident.id}-{attempt}"
+                # journaled before the POST: if we die before hearing the answer, a resume finds it by name
+                ctx.record("key.issue.intent", name=name, project_id=project, mode=work.mode,
+                           service_account_id=spec_sa)
+                try:
+                    issued = provider.issue(IssueSpec(project, name, spec_sa))
+                    break
+                except ServiceError as exc:
+                    if exc.status is not None and 400 <= exc.status < 500:
+                        raise  # refused outright: nothing was made
+                    # no answer, or a 5xx: it may have taken effect; look before minting again
+                    left = provider.find_minted(project, [name], keys=work.mode == "service_account_key")
+                    for found in left:
+                        self._revoke_one(provider, work, project, found.get("service_account_id"), found.get("key_id"))
+                    replaced += [f.get("service_account_id") or f.get("key_id") for f in left]
+                    ctx.record("key.issue.failed", name=name, error=exc.message, left_behind=len(left))
+                    if attempt == len(intents) + MINT_TRIES:
+                        raise ProviderError(f"could not mint the replacement: {exc.message}", service="openai",
+                                            hint="nothing was left live; `keyresponse resume` tries again") from None
+                    ctx.warn(f"minting {name} failed ({exc.message}); "
+                             f"{'removed what it left' if left else 'it left nothing'}; minting once more")
+            ctx.record("key.issue.minted", name=issued.name, project_id=project, key_id=issued.key_id,
+                       service_account_id=issued.service_account_id, redacted_value=issued.redacted_value)
+        crashpoint("key.issue:after-mint")
+        return {"secret": issued.secret, "key_id": issued.key_id, "service_account_id": issued.service_account_id,
+                "name": issued.name, "redacted_value": issued.redacted_value, "project_id": project,
+                "created_at": iso(issued.created_at), "replaced": replaced}
+
+    def _revoke_earlier(self, ctx: StepContext, provider: Any, work: _IssueWork,
+                        intents: list[dict[str, Any]]) -> list[str]:
+        """Revoke every replacement an earlier attempt made (its value died with that
+        attempt): by the ids journaled after a mint, and by name for those never heard of."""
+        if not intents:
+            return []
+        by_key = work.mode == "service_account_key"
+        targets: dict[tuple[str, str | None, str | None], None] = {}
+        for m in _journal_notes(ctx, "key.issue.minted"):
+            targets[(m["project_id"], None if by_key else m.get("service_account_id"), m.get("key_id") if by_key else None)] = None
+        projects: dict[str, set[str]] = {}
+        for i in intents:
+            projects.setdefault(i["project_id"], set()).add(i["name"])
+        for project, names in projects.items():
+            for f in provider.find_minted(project, names, keys=by_key):
+                targets[(project, f.get("service_account_id"), f.get("key_id"))] = None
+        revoked = [sa or key or "" for project, sa, key in targets if self._revoke_one(provider, work, project, sa, key)]
+        ctx.record("key.issue.orphans_revoked", ids=revoked)
+        if revoked:
+            ctx.warn(f"revoked {len(revoked)} earlier replacement(s) whose value was lost: {', '.join(revoked)}")
+        return revoked
+
+    def _revoke_one(self, provider: Any, work: _IssueWork, project: str, sa: str | None, key: str | None) -> bool:
+        try:
+            return bool(provider.revoke_minted(project, sa, key))
+        except ProviderError as exc:
+            if work.mode == "service_account_key" and exc.status == 400:
+                raise StepError(
+                    f"an earlier replacement {key} on {work.service_account_id} cannot be revoked alone "
+                    "(OpenAI deletes a service account's keys only with the account); not minting another",
+                    hint=f"delete {key} in the OpenAI dashboard, then `keyresponse resume`; "
+                         "issue.mode: service_account avoids this") from None
+            raise
+
+
+# --- key.audit ------------------------------------------------------------------------
+
+
+class AuditArgs(With):
+    days: int = 30
+    leaked_at: str | int | None = None  # ISO 8601 or Unix seconds; default: the `leaked_at` input
+    threshold: float = 5.0  # robust z-score (MAD units, on log usage) for an anomalous hour
+    costs: bool = True
+    key_id: str | None = None
+
+
+class Audit:
+    name = "key.audit"
+    summary = ("Audit the key's usage by hour and model, audit-log events and costs: baseline, anomalous "
+               "hours, first abuse, new models, estimated cost.")
+    With = AuditArgs
+
+    def plan(self, args: AuditArgs, ctx: StepContext) -> Plan:
+        return Plan(summary=f"audit {args.days} days of the key's usage, events and costs", data=_Work(args))
+
+    def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
+        try:
+            provider, _ = provider_for(ctx)
+            return [Check("the admin key can read usage", True, provider.preflight())]
+        except KeyresponseError as exc:
+            return _failed("the admin key can read usage", exc)
+
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        from keyresponse import audit, http
+
+        args: AuditArgs = plan.data.args
+        now = int(time.time())
+        leak = epoch(args.leaked_at if args.leaked_at not in (None, "") else ctx.inputs.get("leaked_at"))
+        start = now - args.days * 86400
+        if leak is not None:
+            start = min(start, leak)  # and everything since the suspected leak, however long ago
+        end = (now // audit.HOUR + 1) * audit.HOUR  # through the current, partial hour
+        with http.retry_budget(ctx.remaining()):
+            provider, _ = provider_for(ctx)
+            rec = resolve(ctx, args.key_id, provider=provider)
+            ctx.progress(f"reading {args.days} days of usage of {rec.key_id}")
+            points = provider.usage(rec, start, end)
+            events = provider.events(rec, start, end)
+            costs = None
+            if args.costs:
+                try:
+                    costs = provider.costs(rec, start, end)
+                except ServiceError as exc:
+                    ctx.warn(f"the Costs API did not answer; the estimate stands alone: {exc.message}")
+            fresh = provider.get_key(rec.project_id, rec.key_id)
+        result = audit.analyze(points, window_start=start, window_end=end, leak_time=leak,
+                               prices=provider.prices, k=args.threshold)
+        about = {rec.key_id, rec.owner_id} - {""}
+        result.update({
+            "key_id": rec.key_id,
+            "costs_api_usd": costs,
+            "events": [{"type": e.type, "effective_at": iso(e.effective_at), "actor": e.actor,
+                        "resource_id": e.resource_id, "about_key": e.resource_id in about} for e in events],
+            "last_used_at": iso((fresh or rec).last_used_at),
+        })
+        if result["first_anomalous_hour"]:
+            ctx.progress(f"abuse likely began {result['first_anomalous_hour']}; new models: "
+                         f"{', '.join(result['new_models']) or 'none'}")
+        return result

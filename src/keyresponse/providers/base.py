@@ -1,0 +1,214 @@
+"""What a key issuer must do for an incident, and the records it hands back.
+
+A `Provider` is built around an injected, authenticated `httpx.Client` (see
+http.py) and is the only code that knows the issuer's wire format. The key
+actions (actions/key.py) speak only this protocol, so a second issuer is one
+more module beside `openai.py`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol
+
+if TYPE_CHECKING:
+    import httpx
+
+    from keyresponse.secret import Secret
+
+OwnerType = Literal["user", "service_account"]
+ProbeVerdict = Literal["live", "dead", "restricted", "unknown"]
+
+
+def iso(ts: int | float | None) -> str | None:
+    """Unix seconds -> ISO 8601 UTC (``2026-11-28T16:42:00Z``); None stays None."""
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(int(ts), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch(value: Any) -> int | None:
+    """ISO 8601 or Unix seconds -> Unix seconds; None and '' stay None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, dt.datetime):
+        when = value
+    else:
+        text = str(value).strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return int(when.timestamp())
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """One key as the issuer lists it: everything but its value."""
+
+    key_id: str
+    project_id: str
+    name: str = ""
+    owner_type: OwnerType = "user"
+    owner_id: str = ""
+    redacted_value: str = ""
+    created_at: int | None = None
+    last_used_at: int | None = None
+    owner_name: str = ""
+
+    def outputs(self) -> dict[str, Any]:
+        """The step-output form (ISO times); the report and Slack read these names."""
+        return {
+            "key_id": self.key_id,
+            "project_id": self.project_id,
+            "name": self.name,
+            "owner_type": self.owner_type,
+            "owner_id": self.owner_id,
+            "owner_name": self.owner_name,
+            "redacted_value": self.redacted_value,
+            "created_at": iso(self.created_at),
+            "last_used_at": iso(self.last_used_at),
+        }
+
+    @classmethod
+    def from_outputs(cls, data: dict[str, Any]) -> KeyRecord:
+        return cls(
+            key_id=str(data["key_id"]),
+            project_id=str(data.get("project_id") or ""),
+            name=str(data.get("name") or ""),
+            owner_type="service_account" if data.get("owner_type") == "service_account" else "user",
+            owner_id=str(data.get("owner_id") or ""),
+            redacted_value=str(data.get("redacted_value") or ""),
+            created_at=epoch(data.get("created_at")),
+            last_used_at=epoch(data.get("last_used_at")),
+            owner_name=str(data.get("owner_name") or ""),
+        )
+
+    def describe(self) -> str:
+        owner = "service account" if self.owner_type == "service_account" else "user"
+        label = f" {self.name!r}" if self.name else ""
+        return f"{self.key_id}{label} ({self.redacted_value or 'no redacted value'}) in {self.project_id}, " \
+               f"owned by {owner} {self.owner_id or '?'}"
+
+    def matches(self, value: str) -> bool:
+        """Whether a full key value fits this key's redacted form (prefix…suffix)."""
+        return redacted_matches(self.redacted_value, value)
+
+
+def redacted_matches(redacted: str, value: str) -> bool:
+    for sep in ("...", "…", "***", "*"):
+        if sep in redacted:
+            head, _, tail = redacted.partition(sep)
+            tail = tail.lstrip(sep[0])
+            if not head and not tail:
+                return False
+            return (len(value) >= len(head) + len(tail) and value.startswith(head) and value.endswith(tail))
+    return False
+
+
+@dataclass(frozen=True)
+class IssueSpec:
+    """What to mint. `service_account_id` set: a new key on that account; else a new account."""
+
+    project_id: str
+    name: str
+    service_account_id: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    secret: Secret
+    key_id: str
+    service_account_id: str
+    name: str
+    project_id: str
+    redacted_value: str
+    created_at: int | None = None
+
+
+@dataclass(frozen=True)
+class RevokeResult:
+    method: str  # the call that revoked it, e.g. "DELETE /organization/projects/{p}/api_keys/{id}"
+    already_gone: bool
+    revoked_at: str | None
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    result: ProbeVerdict
+    detail: str
+    status: int | None = None
+
+
+@dataclass(frozen=True)
+class UsagePoint:
+    """Usage of one model in one hour (`hour` = Unix seconds at the start of the hour)."""
+
+    hour: int
+    model: str
+    requests: int
+    input_tokens: int
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    type: str
+    effective_at: int
+    actor: str
+    resource_id: str = ""
+    project_id: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    """A key issuer. Every method raises `ProviderError` (redacted) when the issuer fails."""
+
+    def preflight(self) -> str:
+        """Read-only: prove the admin credential works; returns who/what it can see."""
+        ...
+
+    def list_keys(self, project_id: str | None = None) -> list[KeyRecord]:
+        """Every key, in one project or across all of them (every page)."""
+        ...
+
+    def get_key(self, project_id: str, key_id: str) -> KeyRecord | None:
+        """The key, or None when the issuer no longer lists it."""
+        ...
+
+    def find(self, *, key_id: str | None = None, project_id: str | None = None,
+             value: Secret | None = None) -> KeyRecord:
+        """One key by id, or by its full value matched against redacted forms. Zero or
+        several matches raise an error that lists the candidates; never a guess."""
+        ...
+
+    def revoke(self, key: KeyRecord) -> RevokeResult:
+        """Make the key unusable; already gone counts as done."""
+        ...
+
+    def probe(self, key_client: httpx.Client) -> ProbeResult:
+        """Call the issuer with a client authenticated by the key under test."""
+        ...
+
+    def issue(self, spec: IssueSpec) -> IssuedKey:
+        """Mint a key. Never retried blindly: callers journal `spec.name` first and use
+        `find_minted` after a failure to learn whether it took effect."""
+        ...
+
+    def find_minted(self, project_id: str, names: Iterable[str], *, keys: bool = False) -> list[dict[str, Any]]:
+        """What earlier `issue` calls under these names left behind ({service_account_id, key_id, name})."""
+        ...
+
+    def revoke_minted(self, project_id: str, service_account_id: str | None, key_id: str | None) -> bool:
+        """Undo an `issue`; True if something was removed, False if it was already gone."""
+        ...
+
+    def usage(self, key: KeyRecord, start: int, end: int) -> list[UsagePoint]: ...
+
+    def events(self, key: KeyRecord, start: int, end: int) -> list[AuditEvent]: ...
+
+    def costs(self, key: KeyRecord, start: int, end: int) -> float | None: ...

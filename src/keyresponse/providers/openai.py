@@ -1,0 +1,262 @@
+"""OpenAI as a key issuer, over the organization (admin) API.
+
+Wire contract: ../shared/specs/openai-admin.openapi.yaml. Facts the spec leaves
+out (specs/README.md): a revoked or unknown key gets 401 `invalid_api_key`, a live
+key missing a scope gets 401 with `code: null` (not dead), and
+`DELETE .../api_keys/{id}` answers 400 for a key a service account owns: the way
+to revoke those is to delete the service account.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
+
+from keyresponse.errors import ProviderError
+from keyresponse.http import check, error_for
+from keyresponse.providers import openai_usage
+from keyresponse.providers.base import (
+    AuditEvent, IssuedKey, IssueSpec, KeyRecord, ProbeResult, RevokeResult, UsagePoint, iso,
+)
+from keyresponse.secret import Secret
+
+if TYPE_CHECKING:
+    import httpx
+
+SERVICE = "openai"
+PAGE = 100  # the list endpoints' maximum `limit`
+FANOUT = 8  # projects read at once
+T = TypeVar("T")
+
+
+class KeyNotFound(ProviderError):
+    """No key, or more than one, fits what we were given. `candidates` lists the near misses."""
+
+    def __init__(self, message: str, *, candidates: list[KeyRecord] | None = None, hint: str | None = None) -> None:
+        super().__init__(message, service=SERVICE, hint=hint)
+        self.candidates = candidates or []
+
+
+class OpenAIProvider:
+    def __init__(self, client: httpx.Client, prices: dict[str, tuple[float, float]] | None = None) -> None:
+        self.client = client
+        self.prices = {**openai_usage.DEFAULT_PRICES, **{k: tuple(v) for k, v in (prices or {}).items()}}
+
+    # --- plumbing
+
+    def get(self, path: str, params: Any = None, *, what: str = "") -> dict[str, Any]:
+        response = self.client.get(path, params=params)
+        body: dict[str, Any] = check(response, SERVICE, ok=(200,), what=what, error_class=ProviderError).json()
+        return body
+
+    def pages(self, path: str, params: dict[str, Any] | None = None, *, what: str = "") -> Iterator[dict[str, Any]]:
+        """Every item of a cursor-paged list (`limit`/`after`/`has_more`/`last_id`)."""
+        after: str | None = None
+        while True:
+            query = {"limit": PAGE, **(params or {})}
+            if after:
+                query["after"] = after
+            body = self.get(path, query, what=what)
+            data = body.get("data") or []
+            yield from data
+            following = body.get("last_id") or (data[-1].get("id") if data else None)
+            if not body.get("has_more") or not following or following == after:
+                return
+            after = following
+
+    def fan_out(self, fn: Callable[[str], T], items: list[str]) -> list[T]:
+        """`fn` over items, a few at once; each worker sees this context (the step's retry budget)."""
+        if len(items) <= 1:
+            return [fn(i) for i in items]
+        with ThreadPoolExecutor(max_workers=min(FANOUT, len(items)), thread_name_prefix="openai") as pool:
+            futures = [pool.submit(contextvars.copy_context().run, fn, i) for i in items]
+            return [f.result() for f in futures]
+
+    # --- reading keys
+
+    def preflight(self) -> str:
+        body = self.get("organization/projects", {"limit": 1}, what="check the admin key")
+        return f"admin key accepted ({'projects visible' if body.get('data') else 'no projects visible'})"
+
+    def projects(self) -> list[str]:
+        return list(self.project_names())
+
+    def project_names(self) -> dict[str, str]:
+        return {p["id"]: p.get("name") or "" for p in self.pages("organization/projects", what="list projects")}
+
+    def list_keys(self, project_id: str | None = None) -> list[KeyRecord]:
+        projects = [project_id] if project_id else self.projects()
+        return [k for keys in self.fan_out(self._project_keys, projects) for k in keys]
+
+    def _project_keys(self, project_id: str) -> list[KeyRecord]:
+        # `any`: without it the listing may hide keys whose owner lost project access,
+        # and a leaked key of a departed engineer is exactly the one we look for
+        items = self.pages(f"organization/projects/{project_id}/api_keys", {"owner_project_access": "any"},
+                           what=f"list keys of {project_id}")
+        return [_record(project_id, raw) for raw in items]
+
+    def get_key(self, project_id: str, key_id: str) -> KeyRecord | None:
+        response = self.client.get(f"organization/projects/{project_id}/api_keys/{key_id}")
+        if response.status_code == 404:
+            return None
+        check(response, SERVICE, ok=(200,), what=f"read key {key_id}", error_class=ProviderError)
+        return _record(project_id, response.json())
+
+    def find(self, *, key_id: str | None = None, project_id: str | None = None,
+             value: Secret | None = None) -> KeyRecord:
+        if key_id:
+            projects = [project_id] if project_id else self.projects()
+            hits = [r for r in self.fan_out(lambda p: self.get_key(p, key_id), projects) if r]
+            if not hits:
+                where = project_id or f"any of {len(projects)} projects"
+                raise KeyNotFound(f"no key {key_id} in {where}",
+                                  hint="it may be deleted already; `keyresponse keys` lists the keys that exist")
+            return hits[0]
+        if value is None:
+            raise KeyNotFound("nothing to find the key by: give a key id or the leaked value")
+        every = self.list_keys(project_id)
+        hits = [r for r in every if r.matches(value.reveal())]
+        if len(hits) == 1:
+            return hits[0]
+        if not hits:
+            tail = value.reveal()[-4:]
+            near = [r for r in every if r.redacted_value.endswith(tail)]
+            raise KeyNotFound(
+                f"no key among {len(every)} listed matches the leaked value {value.masked}"
+                + (": candidates ending alike: " + "; ".join(r.describe() for r in near) if near else ""),
+                candidates=near,
+                hint="it may be deleted or disabled already (check the audit log), or belong to another "
+                     "organization; `keyresponse keys` lists every key the admin key can see",
+            )
+        raise KeyNotFound(
+            f"{len(hits)} keys match the leaked value {value.masked}; refusing to guess: "
+            + "; ".join(r.describe() for r in hits),
+            candidates=hits,
+            hint="name the key exactly: `with: {key_id: key_...}` or `key_id:` in the inventory",
+        )
+
+    # --- changing keys
+
+    def revoke(self, key: KeyRecord) -> RevokeResult:
+        if key.owner_type == "service_account":
+            return self._delete_service_account(key)
+        path = f"organization/projects/{key.project_id}/api_keys/{key.key_id}"
+        response = self.client.delete(path)
+        if response.status_code == 400:
+            # the API refuses this for a service account's key; learn the owner and delete that
+            fresh = self.get_key(key.project_id, key.key_id)
+            if fresh is not None and fresh.owner_type == "service_account":
+                return self._delete_service_account(fresh)
+        if response.status_code == 404:
+            return RevokeResult("DELETE /" + path, already_gone=True, revoked_at=None)
+        check(response, SERVICE, ok=(200,), what=f"revoke {key.key_id}", error_class=ProviderError)
+        return RevokeResult("DELETE /" + path, already_gone=False, revoked_at=iso(time.time()))
+
+    def _delete_service_account(self, key: KeyRecord) -> RevokeResult:
+        owner = key.owner_id
+        if not owner:
+            fresh = self.get_key(key.project_id, key.key_id)
+            if fresh is None:
+                path = f"organization/projects/{key.project_id}/api_keys/{key.key_id}"
+                return RevokeResult("GET /" + path, already_gone=True, revoked_at=None)
+            owner = fresh.owner_id
+        path = f"organization/projects/{key.project_id}/service_accounts/{owner}"
+        gone = not self.delete_service_account(key.project_id, owner, what=f"revoke {key.key_id}")
+        return RevokeResult("DELETE /" + path, already_gone=gone, revoked_at=None if gone else iso(time.time()))
+
+    def delete_service_account(self, project_id: str, service_account_id: str, *, what: str = "") -> bool:
+        """True if deleted now, False if it was already gone."""
+        response = self.client.delete(f"organization/projects/{project_id}/service_accounts/{service_account_id}")
+        if response.status_code == 404:
+            return False
+        check(response, SERVICE, ok=(200,), what=what or f"delete {service_account_id}", error_class=ProviderError)
+        return True
+
+    def probe(self, key_client: httpx.Client) -> ProbeResult:
+        from keyresponse.errors import ServiceError
+
+        try:
+            response = key_client.get("models")
+        except ServiceError as exc:
+            return ProbeResult("unknown", exc.message)
+        if response.status_code == 200:
+            return ProbeResult("live", "GET /models -> 200", 200)
+        err = error_for(response, SERVICE)
+        detail = err.message
+        if response.status_code == 401 and err.code == "invalid_api_key":
+            return ProbeResult("dead", detail, 401)
+        text = detail.lower()
+        if response.status_code == 403 or (response.status_code == 401 and ("scope" in text or "permission" in text)):
+            return ProbeResult("restricted", detail, response.status_code)
+        return ProbeResult("unknown", detail, response.status_code)
+
+    def issue(self, spec: IssueSpec) -> IssuedKey:
+        base = f"organization/projects/{spec.project_id}/service_accounts"
+        if spec.service_account_id:
+            response = self.client.post(f"{base}/{spec.service_account_id}/api_keys", json={"name": spec.name})
+            body = check(response, SERVICE, ok=(200, 201), what="mint a key", error_class=ProviderError).json()
+            key, account = body, spec.service_account_id
+        else:
+            response = self.client.post(base, json={"name": spec.name})
+            body = check(response, SERVICE, ok=(200, 201), what="mint a key", error_class=ProviderError).json()
+            key, account = body.get("api_key") or {}, body.get("id", "")
+        if not key.get("value"):
+            raise ProviderError(f"openai: {spec.name}: the answer carried no key value", service=SERVICE)
+        secret = Secret(key["value"])
+        return IssuedKey(secret=secret, key_id=key.get("id", ""), service_account_id=account, name=spec.name,
+                         project_id=spec.project_id, redacted_value=secret.masked, created_at=key.get("created_at"))
+
+    def find_minted(self, project_id: str, names: Iterable[str], *, keys: bool = False) -> list[dict[str, Any]]:
+        """Service accounts (and with `keys`, keys) carrying one of `names`: what earlier
+        mints left behind, whether or not we heard their answer."""
+        wanted = set(names)
+        found = [{"service_account_id": sa["id"], "key_id": None, "name": sa.get("name")}
+                 for sa in self.list_service_accounts(project_id) if sa.get("name") in wanted]
+        if keys:
+            found += [{"service_account_id": None, "key_id": k.key_id, "name": k.name}
+                      for k in self._project_keys(project_id) if k.name in wanted]
+        return found
+
+    def service_account_exists(self, project_id: str, service_account_id: str) -> bool:
+        response = self.client.get(f"organization/projects/{project_id}/service_accounts/{service_account_id}")
+        if response.status_code == 404:
+            return False
+        check(response, SERVICE, ok=(200,), what=f"read {service_account_id}", error_class=ProviderError)
+        return True
+
+    def list_service_accounts(self, project_id: str) -> list[dict[str, Any]]:
+        return list(self.pages(f"organization/projects/{project_id}/service_accounts", what="list service accounts"))
+
+    def revoke_minted(self, project_id: str, service_account_id: str | None, key_id: str | None) -> bool:
+        if service_account_id:
+            return self.delete_service_account(project_id, service_account_id, what="revoke an orphan replacement")
+        response = self.client.delete(f"organization/projects/{project_id}/api_keys/{key_id}")
+        if response.status_code == 404:
+            return False
+        check(response, SERVICE, ok=(200,), what=f"revoke orphan key {key_id}", error_class=ProviderError)
+        return True
+
+    # --- usage and audit (openai_usage.py)
+
+    def usage(self, key: KeyRecord, start: int, end: int) -> list[UsagePoint]:
+        return openai_usage.usage(self, key, start, end)
+
+    def events(self, key: KeyRecord, start: int, end: int) -> list[AuditEvent]:
+        return openai_usage.events(self, key, start, end)
+
+    def costs(self, key: KeyRecord, start: int, end: int) -> float | None:
+        return openai_usage.costs(self, key, start, end)
+
+
+def _record(project_id: str, raw: dict[str, Any]) -> KeyRecord:
+    owner = raw.get("owner") or {}
+    kind = "service_account" if owner.get("type") == "service_account" else "user"
+    who = owner.get(kind) or {}
+    return KeyRecord(
+        key_id=raw["id"], project_id=project_id, name=raw.get("name") or "", owner_type=kind,
+        owner_id=who.get("id", ""), owner_name=who.get("email") or who.get("name") or "",
+        redacted_value=raw.get("redacted_value") or "", created_at=raw.get("created_at"),
+        last_used_at=raw.get("last_used_at"),
+    )

@@ -1,0 +1,146 @@
+"""What a key was used for: OpenAI usage, costs and audit-log reads.
+
+Usage and costs take repeated plain query names (`group_by=model&api_key_ids=k`);
+audit logs take bracketed ones (`event_types[]=...`, `effective_at[gte]=...`).
+Usage buckets are read hourly, 168 to a page (the API's cap for `1h`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterator
+
+from keyresponse.errors import ProviderError
+from keyresponse.providers.base import AuditEvent, KeyRecord, UsagePoint
+
+if TYPE_CHECKING:
+    from keyresponse.providers.openai import OpenAIProvider
+
+USAGE_KINDS = ("completions", "embeddings")
+HOURLY_LIMIT = 168  # /organization/usage/*: bucket_width=1h allows at most 168 buckets a page
+DAILY_COSTS_LIMIT = 180
+EVENT_TYPES = (
+    "api_key.created", "api_key.updated", "api_key.deleted",
+    "service_account.created", "service_account.updated", "service_account.deleted",
+)
+MAX_EVENTS = 500
+
+# USD per 1M tokens (input, output); the inventory's `prices:` overrides any of these.
+# Names match by longest prefix, so dated snapshots (gpt-4o-2024-08-06) price as their family.
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-5": (1.25, 10.0), "gpt-5-mini": (0.25, 2.0), "gpt-5-nano": (0.05, 0.40),
+    "gpt-4.1": (2.0, 8.0), "gpt-4.1-mini": (0.40, 1.60), "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4o": (2.50, 10.0), "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4-turbo": (10.0, 30.0), "gpt-4": (30.0, 60.0), "gpt-3.5-turbo": (0.50, 1.50),
+    "o1": (15.0, 60.0), "o1-mini": (1.10, 4.40), "o3": (2.0, 8.0), "o3-mini": (1.10, 4.40),
+    "o4-mini": (1.10, 4.40),
+    "text-embedding-3-small": (0.02, 0.0), "text-embedding-3-large": (0.13, 0.0),
+    "text-embedding-ada-002": (0.10, 0.0),
+}
+
+
+def usage(provider: OpenAIProvider, key: KeyRecord, start: int, end: int) -> list[UsagePoint]:
+    parts = provider.fan_out(lambda kind: list(_usage_kind(provider, kind, key, start, end)), list(USAGE_KINDS))
+    return [p for part in parts for p in part]
+
+
+def _usage_kind(provider: OpenAIProvider, kind: str, key: KeyRecord, start: int, end: int) -> Iterator[UsagePoint]:
+    params: dict[str, Any] = {
+        "start_time": start, "end_time": end, "bucket_width": "1h", "limit": HOURLY_LIMIT,
+        "api_key_ids": [key.key_id], "group_by": ["model"],
+    }
+    if key.project_id:
+        params["project_ids"] = [key.project_id]
+    for bucket in _usage_pages(provider, f"organization/usage/{kind}", params, f"read {kind} usage"):
+        hour = int(bucket["start_time"]) // 3600 * 3600
+        for res in bucket.get("results") or []:
+            if res.get("api_key_id") not in (None, key.key_id):
+                continue  # a service that ignores the filter must not blame this key for others' use
+            yield UsagePoint(
+                hour=hour, model=res.get("model") or kind,
+                requests=int(res.get("num_model_requests") or 0),
+                input_tokens=int(res.get("input_tokens") or 0),
+                output_tokens=int(res.get("output_tokens") or 0),
+            )
+
+
+def _usage_pages(provider: OpenAIProvider, path: str, params: dict[str, Any], what: str) -> Iterator[dict[str, Any]]:
+    page: str | None = None
+    seen: set[str] = set()
+    while True:
+        body = provider.get(path, {**params, **({"page": page} if page else {})}, what=what)
+        yield from body.get("data") or []
+        page = body.get("next_page")
+        if not body.get("has_more") or not page or page in seen:
+            return
+        seen.add(page)
+
+
+def costs(provider: OpenAIProvider, key: KeyRecord, start: int, end: int) -> float | None:
+    """The Costs API's USD figure for this key over whole days around the window, or
+    None when the organization cannot report it (the endpoint is absent or refuses)."""
+    day = 86400
+    params: dict[str, Any] = {
+        "start_time": start // day * day, "end_time": -(-end // day) * day, "bucket_width": "1d",
+        "limit": DAILY_COSTS_LIMIT, "api_key_ids": [key.key_id], "group_by": ["api_key_id"],
+    }
+    if key.project_id:
+        params["project_ids"] = [key.project_id]
+    total = 0.0
+    try:
+        for bucket in _usage_pages(provider, "organization/costs", params, "read costs"):
+            for res in bucket.get("results") or []:
+                amount = res.get("amount") or {}
+                if res.get("api_key_id") in (None, key.key_id) and (amount.get("currency") or "usd") == "usd":
+                    total += float(amount.get("value") or 0)
+    except ProviderError as exc:
+        if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
+            return None
+        raise
+    return round(total, 4)
+
+
+def events(provider: OpenAIProvider, key: KeyRecord, start: int, end: int) -> list[AuditEvent]:
+    """Key and service-account events in the key's project, plus any about the key or
+    its owner recorded elsewhere (admin-key actions land in the default project)."""
+    window = {"effective_at[gte]": start, "effective_at[lt]": end, "event_types[]": list(EVENT_TYPES)}
+    about = {key.key_id} | ({key.owner_id} if key.owner_type == "service_account" and key.owner_id else set())
+    found: dict[str, AuditEvent] = {}
+    queries: list[tuple[dict[str, Any], bool]] = [({**window, "resource_ids[]": sorted(about)}, True)]
+    if key.project_id:
+        queries.insert(0, ({**window, "project_ids[]": [key.project_id]}, False))
+    for params, only_about in queries:
+        for raw in provider.pages("organization/audit_logs", params, what="read the audit log"):
+            event = _event(raw)
+            if only_about and event.resource_id not in about:
+                continue
+            if event.type in EVENT_TYPES and start <= event.effective_at < end:
+                found.setdefault(raw.get("id") or f"{event.type}:{event.effective_at}:{event.resource_id}", event)
+            if len(found) >= MAX_EVENTS:
+                break
+    return sorted(found.values(), key=lambda e: (e.effective_at, e.type))
+
+
+def _event(raw: dict[str, Any]) -> AuditEvent:
+    kind = str(raw.get("type") or "")
+    payload = raw.get(kind) if isinstance(raw.get(kind), dict) else {}
+    project = raw.get("project") or {}
+    return AuditEvent(
+        type=kind, effective_at=int(raw.get("effective_at") or 0), actor=_actor(raw.get("actor")),
+        resource_id=str(payload.get("id") or ""), project_id=str(project.get("id") or ""),
+        details={k: v for k, v in payload.items() if k != "id"},
+    )
+
+
+def _actor(actor: Any) -> str:
+    if not isinstance(actor, dict):
+        return "unknown"
+    if actor.get("type") == "session":
+        session = actor.get("session") or {}
+        user = session.get("user") or {}
+        who = user.get("email") or user.get("id") or "unknown user"
+        ip = session.get("ip_address")
+        return f"{who} (session{', ' + ip if ip else ''})"
+    api_key = actor.get("api_key") or {}
+    owner = api_key.get("user") or api_key.get("service_account") or {}
+    who = owner.get("email") or owner.get("id") or "unknown"
+    return f"{who} (api key {api_key.get('id') or '?'})"
