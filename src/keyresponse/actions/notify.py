@@ -1,0 +1,225 @@
+"""`notify.slack`: one Slack thread per incident, updated as the response moves.
+
+`opened` posts the root message once and journals its ts (`slack.thread` note);
+`step`/`update` reply in the thread with the steps finished so far and update the
+root's status line; `closed` replies with the outcome and where the report is and
+marks the root resolved or needing attention; `drill` posts a pass/fail summary
+to the drill channel. Slack is best effort: a bad token or an outage becomes a
+warning and `{ok: false}`, never a failed step, because the response matters more
+than the message about it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from keyresponse.action import BaseAction, Check, Plan, StepContext, With
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+    from keyresponse.inventory import LoadedInventory, SlackNotify
+
+THREAD_NOTE = "slack.thread"
+CHANNEL_ID = "CGD"  # first letters of channel, private group and DM ids; names need a lookup we do not do
+
+
+class SlackArgs(With):
+    event: Literal["opened", "update", "step", "closed", "drill"]
+    text: str | None = None
+    severity: Literal["low", "medium", "high", "critical"] | None = None
+
+
+class Slack(BaseAction):
+    name = "notify.slack"
+    summary = "Post the incident to one Slack thread (opened, step, closed) or a drill summary; never stops the response."
+    With = SlackArgs
+
+    def plan(self, args: SlackArgs, ctx: StepContext) -> Plan:
+        settings = ctx.inventory.model.notify.slack
+        if settings is None:
+            return Plan(summary="Slack is not configured (notify.slack in the inventory): nothing to post",
+                        data=(args, None))
+        channel = _channel(settings, args.event)
+        thread = find_thread(ctx)
+        if args.event == "drill":
+            what = f"post the drill summary to {channel}"
+        elif args.event == "opened" and thread is None:
+            what = f"post the incident's root message to {channel}"
+        elif thread is None:
+            what = f"start the incident thread in {channel} and reply ({args.event})"
+        else:
+            what = f"reply in thread {thread[1]} ({args.event}) and update its root message"
+        return Plan(summary=f"Slack: {what}", data=(args, settings))
+
+    def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
+        args, settings = plan.data
+        drill = args.event == "drill"
+        if settings is None:
+            return [Check("Slack configured", ok=not drill, detail="no notify.slack in the inventory",
+                          fix="add notify: {slack: {token_env: SLACK_BOT_TOKEN, channel: C…}} to the inventory")]
+        channel = _channel(settings, args.event)
+        try:
+            client = _client(ctx, settings)
+            auth = client.auth_test()
+            detail = f"token works as {auth.get('user') or auth.get('bot_id') or 'a bot'} in {auth.get('team') or 'the workspace'}"
+            if channel[:1] in CHANNEL_ID:
+                info = client.conversations_info(channel=channel).get("channel") or {}
+                if info.get("is_archived"):
+                    raise _Unusable(f"channel {channel} is archived")
+                member = "" if info.get("is_member", True) else "; the bot is not a member (invite it, or grant chat:write.public)"
+                detail += f"; channel #{info.get('name') or channel} found{member}"
+            else:
+                detail += f"; channel {channel} is a name, not an id: it is not checked"
+            return [Check("Slack token and channel", ok=True, detail=detail)]
+        except Exception as exc:  # noqa: BLE001 - any failure here is a finding, reported below
+            if not _expected(exc):
+                raise
+            error = describe_error(exc)
+            if drill:
+                return [Check("Slack token and channel", ok=False, detail=error,
+                              fix=f"check {settings.token_env} (scopes chat:write, channels:read) and the channel id")]
+            return [Check("Slack (best effort)", ok=True,
+                          detail=f"unavailable: {error}; the response will go on without Slack")]
+
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        args, settings = plan.data
+        out: dict[str, Any] = {"ok": False, "channel": None, "ts": None, "event": args.event}
+        if settings is None:
+            ctx.progress("Slack is not configured: nothing posted")
+            return {**out, "skipped": True, "error": "Slack is not configured"}
+        thread = find_thread(ctx)
+        if thread:
+            out.update(channel=thread[0], ts=thread[1])
+        try:
+            out.update(self._post(args, settings, ctx, thread))
+        except Exception as exc:  # noqa: BLE001 - Slack must never stop the response
+            if not _expected(exc):
+                raise
+            error = describe_error(exc)
+            ctx.warn(f"Slack {args.event} message not posted: {error}; the response goes on")
+            return {**out, "ok": False, "error": error}
+        return {**out, "ok": True}
+
+    def _post(self, args: SlackArgs, settings: SlackNotify, ctx: StepContext,
+              thread: tuple[str, str] | None) -> dict[str, Any]:
+        from keyresponse import slack
+        from keyresponse.report import model as report_model
+
+        client = _client(ctx, settings)
+        model = report_model.build(ctx.incident.journal.records(), incident_id=ctx.incident.id, running=True)
+        if args.event == "drill":
+            resp = client.chat_postMessage(channel=_channel(settings, "drill"),
+                                           **slack.drill_message(_drill_summary(model, ctx)))
+            return {"channel": resp["channel"], "ts": resp["ts"]}
+        facts = slack.facts(model, event=args.event, current_step=ctx.step_id, severity=args.severity,
+                            redacted_value=_leaked_mask(ctx), project=ctx.key.project if ctx.key else None,
+                            report=_report_path(ctx))
+        root = slack.root_message(facts)
+        if thread is None:
+            resp = client.chat_postMessage(channel=settings.channel, **root)
+            thread = (str(resp["channel"]), str(resp["ts"]))
+            # Journaled before anything else: a resumed or re-run incident continues this thread.
+            ctx.record(THREAD_NOTE, channel=thread[0], ts=thread[1])
+            if args.event == "opened":
+                return {"channel": thread[0], "ts": thread[1]}
+        channel, ts = thread
+        if args.event != "opened":
+            reply = (slack.closing_reply(facts, args.text) if args.event == "closed"
+                     else slack.progress_reply(facts, args.text))
+            client.chat_postMessage(channel=channel, thread_ts=ts, **reply)
+        client.chat_update(channel=channel, ts=ts, **root)
+        return {"channel": channel, "ts": ts}
+
+
+def find_thread(ctx: StepContext) -> tuple[str, str] | None:
+    """The incident's thread from the journal, whichever step or run started it."""
+    found = None
+    for r in ctx.incident.journal.records():
+        if r.get("event") == "step.note" and r.get("note") == THREAD_NOTE and r.get("channel") and r.get("ts"):
+            found = (str(r["channel"]), str(r["ts"]))
+    return found
+
+
+def _leaked_mask(ctx: StepContext) -> str | None:
+    # Before key.find runs, the leaked value given as input is the only way to show which key it is.
+    leaked = ctx.inputs.get("leaked")
+    return getattr(leaked, "masked", None)
+
+
+def _report_path(ctx: StepContext) -> str | None:
+    for outputs in ctx.outputs.values():
+        paths = outputs.get("paths") if isinstance(outputs, dict) else None
+        if isinstance(paths, dict) and paths:
+            return str(paths.get("html") or paths.get("md") or next(iter(paths.values())))
+    return None
+
+
+def _drill_summary(model: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    steps = [{"id": s["id"], "uses": s["uses"], "status": s["status"], "error": s["error"]}
+             for s in model["steps"] if s["id"] != ctx.step_id]
+    return {"ok": not any(s["status"] == "failed" for s in steps), "playbook": ctx.playbook_name,
+            "key": ctx.key_name, "incident_id": ctx.incident.id, "steps": steps}
+
+
+def post_drill_summary(inventory: LoadedInventory, summary: dict[str, Any]) -> dict[str, Any]:
+    """For `keyresponse drill`: post `{ok, playbook, key, incident_id, steps: [{id, uses, status, error}]}`
+    to the drill channel. Returns `{ok, channel, ts, error}`; never raises for Slack's sake."""
+    from keyresponse import slack
+
+    settings = inventory.model.notify.slack
+    if settings is None:
+        return {"ok": False, "skipped": True, "channel": None, "ts": None, "error": "Slack is not configured"}
+    channel = _channel(settings, "drill")
+    try:
+        token = inventory.credential(settings.token_env, "Slack drill summary")
+        resp = slack.client(token, settings.base_url).chat_postMessage(
+            channel=channel, **slack.drill_message(summary))
+        return {"ok": True, "channel": resp["channel"], "ts": resp["ts"], "error": None}
+    except Exception as exc:  # noqa: BLE001
+        if not _expected(exc):
+            raise
+        return {"ok": False, "channel": channel, "ts": None, "error": describe_error(exc)}
+
+
+def describe_error(exc: BaseException) -> str:
+    """One redacted line: the Slack method's error code, or what broke underneath."""
+    from slack_sdk.errors import SlackApiError
+
+    from keyresponse.secret import REDACTOR
+
+    if isinstance(exc, SlackApiError):
+        resp = exc.response
+        data = resp.data if isinstance(resp.data, dict) else {}
+        method = str(resp.api_url).rstrip("/").rsplit("/", 1)[-1]
+        text = f"{method}: {data.get('error') or 'unexpected answer'} (HTTP {resp.status_code})"
+    elif hasattr(exc, "message"):
+        text = str(exc.message)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return REDACTOR.redact(text)
+
+
+class _Unusable(Exception):
+    pass
+
+
+def _expected(exc: BaseException) -> bool:
+    from slack_sdk.errors import SlackClientError
+
+    from keyresponse.errors import ConfigError
+
+    return isinstance(exc, (SlackClientError, OSError, ValueError, ConfigError, _Unusable))
+
+
+def _channel(settings: SlackNotify, event: str) -> str:
+    return (settings.drill_channel or settings.channel) if event == "drill" else settings.channel
+
+
+def _client(ctx: StepContext, settings: SlackNotify) -> WebClient:
+    from keyresponse import slack
+
+    token = ctx.inventory.credential(settings.token_env, "Slack notifications")
+    return slack.client(token, settings.base_url)
+
+

@@ -1,0 +1,156 @@
+"""The incident report model, built from the incident's journal alone.
+
+Nothing here reads the inventory, the playbook or a service: `keyresponse report ID`
+must re-render any incident at any time, finished, failed or cut short. Every step
+may be missing, failed or unfinished, so each section says what is known and
+marks the rest unknown rather than guessing. The model is plain JSON data; it is
+`report.json` as it stands and the context of the Markdown and HTML templates.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from keyresponse.report import items, sections, times
+from keyresponse.report.timeline import timeline
+
+SCHEMA = "keyresponse.report/1"
+DEFAULT_SEVERITY = "high"  # a leaked live key is high until someone says otherwise
+
+
+class Steps:
+    """The journal folded into one entry per step id, in the order steps first started."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.by_id: dict[str, dict[str, Any]] = {}
+        for r in records:
+            sid = r.get("step")
+            if not sid or r.get("event") not in ("step.started", "step.finished"):
+                continue
+            step = self.by_id.setdefault(sid, {
+                "id": sid, "uses": r.get("uses") or "", "status": "unfinished", "attempts": 0,
+                "started_at": r.get("t"), "finished_at": None, "duration": None, "summary": "",
+                "outputs": {}, "error": None, "hint": None,
+            })
+            step["uses"] = r.get("uses") or step["uses"]
+            if r["event"] == "step.started":
+                step["attempts"] += 1
+                if step["finished_at"]:  # a resume ran it again: the earlier result is history
+                    step.update(status="unfinished", finished_at=None, outputs={}, error=None, hint=None)
+            else:
+                outputs = r.get("outputs")
+                step.update(
+                    status=r.get("status") or "unknown", finished_at=r.get("t"), duration=r.get("duration"),
+                    summary=r.get("summary") or "", outputs=outputs if isinstance(outputs, dict) else {},
+                    error=r.get("error"), hint=r.get("hint"),
+                )
+
+    def all(self) -> list[dict[str, Any]]:
+        return list(self.by_id.values())
+
+    def of(self, uses: str) -> list[dict[str, Any]]:
+        return [s for s in self.by_id.values() if s["uses"] == uses]
+
+    def last(self, uses: str, *, applied: bool = False) -> dict[str, Any] | None:
+        found = [s for s in self.of(uses) if s["status"] == "applied" or not applied]
+        return found[-1] if found else None
+
+
+def build(
+    records: Iterable[dict[str, Any]],
+    *,
+    incident_id: str | None = None,
+    incident_dir: str | None = None,
+    running: bool = False,
+    rendered_at: str | None = None,
+) -> dict[str, Any]:
+    records = [r for r in records if isinstance(r, dict) and "event" in r]
+    opened = next((r for r in records if r["event"] == "incident.opened"), {})
+    steps = Steps(records)
+    inputs = opened.get("inputs") if isinstance(opened.get("inputs"), dict) else {}
+    incident = _incident(records, opened, inputs, incident_id, incident_dir, running, rendered_at)
+    model: dict[str, Any] = {
+        "schema": SCHEMA,
+        "incident": incident,
+        "key": sections.key(steps, opened),
+        "containment": sections.containment(steps),
+        "replacement": sections.replacement(steps),
+        "targets": sections.targets(steps),
+        "audit": sections.audit(steps),
+        "exposure": sections.exposure(steps),
+        "notifications": sections.notifications(steps),
+        "steps": [_step_row(s) for s in steps.all()],
+        "warnings": [
+            {"t": times.iso(r.get("t")), "step": r.get("step"), "message": str(r.get("message", ""))}
+            for r in records if r["event"] == "step.warning"
+        ],
+        "timeline": timeline(records),
+    }
+    model["summary"] = _summary(model, inputs)
+    model["failures"] = items.failures(model)
+    model["next_steps"] = items.next_steps(model)
+    model["action_items"] = items.action_items(model)
+    return model
+
+
+def _incident(records: list[dict[str, Any]], opened: dict[str, Any], inputs: dict[str, Any],
+              incident_id: str | None, incident_dir: str | None, running: bool,
+              rendered_at: str | None) -> dict[str, Any]:
+    status = "running" if running else "interrupted"
+    finished_at = None
+    for r in records:
+        if r["event"] == "incident.finished":
+            status, finished_at = str(r.get("status") or "unknown"), r.get("t")
+        elif r["event"] == "incident.resumed":
+            status, finished_at = ("running" if running else "interrupted"), None
+    if not opened:
+        status = "unknown" if not records else status
+    return {
+        "id": incident_id, "dir": incident_dir, "playbook": opened.get("playbook"),
+        "key": opened.get("key"), "mode": opened.get("mode"), "user": opened.get("user"),
+        "host": opened.get("host"), "version": opened.get("version"),
+        "opened_at": times.iso(opened.get("t")), "finished_at": times.iso(finished_at),
+        "status": status, "severity": str(inputs.get("severity") or DEFAULT_SEVERITY),
+        # a secret input is journaled as its mask; the report shows only plain inputs
+        "inputs": {k: v for k, v in inputs.items() if not (isinstance(v, dict) and "$secret" in v)},
+        "resumed": sum(1 for r in records if r["event"] == "incident.resumed"),
+        "rendered_at": times.iso(rendered_at),
+    }
+
+
+def _step_row(s: dict[str, Any]) -> dict[str, Any]:
+    return {k: s[k] for k in ("id", "uses", "status", "attempts", "duration", "summary", "error", "hint")} | {
+        "started_at": times.iso(s["started_at"]), "finished_at": times.iso(s["finished_at"]),
+    }
+
+
+def _summary(model: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    inc, key, con, tgt = model["incident"], model["key"], model["containment"], model["targets"]
+    reported_at = inc["opened_at"]
+    leaked_at = times.iso(inputs.get("leaked_at")) or times.iso(model["audit"].get("leak_time"))
+    ttc = times.seconds_between(reported_at, con["contained_at"])
+    ttr = times.seconds_between(con["contained_at"], tgt["restored_at"])
+    # rotate restores before it revokes: no time without the key at all
+    if ttr is not None and ttr < 0:
+        ttr = 0.0
+    name = key.get("name") or key.get("inventory_name") or "unknown key"
+    what = f"Leaked API key {name}"
+    if key.get("redacted_value"):
+        what += f" ({key['redacted_value']})"
+    if key.get("project_id"):
+        what += f" in project {key['project_id']}"
+    failed = any(s["status"] == "failed" for s in model["steps"])
+    if inc["status"] in ("running", "interrupted") or any(s["status"] == "unfinished" for s in model["steps"]):
+        outcome = "unfinished"
+    elif failed or inc["status"] == "failed":
+        outcome = "needs attention"
+    else:
+        outcome = "resolved" if inc["mode"] != "plan" else "planned"
+    return {
+        "what": what, "severity": inc["severity"], "status": inc["status"], "outcome": outcome,
+        "leaked_at": leaked_at, "reported_at": reported_at,
+        "contained_at": con["contained_at"], "restored_at": tgt["restored_at"],
+        "time_to_contain": ttc, "time_to_contain_text": times.duration(ttc),
+        "time_to_restore": ttr, "time_to_restore_text": times.duration(ttr),
+        "exposure_window_text": times.duration(times.seconds_between(leaked_at, con["contained_at"])),
+    }

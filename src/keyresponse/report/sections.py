@@ -1,0 +1,142 @@
+"""The report's sections, each from the folded journal (`model.Steps`).
+
+Each reads only its own steps' outputs and tolerates any of them missing, failed
+or half-shaped: the outputs come from other actions and from older versions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from keyresponse.report import times
+
+if TYPE_CHECKING:
+    from keyresponse.report.model import Steps
+
+TARGET_OK = ("applied", "ok", "written", "skipped", "unchanged")
+
+
+def key(steps: Steps, opened: dict[str, Any]) -> dict[str, Any]:
+    fields = ("key_id", "project_id", "name", "owner_type", "owner_id", "redacted_value",
+              "created_at", "last_used_at")
+    key: dict[str, Any] = {f: None for f in fields}
+    for uses in ("key.find", "key.revoke"):  # revoke's view is later, so it wins
+        for step in steps.of(uses):
+            key.update({f: step["outputs"][f] for f in fields if step["outputs"].get(f) is not None})
+    key["inventory_name"] = opened.get("key")
+    key["known"] = any(key[f] for f in fields)
+    return key
+
+
+def containment(steps: Steps) -> dict[str, Any]:
+    revoke = steps.last("key.revoke")
+    rev = revoke["outputs"] if revoke else {}
+    probes = [p for p in steps.of("key.probe") if p["outputs"].get("expect") == "dead"
+              or (p["outputs"].get("expect") is None and p["outputs"].get("result") == "dead")]
+    probe = probes[-1] if probes else None
+    result = probe["outputs"].get("result") if probe else None
+    dead = result == "dead"
+    contained_at = None
+    if dead:
+        contained_at = probe["finished_at"]  # type: ignore[index]
+    return {
+        "revoke_status": revoke["status"] if revoke else None,
+        "revoked_at": times.iso(rev.get("revoked_at")) or (times.iso(revoke["finished_at"])
+                                                             if revoke and revoke["status"] == "applied" else None),
+        "method": rev.get("method"), "already_gone": rev.get("already_gone"),
+        "revoke_error": revoke["error"] if revoke else None,
+        "probe_status": probe["status"] if probe else None,
+        "probe_result": result, "probe_method": probe["outputs"].get("method") if probe else None,
+        "probe_error": probe["error"] if probe else None,
+        "dead": dead, "contained_at": times.iso(contained_at),
+    }
+
+
+def replacement(steps: Steps) -> dict[str, Any]:
+    issue = steps.last("key.issue")
+    out = issue["outputs"] if issue else {}
+    probes = [p for p in steps.of("key.probe") if p["outputs"].get("expect") in ("live", "restricted")
+              or (p["outputs"].get("expect") is None and p["outputs"].get("result") in ("live", "restricted"))]
+    probe = probes[-1] if probes else None
+    # Only ids and the mask: the journal holds no value, and the report must not pretend to.
+    return {
+        "status": issue["status"] if issue else None, "error": issue["error"] if issue else None,
+        **{f: out.get(f) for f in ("key_id", "name", "redacted_value", "service_account_id", "project_id")},
+        "probe_status": probe["status"] if probe else None,
+        "probe_result": probe["outputs"].get("result") if probe else None,
+    }
+
+
+def targets(steps: Steps) -> dict[str, Any]:
+    deploys = steps.of("targets.deploy")
+    rows: list[dict[str, Any]] = []
+    for step in deploys:
+        for t in step["outputs"].get("targets") or []:
+            if isinstance(t, dict):
+                rows.append({f: t.get(f) for f in ("target", "kind", "status", "verified", "restarted", "error", "note")})
+    failed = [r for r in rows if r["status"] not in TARGET_OK]
+    done = bool(deploys) and all(s["status"] == "applied" for s in deploys) and not failed
+    restored_at = max((s["finished_at"] for s in deploys if s["finished_at"]), default=None) if done else None
+    return {
+        "ran": bool(deploys), "rows": rows, "failed": len(failed), "ok": len(rows) - len(failed),
+        "status": deploys[-1]["status"] if deploys else None,
+        "errors": [s["error"] for s in deploys if s["error"]],
+        "restored": done, "restored_at": times.iso(restored_at),
+    }
+
+
+_AUDIT_SCALARS = ("window_start", "window_end", "leak_time", "first_anomalous_hour", "estimated_cost_usd",
+                  "costs_api_usd", "last_used_at")
+_AUDIT_LISTS = ("hourly", "anomalies", "models", "events", "new_models")
+
+
+def audit(steps: Steps) -> dict[str, Any]:
+    audit = steps.last("key.audit")
+    if audit is None:
+        return {"ran": False, "status": None, "error": None}
+    out: dict[str, Any] = {f: None for f in _AUDIT_SCALARS}
+    out.update({f: [] for f in _AUDIT_LISTS})
+    out["totals"] = {}
+    for k, v in audit["outputs"].items():
+        if k in _AUDIT_LISTS:
+            out[k] = [x for x in v if isinstance(x, (dict, str))] if isinstance(v, list) else []
+            if k == "events":
+                out[k] = [{**e, "actor": _actor(e.get("actor"))} for e in out[k] if isinstance(e, dict)]
+        elif k == "totals":
+            out[k] = {p: t for p, t in v.items() if isinstance(t, dict)} if isinstance(v, dict) else {}
+        else:
+            out[k] = v
+    out.update(ran=True, status=audit["status"], error=audit["error"])
+    return out
+
+
+def _actor(actor: Any) -> Any:
+    """Audit-log actors are nested objects (session user, api key); the report wants one name."""
+    if not isinstance(actor, dict):
+        return actor
+    for path in (("session", "user", "email"), ("session", "user", "id"), ("api_key", "user", "email"),
+                 ("api_key", "service_account", "id"), ("api_key", "id"), ("email",), ("id",)):
+        node: Any = actor
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, str):
+            return node
+    return actor.get("type") or "unknown"
+
+
+def exposure(steps: Steps) -> dict[str, Any]:
+    scan = steps.last("exposure.scan")
+    if scan is None:
+        return {"ran": False, "findings": []}
+    findings = [f for f in scan["outputs"].get("findings") or [] if isinstance(f, dict)]
+    return {"ran": True, "status": scan["status"], "error": scan["error"], "findings": findings}
+
+
+def notifications(steps: Steps) -> list[dict[str, Any]]:
+    rows = []
+    for s in steps.of("notify.slack"):
+        out = s["outputs"]
+        ok = s["status"] == "applied" and (out.get("ok") is not False or bool(out.get("skipped")))
+        rows.append({"step": s["id"], "event": out.get("event"), "ok": ok,
+                     "error": out.get("error") or s["error"], "status": s["status"]})
+    return rows

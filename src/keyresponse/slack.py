@@ -1,0 +1,222 @@
+"""Slack messages for an incident thread, and the client that posts them.
+
+Every builder returns `{"text": ..., "blocks": [...]}`: Block Kit laid out for a
+phone (short fields, two columns) and a plain `text` fallback for notifications
+and old clients. Text that comes from config or a service passes `escape()`, so
+a key named `<!channel>` shows as that text and pings nobody.
+https://api.slack.com/reference/surfaces/formatting#escaping
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+# slack-sdk logs an undecodable answer at ERROR; the action reports it once, as a warning.
+QUIET = logging.getLogger("keyresponse.slack")
+QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
+
+SECTION_LIMIT = 2900  # Slack refuses section text over 3000 characters
+STATUS_ICON = {"in progress": ":hourglass_flowing_sand:", "resolved": ":white_check_mark:",
+               "needs attention": ":warning:"}
+STEP_ICON = {"applied": ":white_check_mark:", "failed": ":x:", "skipped": ":fast_forward:",
+             "planned": ":memo:", "unfinished": ":hourglass_flowing_sand:"}
+
+
+def escape(value: Any) -> str:
+    """Slack's three control characters as entities; nothing else needs it."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def code(value: Any) -> str:
+    """An inline code span that a backtick in the value cannot close early."""
+    return "`" + escape(value).replace("`", "'") + "`" if value not in (None, "") else "—"
+
+
+def client(token: str, base_url: str, *, timeout: int = 10) -> WebClient:
+    """A WebClient that waits out 429s (Retry-After) and retries dropped connections."""
+    from slack_sdk import WebClient
+    from slack_sdk.http_retry.builtin_handlers import (
+        ConnectionErrorRetryHandler,
+        RateLimitErrorRetryHandler,
+        ServerErrorRetryHandler,
+    )
+
+    return WebClient(
+        token=token,
+        base_url=base_url if base_url.endswith("/") else base_url + "/",  # slack-sdk joins by concatenation
+        timeout=timeout,
+        logger=QUIET,
+        retry_handlers=[
+            RateLimitErrorRetryHandler(max_retry_count=2),
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            ServerErrorRetryHandler(max_retry_count=1),
+        ],
+    )
+
+
+def facts(model: dict[str, Any], *, event: str, current_step: str | None = None, severity: str | None = None,
+          redacted_value: str | None = None, project: str | None = None,
+          report: str | None = None) -> dict[str, Any]:
+    """What the messages say, from the report model (the journal) plus what only the running step knows."""
+    steps = [s for s in model["steps"] if s["id"] != current_step and s["uses"] != "notify.slack"
+             and s["status"] != "unfinished"]
+    failed = [s for s in steps if s["status"] == "failed"]
+    if event == "closed":
+        status = "needs attention" if failed or model["incident"]["status"] == "failed" else "resolved"
+    else:
+        status = "needs attention" if failed else "in progress"
+    key, con, rep, tgt, audit = (model[k] for k in ("key", "containment", "replacement", "targets", "audit"))
+    highlights = []
+    if con["dead"]:
+        highlights.append("old key proven dead")
+    elif con["revoke_status"] == "applied":
+        highlights.append("old key revoked")
+    if rep.get("redacted_value"):
+        highlights.append(f"new key {rep['redacted_value']}")
+    if tgt["ran"]:
+        highlights.append(f"targets {tgt['ok']}/{len(tgt['rows'])} on the new key")
+    if audit.get("anomalies"):
+        highlights.append(f"{len(audit['anomalies'])} anomalous hour(s)")
+    summary = model["summary"]
+    cost = audit.get("estimated_cost_usd")
+    return {
+        "status": status, "incident_id": model["incident"]["id"],
+        "severity": severity or model["incident"]["severity"],
+        "key_name": key.get("inventory_name") or key.get("name"), "provider_name": key.get("name"),
+        "redacted_value": key.get("redacted_value") or redacted_value,
+        "project": key.get("project_id") or project,
+        "user": model["incident"]["user"], "host": model["incident"]["host"],
+        "playbook": model["incident"]["playbook"], "highlights": highlights,
+        "steps": [{**s, "duration_text": _duration(s.get("duration"))} for s in steps],
+        "time_to_contain": summary["time_to_contain_text"], "time_to_restore": summary["time_to_restore_text"],
+        "targets": f"{tgt['ok']}/{len(tgt['rows'])} on the new key" if tgt["ran"] else "no deploy step",
+        "cost": f"${cost:,.2f}" if isinstance(cost, (int, float)) else None,
+        "problems": [f"{f['what']}: {f['detail']}" if f["detail"] else f["what"] for f in model["failures"]
+                     if not f["what"].startswith(f"step {current_step} ")],
+        "report": report,
+    }
+
+
+def root_message(facts: dict[str, Any]) -> dict[str, Any]:
+    """The thread's opening message; re-built and `chat.update`d as the incident moves."""
+    status = facts["status"]
+    severity = str(facts.get("severity") or "high").upper()
+    key_label = facts.get("key_name") or "unknown key"
+    fields = [
+        ("Key", code(key_label) + (f" ({escape(facts['provider_name'])})"
+                                   if facts.get("provider_name") and facts["provider_name"] != key_label else "")),
+        ("Value", code(facts.get("redacted_value"))),
+        ("Project", code(facts.get("project"))),
+        ("Severity", severity),
+        ("Run by", f"{escape(facts.get('user') or 'unknown')} on {escape(facts.get('host') or 'unknown')}"),
+        ("Playbook", escape(facts.get("playbook") or "—")),
+    ]
+    status_line = f"{STATUS_ICON.get(status, '')} *Status: {escape(status)}*"
+    if facts.get("highlights"):
+        status_line += "\n" + " · ".join(escape(h) for h in facts["highlights"])
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"Leaked API key · {severity}", "emoji": True}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in fields]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cap(status_line)}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Incident {code(facts.get('incident_id'))} · "
+                                          f"keyresponse · replies in the thread"}]},
+    ]
+    text = (f"[{severity}] Leaked API key {escape(key_label)} ({escape(facts.get('redacted_value') or '—')}) "
+            f"in {escape(facts.get('project') or 'unknown project')}: {escape(status)}")
+    return {"text": text, "blocks": blocks}
+
+
+def progress_reply(facts: dict[str, Any], note: str | None = None) -> dict[str, Any]:
+    """A thread reply: the steps finished so far, and what they established."""
+    lines = [_step_line(s) for s in facts.get("steps", [])] or ["No step has finished yet."]
+    blocks: list[dict[str, Any]] = []
+    if note:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cap(escape(note))}})
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cap("*Progress*\n" + "\n".join(lines))}})
+    if facts.get("highlights"):
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": _cap(" · ".join(escape(h) for h in facts["highlights"]))}]})
+    done = sum(1 for s in facts.get("steps", []) if s["status"] in ("applied", "skipped"))
+    failed = [s["id"] for s in facts.get("steps", []) if s["status"] == "failed"]
+    text = (escape(note) + " — " if note else "") + f"{done} step(s) done"
+    if failed:
+        text += f", failed: {escape(', '.join(failed))}"
+    return {"text": text, "blocks": blocks}
+
+
+def closing_reply(facts: dict[str, Any], note: str | None = None) -> dict[str, Any]:
+    """The last reply: outcome, times, what failed, and where the report is."""
+    status = facts["status"]
+    head = f"{STATUS_ICON.get(status, '')} *Incident {escape(status)}*"
+    fields = [
+        ("Time to contain", escape(facts.get("time_to_contain") or "—")),
+        ("Time to restore", escape(facts.get("time_to_restore") or "—")),
+        ("Targets", escape(facts.get("targets") or "—")),
+        ("Estimated cost", escape(facts.get("cost") or "—")),
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cap(head + (f"\n{escape(note)}" if note else ""))}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{n}*\n{v}"} for n, v in fields]},
+    ]
+    problems = facts.get("problems") or []
+    if problems:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cap(
+            "*Needs attention*\n" + "\n".join(f"• {escape(p)}" for p in problems))}})
+    report = facts.get("report")
+    where = f"Report: {code(report)}" if report else "No report was rendered in this run."
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cap(
+        f"{where} · re-render with {code('keyresponse report ' + str(facts.get('incident_id')))}")}]})
+    text = f"Incident {escape(status)}" + (f": {len(problems)} problem(s)" if problems else "")
+    if report:
+        text += f". Report: {escape(report)}"
+    return {"text": text, "blocks": blocks}
+
+
+def drill_message(summary: dict[str, Any]) -> dict[str, Any]:
+    """A short pass/fail drill summary: which checks failed and how to fix them."""
+    passed = bool(summary.get("ok"))
+    icon = ":white_check_mark:" if passed else ":x:"
+    title = (f"{icon} *Drill {'passed' if passed else 'FAILED'}*: playbook {escape(summary.get('playbook') or '—')}"
+             f", key {code(summary.get('key'))}")
+    lines = []
+    for s in summary.get("steps", []):
+        lines.append(f"{STEP_ICON.get(s['status'], '•')} {code(s['id'])} {escape(s.get('uses') or '')}"
+                     + (f": {escape(s['error'])}" if s.get("error") else ""))
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": _cap(title)}}]
+    if lines:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cap("\n".join(lines))}})
+    if summary.get("incident_id"):
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"Incident {code(summary['incident_id'])}"}]})
+    failed = sum(1 for s in summary.get("steps", []) if s["status"] == "failed")
+    text = (f"Drill {'passed' if passed else 'failed'}: {escape(summary.get('playbook') or '')} "
+            f"({len(summary.get('steps', []))} steps, {failed} failed)")
+    return {"text": text, "blocks": blocks}
+
+
+def _step_line(s: dict[str, Any]) -> str:
+    line = f"{STEP_ICON.get(s['status'], '•')} {code(s['id'])} {escape(s.get('uses') or '')} — {escape(s['status'])}"
+    if s.get("duration_text"):
+        line += f" ({escape(s['duration_text'])})"
+    if s.get("error"):
+        line += f": {escape(_short(s['error']))}"
+    return line
+
+
+def _duration(seconds: Any) -> str:
+    from keyresponse.report.times import duration
+
+    return duration(seconds) if isinstance(seconds, (int, float)) else ""
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _cap(text: str) -> str:
+    return text if len(text) <= SECTION_LIMIT else text[: SECTION_LIMIT - 1] + "…"
