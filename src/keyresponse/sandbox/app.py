@@ -1,0 +1,221 @@
+"""One ASGI app: a prefix per emulated service, faults, and the control API.
+
+Routing is a small table of regexes over the *raw* (still percent-encoded)
+path, because both GitHub environment names and GitLab project paths are sent
+URL-encoded (`acme%2Fchatbot`) and must stay one path segment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from keyresponse.sandbox.faults import Fault, FaultSet
+from keyresponse.sandbox.state import State
+
+log = logging.getLogger("keyresponse.sandbox")
+
+Handler = Callable[["Call"], Awaitable[Response]]
+
+
+@dataclass
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    mutating: bool
+
+
+def route(method: str, template: str, handler: Handler, *, mutating: bool | None = None) -> Route:
+    """'/repos/{owner}/{repo}' -> one segment per {name}; {name:path} spans slashes."""
+    regex = re.sub(r"\{(\w+):path\}", r"(?P<\1>.+)", template)
+    regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex)
+    if mutating is None:
+        mutating = method not in ("GET", "HEAD")
+    return Route(method, re.compile(regex + "/?"), handler, mutating)
+
+
+@dataclass
+class Service:
+    name: str
+    prefix: str
+    routes: list[Route]
+    # (status, message) -> a response in the service's own error shape
+    error: Callable[[int, str], Response]
+    # decorates every response of the service (request ids, rate-limit headers)
+    finish: Callable[[Response], None] = lambda response: None
+
+    def match(self, method: str, raw_path: str) -> tuple[Route | None, dict[str, str]]:
+        for r in self.routes:
+            m = r.pattern.fullmatch(raw_path)
+            if m and r.method == method:
+                return r, {k: unquote(v) for k, v in m.groupdict().items()}
+        return None, {}
+
+
+@dataclass
+class Runtime:
+    """What the handlers share: the current state and the fault set."""
+
+    seed: int
+    state: State
+    faults: FaultSet
+    build: Callable[[], State]
+    stopping: asyncio.Event | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        self.state = self.build()
+        self.faults.clear()
+
+
+@dataclass
+class Call:
+    request: Request
+    params: dict[str, str]
+    runtime: Runtime
+    service: Service
+
+    @property
+    def state(self) -> State:
+        return self.runtime.state
+
+    def base_url(self) -> str:
+        """The service's base URL as the client reached it."""
+        return str(self.request.base_url).rstrip("/") + self.service.prefix
+
+    async def body(self) -> dict[str, Any]:
+        """A JSON or form body as a dict ({} when empty); ValueError if malformed."""
+        raw = await self.request.body()
+        if not raw.strip():
+            return {}
+        ctype = self.request.headers.get("content-type", "")
+        if "application/x-www-form-urlencoded" in ctype:
+            return dict(parse_qsl(raw.decode(), keep_blank_values=True))
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("body is not a JSON object")
+        return data
+
+
+class App:
+    """The ASGI callable uvicorn serves."""
+
+    def __init__(self, runtime: Runtime, services: list[Service], control: Service) -> None:
+        self.runtime = runtime
+        self.services = services
+        self.control = control
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+        method = scope["method"]
+        request = Request(scope, receive)
+        if raw_path.startswith(self.control.prefix + "/"):
+            route, params = self.control.match(method, raw_path[len(self.control.prefix) :])
+            if route is None:
+                response = self.control.error(404, f"no control endpoint {method} {raw_path}")
+            else:
+                response = await self._run(route, Call(request, params, self.runtime, self.control))
+            await response(scope, receive, send)
+            return
+        service = next((s for s in self.services if raw_path.startswith(s.prefix + "/")), None)
+        if service is None:
+            await JSONResponse({"error": f"no emulated service at {raw_path}"}, 404)(scope, receive, send)
+            return
+        rel = raw_path[len(service.prefix) :]
+        fired = self.runtime.faults.take(service.name, method, (rel, unquote(rel)))
+        terminal = await self._pre_faults(service, rel, fired)
+        if terminal is not None and terminal.kind in ("status", "hang", "drop"):
+            if terminal.kind == "status":
+                response = service.error(terminal.status or 503, "injected fault")
+                if terminal.retry_after_header() is not None:
+                    response.headers["Retry-After"] = terminal.retry_after_header() or ""
+                service.finish(response)
+                await response(scope, receive, send)
+                return
+            if terminal.kind == "hang":
+                await self._hang(receive, terminal.latency_ms / 1000.0 or 600.0)
+            await _drop(send)
+            return
+        route, params = service.match(method, rel)
+        if route is None:
+            response = service.error(404, f"Invalid URL ({method} {service.prefix}{unquote(rel)})")
+        else:
+            response = await self._run(route, Call(request, params, self.runtime, service))
+            if route.mutating:
+                self.runtime.state.record_mutation(service.name, method, unquote(rel), response.status_code)
+        if terminal is not None and terminal.kind == "commit_then_drop":
+            await _drop(send)
+            return
+        if terminal is not None and terminal.kind == "commit_then_fail":
+            response = service.error(terminal.status or 502, "injected fault after the change was made")
+        service.finish(response)
+        await response(scope, receive, send)
+
+    async def _pre_faults(self, service: Service, rel: str, fired: list[Fault]) -> Fault | None:
+        """Apply latency and key rotation; return the first fault that decides the outcome."""
+        delay = 0.0
+        terminal = None
+        for fault in fired:
+            if fault.kind == "latency":
+                delay += fault.delay(self.runtime.faults.rng)
+            elif fault.kind == "rotate_public_key":
+                rotate = self.runtime.extras.get("rotate_public_key")
+                if rotate is not None:
+                    rotate(self.runtime.state, unquote(rel))
+            elif terminal is None:
+                terminal = fault
+        if delay:
+            await asyncio.sleep(delay)
+        return terminal
+
+    async def _run(self, route: Route, call: Call) -> Response:
+        try:
+            return await route.handler(call)
+        except Exception:  # the sandbox must answer, like a real service, with a 500
+            log.exception("sandbox handler failed: %s %s", call.request.method, call.request.url.path)
+            return call.service.error(500, "The sandbox failed while processing your request.")
+
+    async def _hang(self, receive: Any, seconds: float) -> None:
+        """Hold the request until the client gives up, the server stops, or time passes."""
+
+        async def client_gone() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        waiters = [asyncio.ensure_future(client_gone())]
+        if self.runtime.stopping is not None:
+            waiters.append(asyncio.ensure_future(self.runtime.stopping.wait()))
+        _, pending = await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+
+
+async def _drop(send: Any) -> None:
+    """Close the connection without a response.
+
+    ASGI has no verb for this; uvicorn's `send` is a bound method of its
+    request cycle, which holds the transport. Other servers get a response
+    that starts and is then cut off, which clients also see as a dropped
+    connection.
+    """
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is not None:
+        transport.close()
+        # let the loop run connection_lost() so uvicorn sees the disconnect
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
+    raise ConnectionAbortedError("sandbox dropped the connection on purpose")

@@ -1,0 +1,96 @@
+"""GitHub emulation, mounted at /github: Actions secrets (repository,
+environment, organization), Dependabot repository secrets, workflow dispatch.
+
+Follows github-actions-secrets.openapi.yaml. Values are write-only: PUT takes a
+libsodium sealed box made with the scope's public key; anything else is a 422.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.responses import JSONResponse, Response
+
+from keyresponse.sandbox import github_org
+from keyresponse.sandbox.app import Call, Service, route
+from keyresponse.sandbox.github_common import (
+    error, finish, list_secrets, get_secret, public_key, put_secret, delete_secret, repo, service_error,
+)
+
+PREFIX = "/github"
+Op = Callable[[Call, str], Any]
+
+
+def _scoped(kind: str, op: Op) -> Callable[[Call], Any]:
+    """A handler that resolves the path's repo (and environment) to a secret scope, then runs op."""
+
+    async def handler(call: Call) -> Response:
+        if isinstance(r := repo(call), Response):
+            return r
+        scope = f"{kind}:{r['full_name']}"
+        if kind == "env":
+            wanted = call.params["environment_name"].lower()
+            env = next((e for e in r["environments"] if e.lower() == wanted), None)
+            if env is None:
+                return error(404)
+            scope += f":{env}"
+        result = op(call, scope)
+        return await result if hasattr(result, "__await__") else result
+
+    handler.__name__ = f"{kind}_{op.__name__}"
+    return handler
+
+
+async def dispatch(call: Call) -> Response:
+    """Record a workflow_dispatch (the redeploy trigger); nothing actually runs."""
+    if isinstance(r := repo(call), Response):
+        return r
+    wanted = call.params["workflow_id"]
+    workflow = next(((f, i) for f, i in r["workflows"].items() if wanted in (f, str(i))), None)
+    if workflow is None:
+        return error(404)
+    try:
+        body = await call.body()
+    except ValueError:
+        return error(400)
+    ref = body.get("ref")
+    if not isinstance(ref, str) or not ref:
+        return error(422, 'Invalid request.\n\n"ref" wasn\'t supplied.')
+    branch = ref.removeprefix("refs/heads/")
+    if branch not in r["branches"]:
+        return error(422, f"No ref found for: {ref}")
+    inputs = body.get("inputs") or {}
+    if not isinstance(inputs, dict) or len(inputs) > 25:
+        return error(422, "Invalid request.\n\ninputs must be an object with at most 25 properties.")
+    st = call.state
+    run_id = 9000000000 + len(st.github["dispatches"]) + 1
+    st.github["dispatches"].append({"repo": r["full_name"], "workflow": workflow[0], "workflow_id": workflow[1],
+                                    "ref": ref, "inputs": inputs, "at": time.time(), "run_id": run_id})
+    if body.get("return_run_details") is True:
+        return JSONResponse({
+            "workflow_run_id": run_id,
+            "run_url": f"{call.base_url()}/repos/{r['full_name']}/actions/runs/{run_id}",
+            "html_url": f"https://github.com/{r['full_name']}/actions/runs/{run_id}",
+        })
+    return Response(status_code=204)
+
+
+def service() -> Service:
+    repo_path = "/repos/{owner}/{repo}"
+    routes = [route("POST", repo_path + "/actions/workflows/{workflow_id}/dispatches", dispatch)]
+    for kind, base in (
+        ("repo", repo_path + "/actions/secrets"),
+        ("env", repo_path + "/environments/{environment_name}/secrets"),
+        ("dependabot", repo_path + "/dependabot/secrets"),
+    ):
+        routes += [
+            route("GET", base, _scoped(kind, list_secrets)),
+            route("GET", base + "/public-key", _scoped(kind, public_key)),
+            route("GET", base + "/{secret_name}", _scoped(kind, get_secret)),
+            route("PUT", base + "/{secret_name}", _scoped(kind, put_secret)),
+            route("DELETE", base + "/{secret_name}", _scoped(kind, delete_secret)),
+        ]
+    routes += github_org.routes()
+    return Service("github", PREFIX, routes, service_error, finish)

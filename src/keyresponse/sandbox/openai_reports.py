@@ -1,0 +1,123 @@
+"""Usage, costs and audit logs: what an incident audit reads."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.responses import JSONResponse, Response
+
+from keyresponse.sandbox import usage
+from keyresponse.sandbox.app import Call, Route, route
+from keyresponse.sandbox.openai_common import admin, error, int_param, multi
+
+# Every usage family in the spec; the seed has rows for the first two only,
+# the rest answer with well-formed empty buckets.
+USAGE_KINDS = (
+    "completions", "embeddings", "moderations", "images", "audio_speeches", "audio_transcriptions",
+    "vector_stores", "code_interpreter_sessions", "file_search_calls", "web_search_calls",
+)
+
+
+def _report(call: Call, kind: str) -> Response:
+    if isinstance(who := admin(call), Response):
+        return who
+    q = call.request.query_params
+    query = {k: q.get(k) for k in ("start_time", "end_time", "bucket_width", "limit", "page", "batch")}
+    filters = {name: multi(call, name) for name in usage.FILTERS}
+    if kind == "costs":
+        filters = {k: v for k, v in filters.items() if k in ("project_ids", "api_key_ids")}
+        rows = call.state.usage.get("completions", []) + call.state.usage.get("embeddings", [])
+        rows.sort(key=lambda r: r[0])
+    else:
+        rows = call.state.usage.get(kind, [])
+    try:
+        body = usage.page(kind, rows, query, filters, multi(call, "group_by"), int(time.time()))
+    except usage.BadParam as exc:
+        return error(400, str(exc), param=exc.param)
+    return JSONResponse(body)
+
+
+def _usage_handler(kind: str) -> Any:
+    async def handler(call: Call) -> Response:
+        return _report(call, kind)
+
+    handler.__name__ = f"usage_{kind}"
+    return handler
+
+
+async def costs(call: Call) -> Response:
+    return _report(call, "costs")
+
+
+def _actor_ids(ev: dict[str, Any]) -> set[str]:
+    actor = ev.get("actor") or {}
+    found = set()
+    for part in (actor.get("session") or {}, actor.get("api_key") or {}):
+        if part.get("id"):
+            found.add(part["id"])
+        for who in ("user", "service_account"):
+            if (part.get(who) or {}).get("id"):
+                found.add(part[who]["id"])
+    return found
+
+
+def _actor_emails(ev: dict[str, Any]) -> set[str]:
+    actor = ev.get("actor") or {}
+    parts = (actor.get("session") or {}, actor.get("api_key") or {})
+    return {p["user"]["email"] for p in parts if (p.get("user") or {}).get("email")}
+
+
+async def audit_logs(call: Call) -> Response:
+    if isinstance(who := admin(call), Response):
+        return who
+    q = call.request.query_params
+    bounds = {}
+    for op in ("gt", "gte", "lt", "lte"):
+        raw = q.get(f"effective_at[{op}]")
+        if raw is not None:
+            try:
+                bounds[op] = int(raw)
+            except ValueError:
+                return error(400, f"Invalid value for 'effective_at[{op}]': expected Unix seconds.",
+                             param=f"effective_at[{op}]")
+    limit = int_param(call, "limit", 20, 1, 100)
+    if isinstance(limit, Response):
+        return limit
+    types, projects = set(multi(call, "event_types")), set(multi(call, "project_ids"))
+    actors, emails = set(multi(call, "actor_ids")), set(multi(call, "actor_emails"))
+    resources = set(multi(call, "resource_ids"))
+    checks = {"gt": lambda t, v: t > v, "gte": lambda t, v: t >= v, "lt": lambda t, v: t < v,
+              "lte": lambda t, v: t <= v}
+
+    def keep(ev: dict[str, Any]) -> bool:
+        t = ev["effective_at"]
+        return (all(checks[op](t, v) for op, v in bounds.items())
+                and (not types or ev["type"] in types)
+                and (not projects or (ev.get("project") or {}).get("id") in projects)
+                and (not actors or bool(_actor_ids(ev) & actors))
+                and (not emails or bool(_actor_emails(ev) & emails))
+                and (not resources or (ev.get(ev["type"]) or {}).get("id") in resources))
+
+    # newest first, as the real API lists them
+    items = sorted((ev for ev in call.state.audit if keep(ev)), key=lambda e: -e["effective_at"])
+    ids = [ev["id"] for ev in items]
+    after, before = q.get("after"), q.get("before")
+    if after:
+        start = ids.index(after) + 1 if after in ids else len(items)
+        chunk, has_more = items[start : start + limit], start + limit < len(items)
+    elif before:
+        stop = ids.index(before) if before in ids else 0
+        chunk, has_more = items[max(0, stop - limit) : stop], stop - limit > 0
+    else:
+        chunk, has_more = items[:limit], limit < len(items)
+    return JSONResponse({"object": "list", "data": chunk, "first_id": chunk[0]["id"] if chunk else None,
+                         "last_id": chunk[-1]["id"] if chunk else None, "has_more": has_more})
+
+
+def routes() -> list[Route]:
+    out = [route("GET", f"/organization/usage/{kind}", _usage_handler(kind)) for kind in USAGE_KINDS]
+    return out + [
+        route("GET", "/organization/costs", costs),
+        route("GET", "/organization/audit_logs", audit_logs),
+    ]

@@ -1,0 +1,166 @@
+"""Slack Web API emulation, mounted at /slack/api: auth.test, chat.postMessage,
+chat.update, conversations.info. Answers use Slack's {"ok": ...} envelope with
+HTTP 200, as Slack does; every message is kept for tests and humans to read
+(GET /_sandbox/slack/messages).
+
+Leniency, on purpose: conversations.info also accepts a channel *name*
+("#incidents"); real Slack wants the id there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from starlette.responses import JSONResponse, Response
+
+from keyresponse.sandbox.app import Call, Service, route
+
+PREFIX = "/slack/api"
+MAX_TEXT = 40000
+
+
+def fail(error: str, status: int = 200) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": error}, status)
+
+
+def service_error(status: int, message: str) -> Response:
+    if status == 429:
+        return fail("ratelimited", 429)
+    if status == 404:
+        return fail("unknown_method", 404)
+    return fail("internal_error" if status >= 500 else "invalid_request", status)
+
+
+async def _args(call: Call) -> dict[str, Any] | Response:
+    """Arguments from the query string, a form body or a JSON body, as slack-sdk sends them."""
+    args: dict[str, Any] = dict(call.request.query_params)
+    try:
+        args.update(await call.body())
+    except ValueError:
+        return fail("invalid_json")
+    scheme, _, token = call.request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        args["token"] = token.strip()
+    if not args.get("token"):
+        return fail("not_authed")
+    if args["token"] not in call.state.slack["tokens"]:
+        return fail("invalid_auth")
+    return args
+
+
+def _channel(call: Call, ref: Any) -> dict[str, Any] | None:
+    ref = str(ref or "")
+    for ch in call.state.slack["channels"].values():
+        if ref in (ch["id"], ch["name"], "#" + ch["name"]):
+            return ch
+    return None
+
+
+def _channel_obj(ch: dict[str, Any]) -> dict[str, Any]:
+    blank = {"value": "", "creator": "", "last_set": 0}
+    return {"id": ch["id"], "name": ch["name"], "name_normalized": ch["name"], "created": ch["created"],
+            "creator": ch["creator"], "is_archived": ch["is_archived"], "is_channel": True,
+            "is_general": ch["is_general"], "is_mpim": False, "is_group": False, "is_im": False,
+            "is_org_shared": False, "is_shared": False, "is_ext_shared": False, "is_private": ch["is_private"],
+            "is_member": ch["is_member"], "topic": blank, "purpose": blank}
+
+
+def _message_obj(call: Call, m: dict[str, Any]) -> dict[str, Any]:
+    bot, team = call.state.slack["bot"], call.state.slack["team"]
+    out = {"type": "message", "text": m["text"], "ts": m["ts"], "user": bot["user_id"], "bot_id": bot["bot_id"],
+           "team": team["id"]}
+    if m["blocks"]:
+        out["blocks"] = m["blocks"]
+    if m["thread_ts"]:
+        out["thread_ts"] = m["thread_ts"]
+    return out
+
+
+def _next_ts(call: Call) -> str:
+    sl = call.state.slack
+    sl["last_ts"] = max(time.time(), sl["last_ts"] + 0.000001)
+    return f"{sl['last_ts']:.6f}"
+
+
+def _content(args: dict[str, Any]) -> tuple[str, Any, Any] | Response:
+    blocks, attachments = args.get("blocks"), args.get("attachments")
+    try:
+        blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+        attachments = json.loads(attachments) if isinstance(attachments, str) else attachments
+    except ValueError:
+        return fail("invalid_blocks")
+    text = str(args.get("text") or "")
+    if not text and not blocks and not attachments:
+        return fail("no_text")
+    if len(text) > MAX_TEXT:
+        return fail("msg_too_long")
+    return text, blocks, attachments
+
+
+async def auth_test(call: Call) -> Response:
+    if isinstance(args := await _args(call), Response):
+        return args
+    sl = call.state.slack
+    return JSONResponse({"ok": True, "url": f"https://{sl['team']['domain']}.slack.com/", "team": sl["team"]["name"],
+                         "user": sl["bot"]["name"], "team_id": sl["team"]["id"], "user_id": sl["bot"]["user_id"],
+                         "bot_id": sl["bot"]["bot_id"], "is_enterprise_install": False})
+
+
+async def post_message(call: Call) -> Response:
+    if isinstance(args := await _args(call), Response):
+        return args
+    ch = _channel(call, args.get("channel"))
+    if ch is None:
+        return fail("channel_not_found")
+    if ch["is_archived"]:
+        return fail("is_archived")
+    if not ch["is_member"]:
+        return fail("not_in_channel")
+    if isinstance(content := _content(args), Response):
+        return content
+    text, blocks, attachments = content
+    thread_ts = str(args["thread_ts"]) if args.get("thread_ts") else None
+    m = {"channel": ch["id"], "channel_name": ch["name"], "ts": _next_ts(call), "thread_ts": thread_ts,
+         "text": text, "blocks": blocks, "attachments": attachments, "posted_at": time.time(), "edits": []}
+    call.state.slack["messages"].append(m)
+    return JSONResponse({"ok": True, "channel": ch["id"], "ts": m["ts"], "message": _message_obj(call, m)})
+
+
+async def update_message(call: Call) -> Response:
+    if isinstance(args := await _args(call), Response):
+        return args
+    ch = _channel(call, args.get("channel"))
+    if ch is None:
+        return fail("channel_not_found")
+    m = next((m for m in call.state.slack["messages"]
+              if m["channel"] == ch["id"] and m["ts"] == str(args.get("ts"))), None)
+    if m is None:
+        return fail("message_not_found")
+    if isinstance(content := _content(args), Response):
+        return content
+    m["edits"].append({"text": m["text"], "blocks": m["blocks"], "at": time.time()})
+    m["text"], m["blocks"], m["attachments"] = content
+    return JSONResponse({"ok": True, "channel": ch["id"], "ts": m["ts"], "text": m["text"],
+                         "message": _message_obj(call, m)})
+
+
+async def conversation_info(call: Call) -> Response:
+    if isinstance(args := await _args(call), Response):
+        return args
+    ch = _channel(call, args.get("channel"))
+    if ch is None:
+        return fail("channel_not_found")
+    return JSONResponse({"ok": True, "channel": _channel_obj(ch)})
+
+
+def service() -> Service:
+    routes = []
+    for verb in ("GET", "POST"):
+        routes += [
+            route(verb, "/auth.test", auth_test, mutating=False),
+            route(verb, "/conversations.info", conversation_info, mutating=False),
+        ]
+    routes += [route("POST", "/chat.postMessage", post_message), route("POST", "/chat.update", update_message)]
+    return Service("slack", PREFIX, routes, service_error)
