@@ -1,0 +1,122 @@
+"""`command` targets: run a configured program and give it the secret on stdin or
+in one environment variable of the child — never in argv, which every user of the
+machine can read in /proc/<pid>/cmdline. The escape hatch for `fly secrets
+import`, `vault kv put ... value=-`, `kubectl`, `systemctl restart`.
+
+No shell unless the target says `shell: true` (then argv is one command line for
+/bin/sh -c). The value goes on stdin exactly, with no trailing newline. A timeout
+kills the child's whole process group. Output is kept (redacted, tail only) for
+the error message.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from keyresponse.errors import TargetError
+from keyresponse.secret import REDACTOR
+
+if TYPE_CHECKING:
+    from keyresponse.action import Check
+    from keyresponse.inventory import CommandTarget
+    from keyresponse.secret import Secret
+
+OUTPUT_TAIL = 400  # characters of the child's output kept for an error message
+
+
+class Command:
+    kind: ClassVar[str] = "command"
+
+    def __init__(self, cfg: CommandTarget, cwd: Path) -> None:
+        self.cfg = cfg
+        self.cwd = cwd
+        self.restart_what = f"run {_show(cfg.restart_argv)}" if cfg.restart_argv else None
+
+    def describe(self) -> str:
+        return f"command {self.cfg.name or _show(self.cfg.argv)}"
+
+    def preflight(self) -> list[Check]:
+        from keyresponse.action import Check
+
+        problems = []
+        for label, argv in (("argv", self.cfg.argv), ("verify_argv", self.cfg.verify_argv),
+                            ("restart_argv", self.cfg.restart_argv)):
+            if argv and not self.cfg.shell and not _findable(argv[0], self.cwd):
+                problems.append(Check(self.describe(), False, f"{label}: {argv[0]!r} is not an executable on PATH",
+                                      f"install {argv[0]} or fix `{label}:`"))
+        if not self.cwd.is_dir():
+            problems.append(Check(self.describe(), False, f"working folder {self.cwd} is missing", "create it"))
+        return problems or [Check(self.describe(), True, f"secret via {self.cfg.secret_via}")]
+
+    def write(self, secret: Secret) -> str | None:
+        self._run(self.cfg.argv, secret, "the command")
+        return None
+
+    def verify(self, secret: Secret) -> bool:
+        if not self.cfg.verify_argv:
+            return False  # exit code 0 of the write is all we know
+        self._run(self.cfg.verify_argv, secret, "verify_argv")
+        return True
+
+    def restart(self) -> bool | None:
+        if not self.cfg.restart_argv:
+            return None
+        self._run(self.cfg.restart_argv, None, "restart_argv")
+        return True
+
+    def _run(self, argv: list[str], secret: Secret | None, label: str) -> None:
+        env = dict(os.environ)
+        data: bytes | None = None
+        if secret is not None and self.cfg.secret_via == "env":
+            env[self.cfg.env_name] = secret.reveal()
+        elif secret is not None:
+            data = secret.reveal().encode("utf-8")
+        cmd = ["/bin/sh", "-c", argv[0] if len(argv) == 1 else shlex.join(argv)] if self.cfg.shell else list(argv)
+        try:
+            # a session of its own, so a timeout can kill grandchildren too
+            proc = subprocess.Popen(cmd, cwd=self.cwd, env=env, start_new_session=True,
+                                    stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        except OSError as exc:
+            raise TargetError(self.describe(), f"{label} could not start: {exc.strerror}",
+                              hint=f"check `{_show(argv)}`") from None
+        try:
+            out, _ = proc.communicate(data, timeout=self.cfg.timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.communicate()
+            raise TargetError(self.describe(), f"{label} timed out after {self.cfg.timeout:g}s",
+                              hint="raise the target's `timeout:` or check the command") from None
+        finally:
+            if proc.poll() is None:  # interrupted (Ctrl-C): leave no child behind
+                _kill_group(proc)
+        if proc.returncode != 0:
+            tail = REDACTOR.redact(out.decode("utf-8", "replace"))[-OUTPUT_TAIL:].strip()
+            raise TargetError(self.describe(), f"{label} exited with {proc.returncode}"
+                              + (f": {tail}" if tail else ""), hint=f"run `{_show(argv)}` by hand to see why")
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _findable(program: str, cwd: Path) -> bool:
+    if os.sep in program:
+        path = Path(program) if Path(program).is_absolute() else cwd / program
+        return path.is_file() and os.access(path, os.X_OK)
+    return shutil.which(program) is not None
+
+
+def _show(argv: list[str] | None) -> str:
+    text = " ".join(shlex.join(argv or []).split())  # one line, whatever argv holds
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,233 @@
+"""`github` targets: Actions secrets (repository, environment, organization) and
+Dependabot secrets, sealed with the scope's public key (libsodium sealed box).
+
+Wire format: ../shared/specs/github-actions-secrets.openapi.yaml. PUT answers 201
+(created) or 204 (updated); organization secrets must be sent with their
+visibility, so the existing visibility and selected repositories are read and sent
+back unchanged. Verify reads the secret's `updated_at` (values are write-only).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import time
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from urllib.parse import quote, urlsplit
+
+from keyresponse.errors import KeyresponseError, TargetError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from keyresponse.action import Check, StepContext
+    from keyresponse.inventory import GitHubPlatform, GitHubTarget
+    from keyresponse.secret import Secret
+    from keyresponse.targets.base import Shared
+
+API_VERSION = "2022-11-28"
+RATE_LIMIT_TRIES = 4
+
+
+def github_client(ctx: StepContext, name: str, platform: GitHubPlatform) -> httpx.Client:
+    token = ctx.inventory.credential(platform.token_env, f"GitHub platform {name!r}")
+    return ctx.http("github", platform.base_url, {
+        "Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": API_VERSION,
+    })
+
+
+def seal(public_key_b64: str, value: str) -> str:
+    """GitHub's encryption: a libsodium sealed box to the scope's public key, base64."""
+    from nacl.encoding import Base64Encoder
+    from nacl.public import PublicKey, SealedBox
+
+    box = SealedBox(PublicKey(public_key_b64.encode(), encoder=Base64Encoder))
+    return base64.b64encode(box.encrypt(value.encode("utf-8"))).decode("ascii")
+
+
+class GitHubSecret:
+    kind: ClassVar[str] = "github"
+
+    def __init__(self, cfg: GitHubTarget, client: Callable[[], httpx.Client], shared: Shared,
+                 host: str = "api.github.com") -> None:
+        self.cfg = cfg
+        self.client = client
+        self.shared = shared
+        self.host = urlsplit(host).netloc or host
+        self.name = cfg.secret.upper()  # GitHub stores names upper-case
+        family = "dependabot" if cfg.dependabot else "actions"
+        if cfg.org:
+            self.base, self.scope = f"orgs/{cfg.org}/{family}/secrets", f"org:{cfg.org}"
+        elif cfg.environment:
+            env = quote(cfg.environment, safe="")
+            self.base = f"repos/{cfg.repo}/environments/{env}/secrets"
+            self.scope = f"env:{cfg.repo}:{cfg.environment}"
+        else:
+            self.base, self.scope = f"repos/{cfg.repo}/{family}/secrets", f"repo:{cfg.repo}"
+        if cfg.dependabot:
+            self.scope = "dependabot:" + self.scope.split(":", 1)[1]
+        self.restart_what = (f"dispatch workflow {cfg.workflow} on {cfg.ref} in {cfg.repo}"
+                             if cfg.workflow and cfg.repo else None)
+        self._before: dict[str, Any] | None = None
+        self._seen = False  # whether _before is known (None: the secret did not exist)
+
+    def describe(self) -> str:
+        what = "Dependabot secret" if self.cfg.dependabot else "secret"
+        if self.cfg.org:
+            return f"GitHub org {what} {self.cfg.org}:{self.name}"
+        env = f"@{self.cfg.environment}" if self.cfg.environment else ""
+        return f"GitHub {what} {self.cfg.repo}{env}:{self.name}"
+
+    # --- HTTP, politely
+
+    def _call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        """One request through the host's gate; a secondary rate limit (403/429 with
+        Retry-After, or x-ratelimit-remaining: 0) pauses every request to the host."""
+        gate = self.shared.gate(self.host)
+        client = self.client()
+        for attempt in range(RATE_LIMIT_TRIES):
+            with gate:
+                response = client.request(method, path, **kw)
+            wait = _rate_limit_wait(response)
+            if wait is None or attempt + 1 == RATE_LIMIT_TRIES or wait > 60:
+                return response
+            response.close()
+            gate.pause(wait)
+        raise AssertionError("unreachable")
+
+    def _check(self, response: httpx.Response, ok: tuple[int, ...], what: str) -> httpx.Response:
+        from keyresponse.http import error_for
+
+        if response.status_code in ok:
+            return response
+        err = error_for(response, "github", what=what, hint=_hint(response.status_code, self))
+        raise TargetError(self.describe(), err.message, hint=err.hint)
+
+    def _public_key(self) -> dict[str, Any]:
+        def fetch() -> dict[str, Any]:
+            r = self._check(self._call("GET", f"{self.base}/public-key"), (200,), "read the public key")
+            return dict(r.json())
+
+        return self.shared.once(("github-key", self.host, self.base), fetch)
+
+    def _get(self) -> dict[str, Any] | None:
+        r = self._call("GET", f"{self.base}/{self.name}")
+        if r.status_code == 404:
+            return None
+        return dict(self._check(r, (200,), "read the secret").json())
+
+    # --- Target
+
+    def preflight(self) -> list[Check]:
+        from keyresponse.action import Check
+
+        me = self.describe()
+        if self.cfg.workflow and not self.cfg.repo:
+            return [Check(me, False, "`workflow:` needs `repo:`", "move `workflow:` to a repository target")]
+        try:
+            self._public_key()  # proves the token can reach this scope
+            current = self._get()
+        except KeyresponseError as exc:
+            return [Check(me, False, exc.message.removeprefix(me + ": "), exc.hint)]
+        if current is None and not self.cfg.create:
+            return [Check(me, False, "the secret does not exist",
+                          "create it once in GitHub, or set `create: true` on the target")]
+        self._before, self._seen = current, True  # lets write() skip one GET
+        return [Check(me, True, "token can read the public key; " + ("secret exists" if current else "will create"))]
+
+    def write(self, secret: Secret) -> str | None:
+        self._public_key()  # first: a 404 here means no access, not a missing secret
+        if not self._seen:
+            self._before, self._seen = self._get(), True
+        if self._before is None and not self.cfg.create:
+            raise TargetError(self.describe(), "the secret does not exist",
+                              hint="create it once in GitHub, or set `create: true` on the target")
+        for attempt in (1, 2):
+            key = self._public_key()
+            body: dict[str, Any] = {"encrypted_value": seal(key["key"], secret.reveal()), "key_id": key["key_id"]}
+            if self.cfg.org:
+                body.update(self._visibility())
+            r = self._call("PUT", f"{self.base}/{self.name}", json=body)
+            if r.status_code in (400, 422) and attempt == 1:
+                # the scope's key may have rotated since we cached it: fetch it again, once
+                self.shared.forget(("github-key", self.host, self.base))
+                continue
+            self._check(r, (201, 204), "write the secret")
+            return "created" if r.status_code == 201 else None
+        raise AssertionError("unreachable")
+
+    def _visibility(self) -> dict[str, Any]:
+        """Keep an org secret's visibility and selected repositories as they are."""
+        before = self._before or {}
+        visibility = before.get("visibility") or "private"  # a new org secret: least exposure
+        out: dict[str, Any] = {"visibility": visibility}
+        if visibility == "selected":
+            ids: list[int] = []
+            page = 1
+            while True:
+                r = self._check(self._call("GET", f"{self.base}/{self.name}/repositories",
+                                           params={"per_page": 100, "page": page}), (200,), "list selected repositories")
+                data = r.json()
+                ids += [repo["id"] for repo in data.get("repositories", [])]
+                if not data.get("repositories") or len(ids) >= data.get("total_count", 0):
+                    break
+                page += 1
+            out["selected_repository_ids"] = ids
+        return out
+
+    def verify(self, secret: Secret) -> bool:
+        after = self._get()
+        if after is None:
+            raise TargetError(self.describe(), "the secret is missing after the write")
+        before = (self._before or {}).get("updated_at")
+        if before is None or after.get("updated_at") != before:
+            return True
+        # `updated_at` has one-second resolution: an update in the same second as the
+        # previous one cannot show; only a stale older stamp proves the write did not take
+        if _age(before) < 3.0:
+            return False
+        raise TargetError(self.describe(), f"updated_at did not move (still {before}): the write did not take",
+                          hint="check the token's permission on this secret and retry")
+
+    def restart(self) -> bool | None:
+        if not self.restart_what:
+            return None
+        path = f"repos/{self.cfg.repo}/actions/workflows/{quote(self.cfg.workflow or '', safe='')}/dispatches"
+        self._check(self._call("POST", path, json={"ref": self.cfg.ref}), (200, 204),
+                    f"dispatch {self.cfg.workflow}")
+        return True
+
+
+def _rate_limit_wait(response: httpx.Response) -> float | None:
+    """Seconds GitHub asks us to wait, for a secondary (or primary) rate limit."""
+    from keyresponse.http import parse_retry_after
+
+    if response.status_code not in (403, 429):
+        return None
+    told = parse_retry_after(response.headers.get("retry-after"))
+    if told is not None:
+        return told
+    if response.headers.get("x-ratelimit-remaining") == "0":
+        reset = response.headers.get("x-ratelimit-reset", "")
+        return max(0.0, float(reset) - time.time()) + 1 if reset.isdigit() else 60.0
+    return None
+
+
+def _age(stamp: str) -> float:
+    try:
+        when = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return float("inf")
+    return time.time() - when.timestamp()
+
+
+def _hint(status: int, target: GitHubSecret) -> str | None:
+    where = target.cfg.org or target.cfg.repo
+    if status in (403, 404):
+        return (f"the token cannot see or write secrets in {where}: give it access "
+                "(fine-grained: 'Secrets: read and write'; classic: `repo`"
+                + (", `admin:org`" if target.cfg.org else "") + "), or remove this target")
+    if status == 401:
+        return "GitHub refused the token: check the env var the platform's `token_env` names"
+    return None
