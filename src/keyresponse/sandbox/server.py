@@ -147,7 +147,8 @@ def start(*, port: int = 0, seed: int = 42, state_file: str | None = None,
           faults: Iterable[FaultSpec] | None = None) -> Sandbox:
     """Start a sandbox on 127.0.0.1:port (0 = a free port); returns once it accepts connections."""
     runtime = build_runtime(seed, state_file, faults)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted sockets only then (no 40 ms Nagle stalls)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((HOST, port))
