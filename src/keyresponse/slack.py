@@ -177,26 +177,41 @@ def closing_reply(facts: dict[str, Any], note: str | None = None) -> dict[str, A
     return {"text": text, "blocks": blocks}
 
 
-def drill_message(summary: dict[str, Any]) -> dict[str, Any]:
-    """A short pass/fail drill summary: which checks failed and how to fix them."""
-    passed = bool(summary.get("ok"))
-    icon = ":white_check_mark:" if passed else ":x:"
-    title = (f"{icon} *Drill {'passed' if passed else 'FAILED'}*: playbook {escape(summary.get('playbook') or '—')}"
-             f", key {code(summary.get('key'))}")
+def drill_message(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """A short pass/fail drill summary, one line per key drilled, with each problem's fix.
+
+    `records` are drill results: `{key, ok, incident, problems: [str], steps: {id: status}}`."""
+    passed = sum(1 for r in records if r.get("ok"))
+    ok = bool(records) and passed == len(records)
+    icon = ":white_check_mark:" if ok else ":x:"
+    title = f"{icon} *Drill {'passed' if ok else 'FAILED'}*: {passed} of {len(records)} key(s) ready"
     lines = []
-    for s in summary.get("steps", []):
-        lines.append(f"{STEP_ICON.get(s['status'], '•')} {code(s['id'])} {escape(s.get('uses') or '')}"
-                     + (f": {escape(s['error'])}" if s.get("error") else ""))
+    for r in records:
+        mark = ":white_check_mark:" if r.get("ok") else ":x:"
+        steps = r.get("steps") or {}
+        line = f"{mark} {code(r.get('key'))}: {sum(1 for v in steps.values() if v != 'failed')}/{len(steps)} steps ok"
+        if r.get("incident"):
+            line += f" (incident {code(r['incident'])})"
+        lines.append(line)
+        lines.extend(f"      • {escape(_short(str(p)))}" for p in (r.get("problems") or [])[:5])
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": _cap(title)}}]
     if lines:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cap("\n".join(lines))}})
-    if summary.get("incident_id"):
-        blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"Incident {code(summary['incident_id'])}"}]})
-    failed = sum(1 for s in summary.get("steps", []) if s["status"] == "failed")
-    text = (f"Drill {'passed' if passed else 'failed'}: {escape(summary.get('playbook') or '')} "
-            f"({len(summary.get('steps', []))} steps, {failed} failed)")
+    failed = [str(r.get("key")) for r in records if not r.get("ok")]
+    text = f"Drill {'passed' if ok else 'failed'}: {passed}/{len(records)} key(s) ready"
+    if failed:
+        text += f"; failing: {escape(', '.join(failed))}"
     return {"text": text, "blocks": blocks}
+
+
+def post_drill_summary(inventory: Any, settings: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Post the drill summary to `settings.drill_channel` (or the incident channel).
+
+    Raises the Slack or config error: `drills.post_summary` turns it into a warning."""
+    token = inventory.credential(settings.token_env, "Slack drill summary")
+    channel = settings.drill_channel or settings.channel
+    resp = client(token, settings.base_url).chat_postMessage(channel=channel, **drill_message(records))
+    return {"channel": resp["channel"], "ts": resp["ts"]}
 
 
 def _step_line(s: dict[str, Any]) -> str:

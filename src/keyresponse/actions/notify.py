@@ -18,7 +18,7 @@ from keyresponse.action import BaseAction, Check, Plan, StepContext, With
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
-    from keyresponse.inventory import LoadedInventory, SlackNotify
+    from keyresponse.inventory import SlackNotify
 
 THREAD_NOTE = "slack.thread"
 CHANNEL_ID = "CGD"  # first letters of channel, private group and DM ids; names need a lookup we do not do
@@ -110,7 +110,7 @@ class Slack(BaseAction):
         model = report_model.build(ctx.incident.journal.records(), incident_id=ctx.incident.id, running=True)
         if args.event == "drill":
             resp = client.chat_postMessage(channel=_channel(settings, "drill"),
-                                           **slack.drill_message(_drill_summary(model, ctx)))
+                                           **slack.drill_message([_drill_record(model, ctx)]))
             return {"channel": resp["channel"], "ts": resp["ts"]}
         facts = slack.facts(model, event=args.event, current_step=ctx.step_id, severity=args.severity,
                             redacted_value=_leaked_mask(ctx), project=ctx.key.project if ctx.key else None,
@@ -155,31 +155,13 @@ def _report_path(ctx: StepContext) -> str | None:
     return None
 
 
-def _drill_summary(model: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-    steps = [{"id": s["id"], "uses": s["uses"], "status": s["status"], "error": s["error"]}
-             for s in model["steps"] if s["id"] != ctx.step_id]
-    return {"ok": not any(s["status"] == "failed" for s in steps), "playbook": ctx.playbook_name,
-            "key": ctx.key_name, "incident_id": ctx.incident.id, "steps": steps}
-
-
-def post_drill_summary(inventory: LoadedInventory, summary: dict[str, Any]) -> dict[str, Any]:
-    """For `keyresponse drill`: post `{ok, playbook, key, incident_id, steps: [{id, uses, status, error}]}`
-    to the drill channel. Returns `{ok, channel, ts, error}`; never raises for Slack's sake."""
-    from keyresponse import slack
-
-    settings = inventory.model.notify.slack
-    if settings is None:
-        return {"ok": False, "skipped": True, "channel": None, "ts": None, "error": "Slack is not configured"}
-    channel = _channel(settings, "drill")
-    try:
-        token = inventory.credential(settings.token_env, "Slack drill summary")
-        resp = slack.client(token, settings.base_url).chat_postMessage(
-            channel=channel, **slack.drill_message(summary))
-        return {"ok": True, "channel": resp["channel"], "ts": resp["ts"], "error": None}
-    except Exception as exc:  # noqa: BLE001
-        if not _expected(exc):
-            raise
-        return {"ok": False, "channel": channel, "ts": None, "error": describe_error(exc)}
+def _drill_record(model: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    """This run as one drill record, the shape `keyresponse drill` keeps (see drills.py)."""
+    steps = {s["id"]: s["status"] for s in model["steps"] if s["id"] != ctx.step_id}
+    problems = [f"{s['id']}: {s['error']}" + (f" -> fix: {s['hint']}" if s["hint"] else "")
+                for s in model["steps"] if s["status"] == "failed"]
+    return {"key": ctx.key_name, "ok": not problems, "incident": ctx.incident.id,
+            "problems": problems, "steps": steps}
 
 
 def describe_error(exc: BaseException) -> str:

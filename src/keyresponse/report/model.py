@@ -25,12 +25,14 @@ class Steps:
         self.by_id: dict[str, dict[str, Any]] = {}
         for r in records:
             sid = r.get("step")
+            if sid and r.get("event") == "step.note" and sid in self.by_id:
+                self.by_id[sid]["notes"].append(r)
             if not sid or r.get("event") not in ("step.started", "step.finished"):
                 continue
             step = self.by_id.setdefault(sid, {
                 "id": sid, "uses": r.get("uses") or "", "status": "unfinished", "attempts": 0,
                 "started_at": r.get("t"), "finished_at": None, "duration": None, "summary": "",
-                "outputs": {}, "error": None, "hint": None,
+                "outputs": {}, "error": None, "hint": None, "notes": [],
             })
             step["uses"] = r.get("uses") or step["uses"]
             if r["event"] == "step.started":

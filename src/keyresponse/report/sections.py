@@ -28,26 +28,42 @@ def key(steps: Steps, opened: dict[str, Any]) -> dict[str, Any]:
     return key
 
 
+def probe_view(step: dict[str, Any]) -> dict[str, Any]:
+    """A probe's answer: its outputs, or for a probe that failed (wrong answer, so no
+    outputs) the `key.probe.result` note it journaled before failing."""
+    if step["outputs"].get("result"):
+        return step["outputs"]
+    notes = [n for n in step["notes"] if n.get("note") == "key.probe.result"]
+    return notes[-1] if notes else {}
+
+
+def _probes(steps: Steps, wanted: tuple[str, ...]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    out = []
+    for p in steps.of("key.probe"):
+        view = probe_view(p)
+        expect = view.get("expect")
+        if expect in wanted or (expect is None and view.get("result") in wanted):
+            out.append((p, view))
+    return out
+
+
 def containment(steps: Steps) -> dict[str, Any]:
     revoke = steps.last("key.revoke")
     rev = revoke["outputs"] if revoke else {}
-    probes = [p for p in steps.of("key.probe") if p["outputs"].get("expect") == "dead"
-              or (p["outputs"].get("expect") is None and p["outputs"].get("result") == "dead")]
-    probe = probes[-1] if probes else None
-    result = probe["outputs"].get("result") if probe else None
-    dead = result == "dead"
-    contained_at = None
-    if dead:
-        contained_at = probe["finished_at"]  # type: ignore[index]
+    probes = _probes(steps, ("dead",))
+    probe, view = probes[-1] if probes else (None, {})
+    dead = view.get("result") == "dead" and probe is not None and probe["status"] == "applied"
+    contained_at = (view.get("checked_at") or probe["finished_at"]) if dead and probe else None
+    still_live = any(n.get("still_live") for n in (revoke or {}).get("notes", []) if n.get("note") == "key.revoke.failed")
     return {
         "revoke_status": revoke["status"] if revoke else None,
         "revoked_at": times.iso(rev.get("revoked_at")) or (times.iso(revoke["finished_at"])
                                                              if revoke and revoke["status"] == "applied" else None),
         "method": rev.get("method"), "already_gone": rev.get("already_gone"),
-        "revoke_error": revoke["error"] if revoke else None,
+        "revoke_error": revoke["error"] if revoke else None, "still_live": still_live and not dead,
         "probe_status": probe["status"] if probe else None,
-        "probe_result": result, "probe_method": probe["outputs"].get("method") if probe else None,
-        "probe_error": probe["error"] if probe else None,
+        "probe_result": view.get("result"), "probe_method": view.get("method"),
+        "probe_detail": view.get("detail"), "probe_error": probe["error"] if probe else None,
         "dead": dead, "contained_at": times.iso(contained_at),
     }
 
@@ -55,15 +71,14 @@ def containment(steps: Steps) -> dict[str, Any]:
 def replacement(steps: Steps) -> dict[str, Any]:
     issue = steps.last("key.issue")
     out = issue["outputs"] if issue else {}
-    probes = [p for p in steps.of("key.probe") if p["outputs"].get("expect") in ("live", "restricted")
-              or (p["outputs"].get("expect") is None and p["outputs"].get("result") in ("live", "restricted"))]
-    probe = probes[-1] if probes else None
+    probes = _probes(steps, ("live", "restricted"))
+    probe, view = probes[-1] if probes else (None, {})
     # Only ids and the mask: the journal holds no value, and the report must not pretend to.
     return {
         "status": issue["status"] if issue else None, "error": issue["error"] if issue else None,
         **{f: out.get(f) for f in ("key_id", "name", "redacted_value", "service_account_id", "project_id")},
         "probe_status": probe["status"] if probe else None,
-        "probe_result": probe["outputs"].get("result") if probe else None,
+        "probe_result": view.get("result"),
     }
 
 
@@ -71,7 +86,7 @@ def targets(steps: Steps) -> dict[str, Any]:
     deploys = steps.of("targets.deploy")
     rows: list[dict[str, Any]] = []
     for step in deploys:
-        for t in step["outputs"].get("targets") or []:
+        for t in _list(step["outputs"].get("targets")):
             if isinstance(t, dict):
                 rows.append({f: t.get(f) for f in ("target", "kind", "status", "verified", "restarted", "error", "note")})
     failed = [r for r in rows if r["status"] not in TARGET_OK]
@@ -128,7 +143,7 @@ def exposure(steps: Steps) -> dict[str, Any]:
     scan = steps.last("exposure.scan")
     if scan is None:
         return {"ran": False, "findings": []}
-    findings = [f for f in scan["outputs"].get("findings") or [] if isinstance(f, dict)]
+    findings = [f for f in _list(scan["outputs"].get("findings")) if isinstance(f, dict)]
     return {"ran": True, "status": scan["status"], "error": scan["error"], "findings": findings}
 
 
@@ -140,3 +155,7 @@ def notifications(steps: Steps) -> list[dict[str, Any]]:
         rows.append({"step": s["id"], "event": out.get("event"), "ok": ok,
                      "error": out.get("error") or s["error"], "status": s["status"]})
     return rows
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []

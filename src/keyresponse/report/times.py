@@ -32,9 +32,14 @@ def parse(value: Any) -> dt.datetime | None:
 
 
 def iso(value: Any) -> str | None:
-    """`2024-05-01T12:03:04Z` (seconds), or None when the value is not a time."""
+    """`2024-05-01T12:03:04Z`, with milliseconds when it has them; None when not a time."""
     when = parse(value)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+    if when is None:
+        return None
+    when = when.astimezone(UTC)
+    if when.microsecond:
+        return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def human(value: Any) -> str:
