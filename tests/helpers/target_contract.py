@@ -113,3 +113,24 @@ def check_in(value: str, text: str, where: str = "the text") -> None:
 def check_not_in(value: str, text: str, where: str = "the text") -> None:
     if value in text:
         raise AssertionError(f"the secret value leaked into {where}")
+
+
+class Clients:
+    """What the engine does for ctx.http: one client per (service, url, headers), closed at the end."""
+
+    def __init__(self, read_only: bool = False) -> None:
+        self.read_only = read_only
+        self._made: dict[Any, httpx.Client] = {}
+
+    def __call__(self, service: str, base_url: str, headers: dict[str, str]) -> httpx.Client:
+        from keyresponse.http import build_client
+
+        key = (service, base_url, tuple(sorted(headers.items())))
+        if key not in self._made:
+            self._made[key] = build_client(service, base_url, headers, read_only=self.read_only)
+        return self._made[key]
+
+    def close(self) -> None:
+        for client in self._made.values():
+            client.close()
+        self._made.clear()
