@@ -99,8 +99,8 @@ async def audit_logs(call: Call) -> Response:
                 and (not emails or bool(_actor_emails(ev) & emails))
                 and (not resources or (ev.get(ev["type"]) or {}).get("id") in resources))
 
-    # newest first, as the real API lists them
-    items = sorted((ev for ev in call.state.audit if keep(ev)), key=lambda e: -e["effective_at"])
+    # newest first, as the real API lists them (ties: the later recorded first)
+    items = sorted((ev for ev in reversed(call.state.audit) if keep(ev)), key=lambda e: -e["effective_at"])
     ids = [ev["id"] for ev in items]
     after, before = q.get("after"), q.get("before")
     if after:
