@@ -114,7 +114,8 @@ def audit(steps: Steps) -> dict[str, Any]:
     out["totals"] = {}
     for k, v in audit["outputs"].items():
         if k in _AUDIT_LISTS:
-            out[k] = [x for x in v if isinstance(x, (dict, str))] if isinstance(v, list) else []
+            kind = str if k == "new_models" else dict
+            out[k] = [x for x in _list(v) if isinstance(x, kind)]
             if k == "events":
                 out[k] = [{**e, "actor": _actor(e.get("actor"))} for e in out[k] if isinstance(e, dict)]
         elif k == "totals":
