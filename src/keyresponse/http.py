@@ -186,7 +186,7 @@ def build_client(service: str, base_url: str, headers: dict[str, str] | None = N
                  timeout: float = 30.0, max_connections: int = 64) -> httpx.Client:
     for value in (headers or {}).values():
         REDACTOR.add(value.split(" ", 1)[-1])  # credentials in headers are secrets too
-    inner = transport or httpx.HTTPTransport(limits=httpx.Limits(
+    inner = transport or httpx.HTTPTransport(verify=_ssl_context(base_url), limits=httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections))
     return httpx.Client(
         base_url=base_url.rstrip("/") + "/",
@@ -195,6 +195,21 @@ def build_client(service: str, base_url: str, headers: dict[str, str] | None = N
         transport=RetryTransport(inner, service, policy or DEFAULT_POLICY, read_only),
         follow_redirects=False,
     )
+
+
+_SSL: dict[bool, Any] = {}
+
+
+def _ssl_context(base_url: str) -> Any:
+    """One verifying TLS context per process (loading the CA bundle costs ~20 ms a client).
+    A plain-http base URL (the loopback sandbox) gets a context that trusts no CA at all:
+    the client never speaks TLS, and if it ever did, verification would fail closed."""
+    import ssl
+
+    tls = base_url.lower().startswith("https:")
+    if tls not in _SSL:
+        _SSL[tls] = httpx.create_ssl_context() if tls else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return _SSL[tls]
 
 
 def error_for(response: httpx.Response, service: str, *, what: str = "",

@@ -7,6 +7,7 @@ leaked value: the first step that finds the key journals it (`key.resolved`).
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,6 +19,21 @@ from keyresponse.providers.base import KeyRecord, epoch, iso
 from keyresponse.secret import Secret
 
 MINT_TRIES = 2  # the second only after listing proved what the first one left behind
+
+
+def _prewarm() -> None:
+    try:
+        import h11  # noqa: F401  (httpx imports these two only when the first client or call needs them)
+        import httpcore  # noqa: F401
+
+        import keyresponse.providers.openai  # noqa: F401  (pulls in httpx)
+    except Exception:  # noqa: BLE001 - the real import, later, reports any problem
+        pass
+
+
+# Containment time counts: importing httpx (~60 ms) overlaps the engine's own start-up
+# (journal, lock, validation) instead of delaying the first call to the provider.
+threading.Thread(target=_prewarm, name="keyresponse-prewarm", daemon=True).start()
 
 
 @dataclass

@@ -100,23 +100,22 @@ def costs(provider: OpenAIProvider, key: KeyRecord, start: int, end: int) -> flo
 
 
 def events(provider: OpenAIProvider, key: KeyRecord, start: int, end: int) -> list[AuditEvent]:
-    """Key and service-account events in the key's project, plus any about the key or
-    its owner recorded elsewhere (admin-key actions land in the default project)."""
-    window = {"effective_at[gte]": start, "effective_at[lt]": end, "event_types[]": list(EVENT_TYPES)}
+    """Key and service-account events in the key's project during the window, plus every
+    event ever about the key or its owning account, wherever it was recorded (admin-key
+    actions land in the default project) — its creation is usually long before the window."""
+    types = {"event_types[]": list(EVENT_TYPES)}
     about = {key.key_id} | ({key.owner_id} if key.owner_type == "service_account" and key.owner_id else set())
     found: dict[str, AuditEvent] = {}
-    queries: list[tuple[dict[str, Any], bool]] = [({**window, "resource_ids[]": sorted(about)}, True)]
+    queries: list[tuple[dict[str, Any], bool]] = [({**types, "effective_at[lt]": end, "resource_ids[]": sorted(about)}, True)]
     if key.project_id:
-        queries.insert(0, ({**window, "project_ids[]": [key.project_id]}, False))
+        window = {**types, "effective_at[gte]": start, "effective_at[lt]": end, "project_ids[]": [key.project_id]}
+        queries.append((window, False))
     for params, only_about in queries:
         for raw in provider.pages("organization/audit_logs", params, what="read the audit log"):
             event = _event(raw)
-            if only_about and event.resource_id not in about:
-                continue
-            if event.type in EVENT_TYPES and start <= event.effective_at < end:
+            in_scope = event.resource_id in about if only_about else start <= event.effective_at < end
+            if in_scope and event.type in EVENT_TYPES and len(found) < MAX_EVENTS:
                 found.setdefault(raw.get("id") or f"{event.type}:{event.effective_at}:{event.resource_id}", event)
-            if len(found) >= MAX_EVENTS:
-                break
     return sorted(found.values(), key=lambda e: (e.effective_at, e.type))
 
 

@@ -1,0 +1,257 @@
+"""The key.* actions through the engine, against the sandbox over real HTTP.
+
+Assertions read the sandbox's state (keys live or not, service accounts), never
+call lists. Every run's journal is searched for the secret values it touched.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keyresponse import http
+from keyresponse.engine import Engine, Mode, RunResult
+from keyresponse.inventory import load_inventory
+from keyresponse.journal import Incident
+from keyresponse.playbook import coerce_inputs, load_playbook
+from keyresponse.secret import Secret
+
+pytest_plugins = ["tests.helpers.sandbox_fixture"]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def world(sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The sandbox's inventory in tmp_path, its credentials in the environment, quick retries."""
+    sandbox.write_config(tmp_path)
+    for line in (tmp_path / "sandbox.env").read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name and not name.startswith("#"):
+            monkeypatch.setenv(name.strip(), value.strip())
+    monkeypatch.delenv("KEYRESPONSE_CRASH_AT", raising=False)
+    monkeypatch.setattr(http, "DEFAULT_POLICY", http.RetryPolicy(attempts=4, base=0.02, cap=0.1))
+    return tmp_path / "keyresponse.yaml"
+
+
+def run(config: Path, steps: str, inputs: dict[str, Any] | None = None, key: str | None = "chatbot-prod",
+        declare: str = "") -> RunResult:
+    book = config.parent / "book.yaml"
+    book.write_text("name: t\n" + (f"inputs:\n{textwrap.indent(declare, '  ')}\n" if declare else "")
+                    + "steps:\n" + textwrap.indent(textwrap.dedent(steps), "  "))
+    pb = load_playbook(book)
+    engine = Engine(load_inventory(config), mode=Mode.APPLY, assume_yes=True)
+    return engine.start(pb, coerce_inputs(pb, inputs or {}), key)
+
+
+def step(result: RunResult, sid: str) -> Any:
+    return next(s for s in result.steps if s.id == sid)
+
+
+def key_state(sandbox: Any, key_id: str) -> dict[str, Any]:
+    return next(k for k in sandbox.state.openai_keys() if k["id"] == key_id)
+
+
+def assert_never_written(result: RunResult, *values: str) -> None:
+    text = "".join(p.read_text() for p in result.incident.dir.iterdir() if p.is_file())
+    text += repr(result.as_dict())
+    for v in values:
+        assert v not in text
+
+
+# --- revoke, probe --------------------------------------------------------------------------
+
+
+def test_service_account_key_revoked_and_proven_dead_with_the_leaked_value(world: Path, sandbox: Any) -> None:
+    truth = sandbox.state.truth
+    leaked = os.environ["CHATBOT_PROD_OPENAI_KEY"]
+    result = run(world, """
+        - {id: revoke, uses: key.revoke}
+        - {id: dead, uses: key.probe, with: {expect: dead}}
+        """, {"leaked": Secret(leaked)}, declare="leaked: {type: secret}")
+    assert result.ok, [s.error for s in result.steps]
+    out = step(result, "revoke").outputs
+    assert out["method"] == (f"DELETE /organization/projects/{truth['leaked_project_id']}"
+                             f"/service_accounts/{truth['leaked_service_account_id']}")
+    assert out["owner_type"] == "service_account" and out["already_gone"] is False and out["revoked_at"]
+    assert key_state(sandbox, truth["leaked_key_id"])["live"] is False
+    assert step(result, "dead").outputs["result"] == "dead" and step(result, "dead").outputs["method"] == "models"
+    assert_never_written(result, leaked)
+
+    again = run(world, "- {id: revoke, uses: key.revoke}\n- {id: dead, uses: key.probe, with: {expect: dead}}\n")
+    assert again.ok and step(again, "revoke").outputs["already_gone"] is True
+    assert step(again, "dead").outputs["method"] == "listing"
+
+
+def test_user_key_revoked_by_delete(world: Path, sandbox: Any) -> None:
+    user_key = next(k for k in sandbox.state.openai_keys() if k["name"] == "analytics-dev")
+    result = run(world, "- {id: revoke, uses: key.revoke}\n- {id: dead, uses: key.probe, with: {expect: dead}}\n",
+                 key="analytics-dev")
+    assert result.ok, [s.error for s in result.steps]
+    assert step(result, "revoke").outputs["method"] == \
+        f"DELETE /organization/projects/{user_key['project_id']}/api_keys/{user_key['id']}"
+    assert key_state(sandbox, user_key["id"])["live"] is False
+    assert step(result, "dead").outputs == step(result, "dead").outputs | {"result": "dead", "method": "listing"}
+
+
+def test_probe_live_restricted_and_a_live_key_expected_dead(world: Path, sandbox: Any) -> None:
+    keys = {k["name"]: k for k in sandbox.state.openai_keys()}
+    live = sandbox.state.openai_key_value(keys["bob-dev"]["id"])
+    limited = sandbox.state.openai_key_value(keys["reporting-readonly"]["id"])
+    result = run(world, """
+        - {id: live, uses: key.probe, with: {secret: "${{ inputs.a }}", expect: live}}
+        - {id: limited, uses: key.probe, with: {secret: "${{ inputs.b }}", expect: restricted}}
+        - {id: wrong, uses: key.probe, with: {secret: "${{ inputs.a }}", expect: dead, within: 0}}
+        """, {"a": Secret(live), "b": Secret(limited)}, key=None,
+        declare="a: {type: secret}\nb: {type: secret}")
+    assert [s.status for s in result.steps] == ["applied", "applied", "failed"]
+    assert step(result, "limited").outputs["result"] == "restricted"
+    assert "STILL LIVE" in step(result, "wrong").error
+    assert_never_written(result, live, limited)
+
+
+# --- finding by the leaked value ------------------------------------------------------------
+
+
+FIND = "- {id: find, uses: key.find}\n"
+
+
+def test_find_by_leaked_value_one_zero_and_two_matches(world: Path, sandbox: Any) -> None:
+    truth = sandbox.state.truth
+    leaked = os.environ["SANDBOX_LEAKED_KEY"]
+    one = run(world, FIND, {"leaked": Secret(leaked)}, key=None, declare="leaked: {type: secret}")
+    assert one.ok and step(one, "find").outputs["key_id"] == truth["leaked_key_id"]
+    assert step(one, "find").outputs["project_id"] == truth["leaked_project_id"]
+
+    stranger = leaked[:8] + "Q" * 40 + "zzzz"
+    zero = run(world, FIND, {"leaked": Secret(stranger)}, key=None, declare="leaked: {type: secret}")
+    assert step(zero, "find").status == "failed" and "no key among" in step(zero, "find").error
+
+    twin = next(k for k in sandbox.state.keys.values() if k["name"] == "bob-dev")
+    twin["value"] = leaked[:8] + "T" * 40 + leaked[-4:]  # same redacted form as the leaked key
+    two = run(world, FIND, {"leaked": Secret(leaked)}, key=None, declare="leaked: {type: secret}")
+    error = step(two, "find").error
+    assert step(two, "find").status == "failed" and "refusing to guess" in error
+    assert truth["leaked_key_id"] in error and twin["id"] in error
+    for r in (one, zero, two):
+        assert_never_written(r, leaked, stranger)
+
+
+# --- issue, crash, resume -------------------------------------------------------------------
+
+CRASH_RUN = """
+import sys
+from keyresponse.engine import Engine, Mode
+from keyresponse.inventory import load_inventory
+from keyresponse.playbook import coerce_inputs, load_playbook
+pb = load_playbook(sys.argv[2])
+Engine(load_inventory(sys.argv[1]), mode=Mode.APPLY, assume_yes=True).start(pb, coerce_inputs(pb, {}), "chatbot-prod")
+"""
+
+
+def test_crash_right_after_mint_then_resume_leaves_exactly_one_live_replacement(world: Path, sandbox: Any) -> None:
+    book = world.parent / "issue.yaml"
+    book.write_text("name: issue\nsteps:\n"
+                    "  - {id: issue, uses: key.issue}\n"
+                    "  - {id: live, uses: key.probe, with: {secret: '${{ steps.issue.outputs.secret }}', expect: live}}\n")
+    env = {**os.environ, "KEYRESPONSE_CRASH_AT": "key.issue:after-mint"}
+    proc = subprocess.run([sys.executable, "-c", CRASH_RUN, str(world), str(book)], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    [incident] = Incident.all(world.parent / ".keyresponse")
+    project = sandbox.state.truth["leaked_project_id"]
+
+    def replacements() -> list[dict[str, Any]]:
+        return [k for k in sandbox.state.openai_keys() if k["service_account_id"] in {
+            s["id"] for s in sandbox.state.service_accounts.values() if s["name"].startswith(f"keyresponse-{incident.id}-")}]
+
+    [orphan] = replacements()
+    assert orphan["live"] and orphan["project_id"] == project
+
+    result = Engine(load_inventory(world), mode=Mode.APPLY, assume_yes=True).resume(incident)
+    assert result.ok, [s.error for s in result.steps]
+    live = [k for k in replacements() if k["live"]]
+    assert len(live) == 1 and live[0]["id"] != orphan["id"]
+    assert key_state(sandbox, orphan["id"])["live"] is False
+    out = step(result, "issue").outputs
+    assert out["key_id"] == live[0]["id"] and orphan["service_account_id"] in out["replaced"]
+    assert out["name"].endswith("-2")
+    assert_never_written(result, out["secret"].reveal(), sandbox.state.openai_key_value(orphan["id"]))
+    assert proc.stdout.count("sk-") == 0 and "sk-proj" not in proc.stderr
+
+
+def test_issue_twice_in_one_incident_never_leaves_two_live(world: Path, sandbox: Any) -> None:
+    result = run(world, "- {id: issue, uses: key.issue, retries: 1}\n")
+    assert result.ok
+    sa = step(result, "issue").outputs["service_account_id"]
+    assert sandbox.state.service_accounts[sa]["name"] == f"keyresponse-{result.incident.id}-1"
+
+
+def test_mint_that_commits_then_fails_is_found_by_name_and_revoked(world: Path, sandbox: Any) -> None:
+    sandbox.add_fault(service="openai", method="POST", path="/organization/projects/*/service_accounts",
+                      kind="commit_then_fail", status=502, count=1)
+    result = run(world, "- {id: issue, uses: key.issue}\n")
+    assert result.ok, [s.error for s in result.steps]
+    made = [s for s in sandbox.state.service_accounts.values() if s["name"].startswith(f"keyresponse-{result.incident.id}")]
+    assert len(made) == 2
+    live_owners = {k["service_account_id"] for k in sandbox.state.openai_keys() if k["live"]}
+    assert len([s for s in made if s["id"] in live_owners]) == 1
+    assert step(result, "issue").outputs["service_account_id"] in live_owners
+
+
+# --- retries ----------------------------------------------------------------------------------
+
+
+def test_429_with_retry_after_is_retried_once_and_the_step_succeeds(world: Path, sandbox: Any) -> None:
+    sandbox.add_fault(service="openai", method="DELETE", path="/organization/projects/*/service_accounts/*",
+                      kind="status", status=429, retry_after="1", count=1)
+    started = time.monotonic()
+    result = run(world, "- {id: revoke, uses: key.revoke}\n")
+    elapsed = time.monotonic() - started
+    assert result.ok, [s.error for s in result.steps]
+    deletes = [m for m in sandbox.state.mutations if m["method"] == "DELETE"]
+    assert [m["status"] for m in deletes] == [200] and 1.0 <= elapsed < 5
+    assert key_state(sandbox, sandbox.state.truth["leaked_key_id"])["live"] is False
+
+
+def test_a_run_of_503s_exhausts_the_budget_and_says_the_key_is_still_live(world: Path, sandbox: Any) -> None:
+    sandbox.add_fault(service="openai", method="DELETE", path="/organization/projects/*/service_accounts/*",
+                      kind="status", status=503)
+    result = run(world, "- {id: revoke, uses: key.revoke}\n")
+    revoke = step(result, "revoke")
+    assert revoke.status == "failed"
+    assert "STILL LIVE" in revoke.error and "503" in revoke.error and "gave up after 4 attempts" in revoke.error
+    assert key_state(sandbox, sandbox.state.truth["leaked_key_id"])["live"] is True
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+def test_audit_finds_the_seeded_spike_and_the_new_models(world: Path, sandbox: Any) -> None:
+    from keyresponse.providers.base import epoch
+
+    truth = sandbox.state.truth
+    result = run(world, "- {id: audit, uses: key.audit, with: {days: 30}}\n")
+    assert result.ok, [s.error for s in result.steps]
+    out = step(result, "audit").outputs
+    assert abs(epoch(out["first_anomalous_hour"]) - truth["attack_start"]) <= 3600
+    assert set(truth["attack_models"]) <= set(out["new_models"])
+    assert not set(truth["baseline_models"]) & set(out["new_models"])
+    assert out["totals"]["after"]["tokens"] > out["totals"]["before"]["tokens"] / 10
+    assert out["estimated_cost_usd"] > 0 and len(out["hourly"]) >= 30 * 24
+    assert all({"type", "effective_at", "actor"} <= set(e) for e in out["events"])
+
+
+def test_keys_listing_marks_inventory_entries(world: Path, sandbox: Any) -> None:
+    from keyresponse.keys_cmd import list_keys
+
+    rows = list_keys(load_inventory(world))
+    assert {r["key_id"] for r in rows} == {k["id"] for k in sandbox.state.openai_keys() if k["live"]}
+    assert {r["inventory_name"] for r in rows} >= {"chatbot-prod", "analytics-dev", "canary-monitor"}
