@@ -376,8 +376,10 @@ def test_events_and_costs(fake: FakeOpenAI, provider: OpenAIProvider) -> None:
     events = provider.events(rec, 0, 2_000_000_000)
     assert [e.type for e in events] == ["service_account.deleted"]
     assert events[0].resource_id == rec.owner_id and "ops@x.test" in events[0].actor
-    q = next(q for _, p, q in fake.queries if p == "organization/audit_logs")
-    assert "effective_at[gte]" in q and "event_types[]" in q
+    about, window = [q for _, p, q in fake.queries if p == "organization/audit_logs"]
+    assert about["resource_ids[]"] == sorted([rec.key_id, rec.owner_id]) and "effective_at[gte]" not in about
+    assert window["effective_at[gte]"] == ["0"] and window["project_ids[]"] == ["proj_a"]
+    assert "service_account.deleted" in window["event_types[]"]
     assert provider.costs(rec, 0, 86400) == 12.5
 
 
