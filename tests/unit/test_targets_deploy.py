@@ -15,7 +15,7 @@ from keyresponse.actions.targets import Deploy, DeployArgs, Restart, _Work
 from keyresponse.errors import StepError, TargetError, UsageError
 from keyresponse.journal import LostSecret
 from keyresponse.secret import Secret
-from tests.helpers.target_contract import check_not_in, journal_text, make_ctx, new_secret, notes
+from tests.helpers.target_contract import check_equal, check_not_in, journal_text, make_ctx, new_secret, notes
 
 
 class Slow:
@@ -176,3 +176,40 @@ def test_restart_runs_each_configured_restart(tmp_path: Path) -> None:
     out = Restart().apply(plan, ctx)
     assert out == {"restarted": ["command store"], "failed": 0}
     assert (tmp_path / "restarted").exists() and len(events.progress) == 1
+
+
+def test_engine_retry_rewrites_only_the_failed_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import textwrap
+
+    from keyresponse.engine import Engine, Mode
+    from keyresponse.inventory import load_inventory
+    from keyresponse.playbook import load_playbook
+
+    secret = new_secret()
+    monkeypatch.setenv("TEST_NEW_SECRET", secret.reveal())
+    monkeypatch.setattr("time.sleep", lambda s: None)  # the engine's back-off between attempts
+    (tmp_path / "a.env").write_text("OPENAI_API_KEY=old\n")
+    flaky = "test -e tried || { touch tried; exit 1; }; cat > flaky.out"
+    (tmp_path / "keyresponse.yaml").write_text(textwrap.dedent(f"""\
+        providers: {{openai: {{kind: openai, admin_key_env: X_ADMIN}}}}
+        keys:
+          k:
+            targets:
+              - {{kind: envfile, path: a.env, variables: [OPENAI_API_KEY]}}
+              - {{kind: command, name: count, argv: ["/bin/sh", "-c", "cat >> count.out; echo >> count.out"]}}
+              - {{kind: command, name: flaky, argv: ["/bin/sh", "-c", "{flaky}"]}}
+        """))
+    (tmp_path / "pb.yaml").write_text(textwrap.dedent("""\
+        name: t
+        steps:
+          - {id: new, uses: test.emit_secret, with: {env: TEST_NEW_SECRET}}
+          - {id: deploy, uses: targets.deploy, retries: 1, with: {secret: "${{ steps.new.outputs.secret }}"}}
+        """))
+    result = Engine(load_inventory(tmp_path / "keyresponse.yaml"), mode=Mode.APPLY, assume_yes=True).start(
+        load_playbook(tmp_path / "pb.yaml"), {}, "k")
+    assert result.ok, result.steps[-1].error
+    assert (tmp_path / "count.out").read_text().count("\n") == 1  # attempt 2 did not write it again
+    check_equal((tmp_path / "flaky.out").read_text(), secret.reveal())
+    journal = journal_text(result.incident)
+    assert journal.count('"step.retrying"') == 1
+    check_not_in(secret.reveal(), journal, "the journal")

@@ -226,3 +226,17 @@ def test_secret_never_in_requests_or_errors(gh: FakeGitHub) -> None:
                      lambda: client, Shared())
     t.write(secret)
     check_not_in(secret.reveal(), "".join(seen), "a request (it must go sealed)")
+
+
+def test_rate_limit_pauses_every_request_to_the_host(gh: FakeGitHub) -> None:
+    import threading
+
+    shared = Shared(bound=4)
+    gh.inject = [httpx.Response(403, headers={"retry-after": "1"}, json={"message": "secondary rate limit"})]
+    first = threading.Thread(target=make(gh, shared, repo="acme/chatbot").preflight)
+    started = time.monotonic()
+    first.start()
+    time.sleep(0.2)
+    [check] = make(gh, shared, org="acme").preflight()  # another target, same host: waits too
+    assert check.ok and time.monotonic() - started >= 0.9
+    first.join()

@@ -19,9 +19,10 @@ import re
 import stat
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Iterator
 
 from keyresponse.errors import TargetError
 from keyresponse.faults import crashpoint
@@ -178,18 +179,18 @@ class EnvFile:
 
     def _real(self) -> Path:
         """The file to edit, after refusing `..` and symlinks that leave the root."""
-        if not self.cfg.allow_outside:
-            if ".." in Path(self.cfg.path).parts:
-                raise TargetError(self.describe(), "the path contains '..'",
-                                  hint="write the path without '..', or set `allow_outside: true`")
-            real = Path(os.path.realpath(self.path))
-            if real != self.root and self.root not in real.parents:
-                how = " through a symlink" if real != Path(os.path.abspath(self.path)) else ""
-                raise TargetError(self.describe(), f"resolves{how} to {real}, outside {self.root}",
-                                  hint="point the target at the real file inside the inventory's folder, "
-                                       "or set `allow_outside: true`")
+        real = Path(os.path.realpath(self.path))
+        if self.cfg.allow_outside:
             return real
-        return Path(os.path.realpath(self.path))
+        if ".." in Path(self.cfg.path).parts:
+            raise TargetError(self.describe(), "the path contains '..'",
+                              hint="write the path without '..', or set `allow_outside: true`")
+        if real != self.root and self.root not in real.parents:
+            how = " through a symlink" if real != Path(os.path.abspath(self.path)) else ""
+            raise TargetError(self.describe(), f"resolves{how} to {real}, outside {self.root}",
+                              hint="point the target at the real file inside the inventory's folder, "
+                                   "or set `allow_outside: true`")
+        return real
 
     def _problems(self, real: Path) -> tuple[str, str] | None:
         """(problem, fix) that stops a write, or None. Read-only."""
@@ -227,11 +228,11 @@ class EnvFile:
         try:
             real = self._real()
         except TargetError as exc:
-            return [Check(self.describe(), False, exc.message.split(": ", 1)[-1], exc.hint)]
+            return [Check(self.describe(), False, exc.message.removeprefix(exc.target + ": "), exc.hint)]
         if _stale(real):  # a killed writer's temp file holds a secret: remove it even in a dry run
-            with _Lock(real, wait=0) as held:
+            with _locked(real, wait=0) as held:
                 if held:
-                    _remove_stale(real)
+                    _stale(real, remove=True)
         problem = self._problems(real)
         if problem:
             return [Check(self.describe(), False, problem[0], problem[1])]
@@ -242,13 +243,13 @@ class EnvFile:
     def write(self, secret: Secret) -> str | None:
         real = self._real()
         values = {v: secret.reveal() for v in self.cfg.variables}
-        with _Lock(real, wait=LOCK_WAIT) as held:
+        with _locked(real, wait=LOCK_WAIT) as held:
             problem = self._problems(real)
             if not held:
                 raise TargetError(self.describe(), problem[0] if problem else
                                   f"another writer has held {_lock_path(real).name} for {LOCK_WAIT:g}s",
                                   hint=problem[1] if problem else "find the other writer, or retry")
-            _remove_stale(real)
+            _stale(real, remove=True)
             if problem:
                 raise TargetError(self.describe(), problem[0], hint=problem[1])
             old = real.read_bytes().decode("utf-8") if real.exists() else ""
@@ -274,45 +275,36 @@ def _lock_path(real: Path) -> Path:
     return real.with_name(f".{real.name}{LOCK_MARK}")
 
 
-class _Lock:
-    """flock on a sidecar file (the edited file itself is replaced, so cannot carry it)."""
-
-    def __init__(self, real: Path, wait: float) -> None:
-        self.path, self.wait, self.fd = _lock_path(real), wait, -1
-
-    def __enter__(self) -> bool:
-        try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:  # e.g. a read-only folder: the caller reports why
-            return False
-        deadline = time.monotonic() + self.wait
+@contextmanager
+def _locked(real: Path, wait: float) -> Iterator[bool]:
+    """flock on a sidecar file (the edited file is replaced, so it cannot carry the lock).
+    Yields False if the lock could not be had within `wait` seconds."""
+    try:
+        fd = os.open(_lock_path(real), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # e.g. a read-only folder: the caller reports why
+        yield False
+        return
+    try:
+        deadline = time.monotonic() + wait
         while True:
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    return False
+                    yield False
+                    return
                 time.sleep(0.02)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)  # closing drops the flock
-
-
-def _stale(real: Path) -> list[Path]:
-    try:
-        return list(real.parent.glob(f".{glob.escape(real.name)}{TMP_MARK}*"))
-    except OSError:
-        return []
+        yield True
+    finally:
+        os.close(fd)  # closing drops the flock
 
 
-def _remove_stale(real: Path) -> None:
-    for leftover in _stale(real):
-        try:
-            leftover.unlink()
-        except OSError:
-            pass
+def _stale(real: Path, remove: bool = False) -> list[Path]:
+    found = list(real.parent.glob(f".{glob.escape(real.name)}{TMP_MARK}*")) if real.parent.is_dir() else []
+    for leftover in found if remove else ():
+        leftover.unlink(missing_ok=True)
+    return found
 
 
 def _replace(real: Path, data: bytes, shown: str) -> None:
@@ -322,10 +314,12 @@ def _replace(real: Path, data: bytes, shown: str) -> None:
         try:
             if st is not None:
                 _keep_owner(fd, st, shown)
-            half = len(data) // 2
-            _write_all(fd, data[:half])
-            crashpoint("envfile:mid-write")
-            _write_all(fd, data[half:])
+            for part, crash in ((data[: len(data) // 2], "envfile:mid-write"), (data[len(data) // 2 :], None)):
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(fd, view):]
+                if crash:
+                    crashpoint(crash)
             os.fsync(fd)
             # mode last: chown may clear set-id bits; mkstemp's 0600 held the value until now
             os.fchmod(fd, stat.S_IMODE(st.st_mode) if st is not None else 0o600)
@@ -334,16 +328,13 @@ def _replace(real: Path, data: bytes, shown: str) -> None:
         crashpoint("envfile:before-replace")
         os.replace(tmp, real)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        Path(tmp).unlink(missing_ok=True)
         raise
-    dfd = os.open(real.parent, os.O_RDONLY)
+    folder = os.open(real.parent, os.O_RDONLY)
     try:
-        os.fsync(dfd)
+        os.fsync(folder)  # the rename itself must survive a power cut
     finally:
-        os.close(dfd)
+        os.close(folder)
 
 
 def _keep_owner(fd: int, st: os.stat_result, shown: str) -> None:
@@ -354,9 +345,3 @@ def _keep_owner(fd: int, st: os.stat_result, shown: str) -> None:
         if (mine.st_uid, mine.st_gid) != (st.st_uid, st.st_gid):
             raise TargetError(shown, f"cannot keep the file's owner {st.st_uid}:{st.st_gid} (running as "
                               f"{mine.st_uid}:{mine.st_gid})", hint="run as the file's owner") from None
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
