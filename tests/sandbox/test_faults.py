@@ -6,6 +6,7 @@ import email.utils
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ from keyresponse.sandbox import parse_fault
 
 
 @pytest.fixture
-def models(sandbox: Any) -> httpx.Client:
+def models(sandbox: Any) -> Iterator[httpx.Client]:
     """GET /models with the leaked (live) key, over one keep-alive connection."""
     with httpx.Client(base_url=sandbox.urls["openai"], timeout=5,
                       headers={"Authorization": f"Bearer {sandbox.env['SANDBOX_LEAKED_KEY']}"}) as client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,7 +14,7 @@ SECRETS = "/repos/acme/chatbot/actions/secrets"
 
 
 @pytest.fixture
-def gh(sandbox: Any) -> httpx.Client:
+def gh(sandbox: Any) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sandbox.urls["github"], timeout=10,
                       headers={"Authorization": f"Bearer {sandbox.env['GITHUB_TOKEN']}"}) as client:
         yield client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ SCOPED = {"filter[environment_scope]": "*"}
 
 
 @pytest.fixture
-def gl(sandbox: Any) -> httpx.Client:
+def gl(sandbox: Any) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sandbox.urls["gitlab"], timeout=10,
                       headers={"PRIVATE-TOKEN": sandbox.env["GITLAB_TOKEN"]}) as client:
         yield client

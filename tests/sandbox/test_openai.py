@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ HOUR, DAY = 3600, 86400
 
 
 @pytest.fixture
-def admin(sandbox: Any) -> httpx.Client:
+def admin(sandbox: Any) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sandbox.urls["openai"], timeout=10,
                       headers={"Authorization": f"Bearer {sandbox.env['OPENAI_ADMIN_KEY']}"}) as client:
         yield client
@@ -98,7 +99,7 @@ def test_usage_shows_the_abuse_spike(sandbox: Any, admin: httpx.Client) -> None:
     hours = _usage(admin, start_time=start, bucket_width="1h", limit=168, group_by=["model"],
                    api_key_ids=[truth["leaked_key_id"]])
     assert len(hours) >= 30 * 24
-    tokens = {True: [], False: []}  # during the attack? -> hourly totals
+    tokens: dict[bool, list[int]] = {True: [], False: []}  # during the attack? -> hourly totals
     for bucket in hours:
         results = bucket["results"]
         during = bucket["start_time"] >= truth["attack_start"]
@@ -124,7 +125,7 @@ def test_usage_pages_and_limits(sandbox: Any, admin: httpx.Client) -> None:
     minutes = admin.get("/organization/usage/completions", params={"start_time": start, "bucket_width": "1m"})
     assert len(minutes.json()["data"]) == 60
     for width, most in (("1d", 31), ("1h", 168), ("1m", 1440)):
-        params = {"start_time": start, "bucket_width": width}
+        params: dict[str, str | int] = {"start_time": start, "bucket_width": width}
         assert admin.get("/organization/usage/completions", params=params | {"limit": most}).status_code == 200
         too_many = admin.get("/organization/usage/completions", params=params | {"limit": most + 1})
         assert too_many.status_code == 400 and too_many.json()["error"]["param"] == "limit"

@@ -194,7 +194,7 @@ class App:
             while (await receive())["type"] != "http.disconnect":
                 pass
 
-        waiters = [asyncio.ensure_future(client_gone())]
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(client_gone())]
         if self.runtime.stopping is not None:
             waiters.append(asyncio.ensure_future(self.runtime.stopping.wait()))
         _, pending = await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)

@@ -31,7 +31,7 @@ async def health(call: Call) -> Response:
 
 async def get_state(call: Call) -> Response:
     view = call.state.public_view()
-    view["faults"] = call.runtime.faults.list()
+    view["faults"] = call.runtime.faults.active()
     return JSONResponse(view)
 
 
@@ -41,7 +41,7 @@ async def reset(call: Call) -> Response:
 
 
 async def list_faults(call: Call) -> Response:
-    return JSONResponse({"faults": call.runtime.faults.list()})
+    return JSONResponse({"faults": call.runtime.faults.active()})
 
 
 async def add_faults(call: Call) -> Response:

@@ -150,7 +150,7 @@ class FaultSet:
         with self._lock:
             self._faults = []
 
-    def list(self) -> list[dict[str, Any]]:
+    def active(self) -> list[dict[str, Any]]:
         with self._lock:
             return [f.to_dict() for f in self._faults]
 

@@ -8,8 +8,7 @@ libsodium sealed box made with the scope's public key; anything else is a 422.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from starlette.responses import JSONResponse, Response
 
@@ -20,10 +19,10 @@ from keyresponse.sandbox.github_common import (
 )
 
 PREFIX = "/github"
-Op = Callable[[Call, str], Any]
+Op = Callable[[Call, str], Awaitable[Response]]
 
 
-def _scoped(kind: str, op: Op) -> Callable[[Call], Any]:
+def _scoped(kind: str, op: Op) -> Callable[[Call], Awaitable[Response]]:
     """A handler that resolves the path's repo (and environment) to a secret scope, then runs op."""
 
     async def handler(call: Call) -> Response:
@@ -36,8 +35,7 @@ def _scoped(kind: str, op: Op) -> Callable[[Call], Any]:
             if env is None:
                 return error(404)
             scope += f":{env}"
-        result = op(call, scope)
-        return await result if hasattr(result, "__await__") else result
+        return await op(call, scope)
 
     handler.__name__ = f"{kind}_{op.__name__}"
     return handler

@@ -44,7 +44,7 @@ def principal(call: Call) -> dict[str, Any] | Response:
     scheme, _, token = call.request.headers.get("authorization", "").partition(" ")
     if scheme.lower() not in ("bearer", "token") or not token.strip():
         return error(401, "Requires authentication")
-    who = call.state.github["tokens"].get(token.strip())
+    who: dict[str, Any] | None = call.state.github["tokens"].get(token.strip())
     return who if who is not None else error(401, "Bad credentials")
 
 
@@ -53,7 +53,8 @@ def repo(call: Call) -> dict[str, Any] | Response:
     if isinstance(who := principal(call), Response):
         return who
     wanted = f"{call.params['owner']}/{call.params['repo']}".lower()
-    for full, r in call.state.github["repos"].items():
+    repos: dict[str, dict[str, Any]] = call.state.github["repos"]
+    for full, r in repos.items():
         if full.lower() == wanted and (who["repos"] is None or full in who["repos"]):
             return r
     return error(404)
@@ -62,7 +63,7 @@ def repo(call: Call) -> dict[str, Any] | Response:
 def org(call: Call) -> dict[str, Any] | Response:
     if isinstance(who := principal(call), Response):
         return who
-    o = call.state.github["org"]
+    o: dict[str, Any] = call.state.github["org"]
     if call.params["org"].lower() != o["login"]:
         return error(404)
     if not who["org_admin"]:
@@ -96,7 +97,7 @@ def secret_obj(call: Call, scope: str, s: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def list_secrets(call: Call, scope: str) -> Response:
+async def list_secrets(call: Call, scope: str) -> Response:
     secrets = sorted(call.state.github["secrets"][scope].values(), key=lambda s: s["name"])
     paged = paginate(call, [secret_obj(call, scope, s) for s in secrets])
     if isinstance(paged, Response):
@@ -105,17 +106,17 @@ def list_secrets(call: Call, scope: str) -> Response:
     return JSONResponse({"total_count": len(secrets), "secrets": chunk}, headers=headers)
 
 
-def get_secret(call: Call, scope: str) -> Response:
+async def get_secret(call: Call, scope: str) -> Response:
     s = call.state.github["secrets"][scope].get(call.params["secret_name"].upper())
     return error(404) if s is None else JSONResponse(secret_obj(call, scope, s))
 
 
-def public_key(call: Call, scope: str) -> Response:
+async def public_key(call: Call, scope: str) -> Response:
     entry = call.state.github["keys"][scope]
     return JSONResponse({"key_id": entry["key_id"], "key": entry["key"]})
 
 
-def delete_secret(call: Call, scope: str) -> Response:
+async def delete_secret(call: Call, scope: str) -> Response:
     secrets = call.state.github["secrets"][scope]
     if secrets.pop(call.params["secret_name"].upper(), None) is None:
         return error(404)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
@@ -59,11 +60,10 @@ def _scope(call: Call) -> str:
     return f"org:{call.state.github['org']['login']}"
 
 
-async def _with_org(call: Call, op: Any) -> Response:
+async def _with_org(call: Call, op: Callable[[Call, str], Awaitable[Response]]) -> Response:
     if isinstance(o := org(call), Response):
         return o
-    result = op(call, _scope(call))
-    return await result if hasattr(result, "__await__") else result
+    return await op(call, _scope(call))
 
 
 async def list_org_secrets(call: Call) -> Response:

@@ -189,7 +189,8 @@ async def trigger_pipeline(call: Call) -> Response:
     pid = gl["next_pipeline_id"]
     gl["next_pipeline_id"] += 1
     now = iso(time.time())
-    variables = params.get("variables") if isinstance(params.get("variables"), list) else []
+    given = params.get("variables")
+    variables: list[Any] = given if isinstance(given, list) else []
     pipeline = {"id": pid, "iid": len(gl["pipelines"]) + 1, "project_id": project["id"],
                 "sha": st.token(40, "0123456789abcdef"), "ref": ref, "status": "created", "source": "api",
                 "created_at": now, "updated_at": now,

@@ -79,7 +79,7 @@ async def create_project(call: Call) -> Response:
     if not isinstance(name, str) or not name.strip():
         return error(400, "Missing required parameter: 'name'.", param="name")
     st = call.state
-    p = {"id": "proj_" + st.token(24), "name": name, "created_at": int(time.time()), "archived_at": None,
+    p: dict[str, Any] = {"id": "proj_" + st.token(24), "name": name, "created_at": int(time.time()), "archived_at": None,
          "status": "active"}
     st.projects[p["id"]] = p
     audit(st, "project.created", who, {"id": p["id"], "data": {"name": name, "title": name}}, p)

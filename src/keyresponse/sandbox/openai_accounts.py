@@ -140,7 +140,7 @@ async def create_account_key(call: Call) -> Response:
     scopes = body.get("scopes")
     if scopes is not None and not (isinstance(scopes, list) and all(isinstance(s, str) for s in scopes)):
         return error(400, "Invalid value for 'scopes': expected an array of strings.", param="scopes")
-    name = body.get("name") if isinstance(body.get("name"), str) else "Secret Key"
+    name = body["name"] if isinstance(body.get("name"), str) else "Secret Key"
     return JSONResponse(_key_body(_mint(call.state, who, sa, name, scopes)))
 
 

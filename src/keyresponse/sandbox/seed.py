@@ -64,7 +64,10 @@ def attack_start(started_at: int) -> int:
 def build(seed: int, started_at: int) -> State:
     rng = random.Random(seed)
     st = State(seed=seed, started_at=started_at)
-    ago = lambda days: started_at - days * DAY + rng.randrange(8 * HOUR, 17 * HOUR)  # noqa: E731
+
+    def ago(days: int) -> int:  # a working hour, `days` days before the start
+        return started_at - days * DAY + rng.randrange(8 * HOUR, 17 * HOUR)
+
     st.org = {"id": "org-" + _tok(rng, 24), "name": "Acme Corp", "title": "Acme"}
     users = {}
     for short, name, role, days in _USERS:

@@ -52,7 +52,8 @@ async def _args(call: Call) -> dict[str, Any] | Response:
 
 def _channel(call: Call, ref: Any) -> dict[str, Any] | None:
     ref = str(ref or "")
-    for ch in call.state.slack["channels"].values():
+    channels: dict[str, dict[str, Any]] = call.state.slack["channels"]
+    for ch in channels.values():
         if ref in (ch["id"], ch["name"], "#" + ch["name"]):
             return ch
     return None
