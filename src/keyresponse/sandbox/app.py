@@ -139,8 +139,9 @@ class App:
         if terminal is not None and terminal.kind in ("status", "hang", "drop"):
             if terminal.kind == "status":
                 response = service.error(terminal.status or 503, "injected fault")
-                if terminal.retry_after_header() is not None:
-                    response.headers["Retry-After"] = terminal.retry_after_header() or ""
+                retry_after = terminal.retry_after_header()
+                if retry_after is not None:
+                    response.headers["Retry-After"] = retry_after
                 service.finish(response)
                 await response(scope, receive, send)
                 return

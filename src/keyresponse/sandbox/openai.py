@@ -7,6 +7,7 @@ plus the behaviour the spec does not write down (see specs/README.md).
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -28,8 +29,8 @@ MODELS = [  # id, created, owned_by
     ("text-embedding-3-small", 1705948997, "system"),
     ("text-embedding-3-large", 1705953180, "system"),
 ]
-_MODEL_LIST = {"object": "list", "data": [
-    {"id": m, "object": "model", "created": c, "owned_by": o} for m, c, o in MODELS]}
+_MODEL_LIST = json.dumps({"object": "list", "data": [
+    {"id": m, "object": "model", "created": c, "owned_by": o} for m, c, o in MODELS]}).encode()
 
 
 async def list_models(call: Call) -> Response:
@@ -38,18 +39,15 @@ async def list_models(call: Call) -> Response:
     if token is None:
         return no_key()
     st = call.state
-    for key in st.keys.values():
-        if key["value"] == token:
-            if not key["live"]:
-                break
-            if key["scopes"] and not set(key["scopes"]) & set(MODEL_SCOPES):
-                return missing_scopes("api.model.read")
-            key["last_used_at"] = int(time.time())
-            return JSONResponse(_MODEL_LIST)
-    else:
+    key = next((k for k in st.keys.values() if k["value"] == token and k["live"]), None)
+    if key is None:
         if any(a["value"] == token and a["live"] for a in st.admin_keys.values()):
-            return missing_scopes("api.model.read")
-    return bad_key(token)
+            return missing_scopes("api.model.read")  # admin keys are live but not for this
+        return bad_key(token)  # revoked or never existed: the real API cannot tell them apart either
+    if key["scopes"] and not set(key["scopes"]) & set(MODEL_SCOPES):
+        return missing_scopes("api.model.read")
+    key["last_used_at"] = int(time.time())
+    return Response(_MODEL_LIST, media_type="application/json")
 
 
 def _project(call: Call) -> dict[str, Any] | Response:

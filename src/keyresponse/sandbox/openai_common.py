@@ -74,14 +74,14 @@ def admin(call: Call) -> dict[str, Any] | Response:
     if token is None:
         return no_key()
     st = call.state
+    now = int(time.time())
     for key in st.admin_keys.values():
-        if key["value"] == token and key["live"]:
-            if key["expires_at"] is not None and key["expires_at"] <= time.time():
-                break
-            key["last_used_at"] = int(time.time())
+        expired = key["expires_at"] is not None and key["expires_at"] <= now
+        if key["value"] == token and key["live"] and not expired:
+            key["last_used_at"] = now
             return key
     if any(k["value"] == token and k["live"] for k in st.keys.values()):
-        return missing_scopes("api.management.read")
+        return missing_scopes("api.management.read")  # a project key: live, but not an admin key
     return bad_key(token)
 
 
