@@ -20,6 +20,10 @@ QUIET = logging.getLogger("keyresponse.slack")
 QUIET.addHandler(logging.NullHandler())
 QUIET.propagate = False
 
+# Seconds between retries of a failed connection or a 5xx: None is slack-sdk's backoff
+# with jitter (about 1 s, then 2 s). Tests set a small fixed value.
+RETRY_INTERVAL: float | None = None
+
 SECTION_LIMIT = 2900  # Slack refuses section text over 3000 characters
 STATUS_ICON = {"in progress": ":hourglass_flowing_sand:", "resolved": ":white_check_mark:",
                "needs attention": ":warning:"}
@@ -46,6 +50,11 @@ def client(token: str, base_url: str, *, timeout: int = 10) -> WebClient:
         ServerErrorRetryHandler,
     )
 
+    from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
+    from slack_sdk.http_retry.handler import default_interval_calculator
+
+    interval = (default_interval_calculator if RETRY_INTERVAL is None
+                else FixedValueRetryIntervalCalculator(RETRY_INTERVAL))
     return WebClient(
         token=token,
         base_url=base_url if base_url.endswith("/") else base_url + "/",  # slack-sdk joins by concatenation
@@ -53,53 +62,10 @@ def client(token: str, base_url: str, *, timeout: int = 10) -> WebClient:
         logger=QUIET,
         retry_handlers=[
             RateLimitErrorRetryHandler(max_retry_count=2),
-            ConnectionErrorRetryHandler(max_retry_count=2),
-            ServerErrorRetryHandler(max_retry_count=1),
+            ConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=interval),
+            ServerErrorRetryHandler(max_retry_count=1, interval_calculator=interval),
         ],
     )
-
-
-def facts(model: dict[str, Any], *, event: str, current_step: str | None = None, severity: str | None = None,
-          redacted_value: str | None = None, project: str | None = None,
-          report: str | None = None) -> dict[str, Any]:
-    """What the messages say, from the report model (the journal) plus what only the running step knows."""
-    steps = [s for s in model["steps"] if s["id"] != current_step and s["uses"] != "notify.slack"
-             and s["status"] != "unfinished"]
-    failed = [s for s in steps if s["status"] == "failed"]
-    if event == "closed":
-        status = "needs attention" if failed or model["incident"]["status"] == "failed" else "resolved"
-    else:
-        status = "needs attention" if failed else "in progress"
-    key, con, rep, tgt, audit = (model[k] for k in ("key", "containment", "replacement", "targets", "audit"))
-    highlights = []
-    if con["dead"]:
-        highlights.append("old key proven dead")
-    elif con["revoke_status"] == "applied":
-        highlights.append("old key revoked")
-    if rep.get("redacted_value"):
-        highlights.append(f"new key {rep['redacted_value']}")
-    if tgt["ran"]:
-        highlights.append(f"targets {tgt['ok']}/{len(tgt['rows'])} on the new key")
-    if audit.get("anomalies"):
-        highlights.append(f"{len(audit['anomalies'])} anomalous hour(s)")
-    summary = model["summary"]
-    cost = audit.get("estimated_cost_usd")
-    return {
-        "status": status, "incident_id": model["incident"]["id"],
-        "severity": severity or model["incident"]["severity"],
-        "key_name": key.get("inventory_name") or key.get("name"), "provider_name": key.get("name"),
-        "redacted_value": key.get("redacted_value") or redacted_value,
-        "project": key.get("project_id") or project,
-        "user": model["incident"]["user"], "host": model["incident"]["host"],
-        "playbook": model["incident"]["playbook"], "highlights": highlights,
-        "steps": [{**s, "duration_text": _duration(s.get("duration"))} for s in steps],
-        "time_to_contain": summary["time_to_contain_text"], "time_to_restore": summary["time_to_restore_text"],
-        "targets": f"{tgt['ok']}/{len(tgt['rows'])} on the new key" if tgt["ran"] else "no deploy step",
-        "cost": f"${cost:,.2f}" if isinstance(cost, (int, float)) else None,
-        "problems": [f"{f['what']}: {f['detail']}" if f["detail"] else f["what"] for f in model["failures"]
-                     if not f["what"].startswith(f"step {current_step} ")],
-        "report": report,
-    }
 
 
 def root_message(facts: dict[str, Any]) -> dict[str, Any]:
@@ -146,6 +112,19 @@ def progress_reply(facts: dict[str, Any], note: str | None = None) -> dict[str, 
     text = (escape(note) + " — " if note else "") + f"{done} step(s) done"
     if failed:
         text += f", failed: {escape(', '.join(failed))}"
+    return {"text": text, "blocks": blocks}
+
+
+def step_reply(step: dict[str, Any], detail: str | None = None) -> dict[str, Any]:
+    """A thread reply for one step that just finished, and what it established."""
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": _cap(_step_line(step))}}]
+    if detail:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cap(escape(detail))}]})
+    text = f"{escape(step['id'])} ({escape(step.get('uses') or '')}): {escape(step['status'])}"
+    if step.get("error"):
+        text += f": {escape(_short(step['error']))}"
+    elif detail:
+        text += f" — {escape(detail)}"
     return {"text": text, "blocks": blocks}
 
 
@@ -221,12 +200,6 @@ def _step_line(s: dict[str, Any]) -> str:
     if s.get("error"):
         line += f": {escape(_short(s['error']))}"
     return line
-
-
-def _duration(seconds: Any) -> str:
-    from keyresponse.report.times import duration
-
-    return duration(seconds) if isinstance(seconds, (int, float)) else ""
 
 
 def _short(text: str, limit: int = 200) -> str:

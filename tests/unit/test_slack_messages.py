@@ -8,6 +8,7 @@ tests/integration/test_notify_report.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -21,8 +22,8 @@ from keyresponse.action import StepContext
 from keyresponse.actions.notify import Slack, SlackArgs, find_thread
 from keyresponse.inventory import Inventory, LoadedInventory, Notify, SlackNotify
 from keyresponse.journal import Incident
+from keyresponse.report import digest, sample
 from keyresponse.report import model as report_model
-from keyresponse.report import sample
 
 SPEC = json.loads((Path(__file__).resolve().parents[3] / "shared/specs/slack-web.openapi.json").read_text())
 HOSTILE = "<!channel> <script>alert(1)</script> {{ 7*7 }} & <@U0BOSS>"
@@ -84,7 +85,7 @@ def assert_inert(payload: dict[str, Any]) -> None:
 
 def facts(event: str = "step", **kw: Any) -> dict[str, Any]:
     model = report_model.build(sample.records(**kw), incident_id="2024-05-20T0900Z-abcd")
-    return slack.facts(model, event=event, report="/srv/ir/.keyresponse/incidents/x/report.html")
+    return digest.facts(model, event=event, report="/srv/ir/.keyresponse/incidents/x/report.html")
 
 
 def test_escape_turns_slack_control_characters_into_entities() -> None:
@@ -182,10 +183,11 @@ def make_ctx(tmp_path: Path, notify: Notify, step_id: str = "open") -> StepConte
     inv = LoadedInventory(Inventory(notify=notify), tmp_path / "keyresponse.yaml")
     incident = Incident.create(tmp_path / ".keyresponse")
     events: list[tuple[str, str]] = []
-    ctx = StepContext(incident=incident, inventory=inv, inputs={}, key_name=None, step_id=step_id, attempt=1,
-                      outputs={}, prior=[], assume_yes=True, interactive=False, deadline=None,
-                      _http=lambda *a: None, _emit=lambda kind, msg: events.append((kind, msg)),
-                      playbook_name="t")
+    given = dict(incident=incident, inventory=inv, inputs={}, key_name=None, step_id=step_id, attempt=1,
+                 outputs={}, assume_yes=True, interactive=False, deadline=None,
+                 _http=lambda *a: None, _emit=lambda kind, msg: events.append((kind, msg)), playbook_name="t")
+    known = {f.name for f in dataclasses.fields(StepContext)}  # the engine's context grows; pass what it takes
+    ctx = StepContext(**{k: v for k, v in given.items() if k in known})
     ctx.events = events  # type: ignore[attr-defined]
     return ctx
 

@@ -104,15 +104,17 @@ class Slack(BaseAction):
     def _post(self, args: SlackArgs, settings: SlackNotify, ctx: StepContext,
               thread: tuple[str, str] | None) -> dict[str, Any]:
         from keyresponse import slack
+        from keyresponse.report import digest
         from keyresponse.report import model as report_model
 
         client = _client(ctx, settings)
-        model = report_model.build(ctx.incident.journal.records(), incident_id=ctx.incident.id, running=True)
+        model = report_model.build(ctx.incident.journal.records(), incident_id=ctx.incident.id, running=True,
+                                   current_step=ctx.step_id)
         if args.event == "drill":
             resp = client.chat_postMessage(channel=_channel(settings, "drill"),
                                            **slack.drill_message([_drill_record(model, ctx)]))
             return {"channel": resp["channel"], "ts": resp["ts"]}
-        facts = slack.facts(model, event=args.event, current_step=ctx.step_id, severity=args.severity,
+        facts = digest.facts(model, event=args.event, current_step=ctx.step_id, severity=args.severity,
                             redacted_value=_leaked_mask(ctx), project=ctx.key.project if ctx.key else None,
                             report=_report_path(ctx))
         root = slack.root_message(facts)
@@ -132,13 +134,55 @@ class Slack(BaseAction):
         return {"channel": channel, "ts": ts}
 
 
-def find_thread(ctx: StepContext) -> tuple[str, str] | None:
+def find_thread(ctx_or_incident: Any) -> tuple[str, str] | None:
     """The incident's thread from the journal, whichever step or run started it."""
+    incident = getattr(ctx_or_incident, "incident", ctx_or_incident)
     found = None
-    for r in ctx.incident.journal.records():
+    for r in incident.journal.records():
         if r.get("event") == "step.note" and r.get("note") == THREAD_NOTE and r.get("channel") and r.get("ts"):
             found = (str(r["channel"]), str(r["ts"]))
     return found
+
+
+def after_step(incident: Any, inventory: Any, step_id: str, uses: str, status: str) -> str | None:
+    """For the engine, after each step of a run: reply in the incident's thread for a step
+    that matters (or failed) and update the root's status line.
+
+    Does nothing without Slack, without a thread (the playbook opened none) or for
+    minor steps. Never raises: a failure is journaled as a warning on that step and
+    returned as text."""
+    from keyresponse import slack
+    from keyresponse.report import digest
+    from keyresponse.report import model as report_model
+
+    settings = inventory.model.notify.slack
+    if settings is None or uses == "notify.slack" or (uses not in SIGNIFICANT and status != "failed"):
+        return None
+    thread = find_thread(incident)
+    if thread is None:
+        return None
+    try:
+        model = report_model.build(incident.journal.records(), incident_id=incident.id, running=True)
+        facts = digest.facts(model, event="step")
+        row = next((s for s in facts["steps"] if s["id"] == step_id), None)
+        if row is None:
+            return None
+        token = inventory.credential(settings.token_env, "Slack notifications")
+        client = slack.client(token, settings.base_url)
+        reply = slack.step_reply(row, digest.step_detail(model, row))
+        client.chat_postMessage(channel=thread[0], thread_ts=thread[1], **reply)
+        client.chat_update(channel=thread[0], ts=thread[1], **slack.root_message(facts))
+    except Exception as exc:  # noqa: BLE001 - Slack must never stop the response
+        if not _expected(exc):
+            raise
+        error = f"Slack update after {step_id} not posted: {describe_error(exc)}; the response goes on"
+        incident.journal.append("step.warning", step=step_id, message=error)
+        return error
+    return None
+
+
+SIGNIFICANT = {"key.revoke", "key.probe", "key.issue", "targets.deploy", "targets.restart", "key.audit",
+               "exposure.scan"}
 
 
 def _leaked_mask(ctx: StepContext) -> str | None:

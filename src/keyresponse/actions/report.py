@@ -51,7 +51,7 @@ class Render(BaseAction):
     def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
         from keyresponse.report.render import render_incident
 
-        paths = render_incident(ctx.incident, ctx.inventory, plan.data)
+        paths = render_incident(ctx.incident, ctx.inventory, plan.data, current_step=ctx.step_id)
         for fmt, path in paths.items():
             ctx.progress(f"report ({fmt}): {path}")
         return {"paths": {fmt: str(path) for fmt, path in paths.items()}}

@@ -65,10 +65,15 @@ def build(
     incident_dir: str | None = None,
     running: bool = False,
     rendered_at: str | None = None,
+    current_step: str | None = None,
 ) -> dict[str, Any]:
+    """`current_step` is the step doing the building (report.render, notify.slack): it
+    has not finished because it is running, which is not a fact about the incident."""
     records = [r for r in records if isinstance(r, dict) and "event" in r]
     opened = next((r for r in records if r["event"] == "incident.opened"), {})
     steps = Steps(records)
+    if current_step and steps.by_id.get(current_step, {}).get("status") == "unfinished":
+        del steps.by_id[current_step]
     inputs = opened.get("inputs") if isinstance(opened.get("inputs"), dict) else {}
     incident = _incident(records, opened, inputs, incident_id, incident_dir, running, rendered_at)
     model: dict[str, Any] = {
@@ -141,13 +146,7 @@ def _summary(model: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         what += f" ({key['redacted_value']})"
     if key.get("project_id"):
         what += f" in project {key['project_id']}"
-    failed = any(s["status"] == "failed" for s in model["steps"])
-    if inc["status"] in ("running", "interrupted") or any(s["status"] == "unfinished" for s in model["steps"]):
-        outcome = "unfinished"
-    elif failed or inc["status"] == "failed":
-        outcome = "needs attention"
-    else:
-        outcome = "resolved" if inc["mode"] != "plan" else "planned"
+    outcome = _outcome(model)
     return {
         "what": what, "severity": inc["severity"], "status": inc["status"], "outcome": outcome,
         "leaked_at": leaked_at, "reported_at": reported_at,
@@ -156,3 +155,18 @@ def _summary(model: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         "time_to_restore": ttr, "time_to_restore_text": times.duration(ttr),
         "exposure_window_text": times.duration(times.seconds_between(leaked_at, con["contained_at"])),
     }
+
+
+def _outcome(model: dict[str, Any]) -> str:
+    """The state of the world, not of the run: a report rendered mid-run (the usual
+    `report` step) can already say the key is dead and every target restored."""
+    inc, con, tgt = model["incident"], model["containment"], model["targets"]
+    if any(s["status"] == "failed" for s in model["steps"]) or inc["status"] == "failed":
+        return "needs attention"
+    if inc["mode"] == "plan":
+        return "planned"
+    if inc["status"] in ("interrupted", "unknown") or any(s["status"] == "unfinished" for s in model["steps"]):
+        return "unfinished"
+    if con["dead"] and (tgt["restored"] or not tgt["ran"]):
+        return "resolved"
+    return "in progress" if inc["status"] == "running" else "completed"

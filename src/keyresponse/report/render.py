@@ -31,9 +31,12 @@ TEMPLATES = {"md": "report.md.j2", "html": "report.html.j2"}
 
 
 def render_incident(
-    incident: Incident, inventory: LoadedInventory | None, formats: Iterable[str] = FORMATS
+    incident: Incident, inventory: LoadedInventory | None, formats: Iterable[str] = FORMATS,
+    *, current_step: str | None = None,
 ) -> dict[str, Path]:
-    """Build the model from the incident's journal and write report.<fmt> for each format."""
+    """Build the model from the incident's journal and write report.<fmt> for each format.
+
+    `current_step` is the report step rendering it from inside a run (left out: it is not done)."""
     from keyresponse.journal import utcnow
 
     formats = list(dict.fromkeys(formats))
@@ -42,7 +45,7 @@ def render_incident(
         raise ConfigError(f"unknown report format(s): {', '.join(unknown)}", hint="use md, html or json")
     model = report_model.build(
         incident.journal.records(), incident_id=incident.id, incident_dir=str(incident.dir),
-        running=incident.is_locked(), rendered_at=utcnow(),
+        running=incident.is_locked(), rendered_at=utcnow(), current_step=current_step,
     )
     folder = template_dir(inventory)
     return {fmt: incident.write_file(f"report.{fmt}", render(model, fmt, folder)) for fmt in formats}

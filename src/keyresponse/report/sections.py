@@ -53,7 +53,8 @@ def containment(steps: Steps) -> dict[str, Any]:
     probes = _probes(steps, ("dead",))
     probe, view = probes[-1] if probes else (None, {})
     dead = view.get("result") == "dead" and probe is not None and probe["status"] == "applied"
-    contained_at = (view.get("checked_at") or probe["finished_at"]) if dead and probe else None
+    # the step's own journal time, to the millisecond; the probe's checked_at may be whole seconds
+    contained_at = (probe["finished_at"] or view.get("checked_at")) if dead and probe else None
     still_live = any(n.get("still_live") for n in (revoke or {}).get("notes", []) if n.get("note") == "key.revoke.failed")
     return {
         "revoke_status": revoke["status"] if revoke else None,
@@ -61,7 +62,7 @@ def containment(steps: Steps) -> dict[str, Any]:
                                                              if revoke and revoke["status"] == "applied" else None),
         "method": rev.get("method"), "already_gone": rev.get("already_gone"),
         "revoke_error": revoke["error"] if revoke else None, "still_live": still_live and not dead,
-        "probe_status": probe["status"] if probe else None,
+        "probe_status": probe["status"] if probe else None, "probe_step": probe["id"] if probe else None,
         "probe_result": view.get("result"), "probe_method": view.get("method"),
         "probe_detail": view.get("detail"), "probe_error": probe["error"] if probe else None,
         "dead": dead, "contained_at": times.iso(contained_at),
@@ -77,7 +78,7 @@ def replacement(steps: Steps) -> dict[str, Any]:
     return {
         "status": issue["status"] if issue else None, "error": issue["error"] if issue else None,
         **{f: out.get(f) for f in ("key_id", "name", "redacted_value", "service_account_id", "project_id")},
-        "probe_status": probe["status"] if probe else None,
+        "probe_status": probe["status"] if probe else None, "probe_step": probe["id"] if probe else None,
         "probe_result": view.get("result"),
     }
 
