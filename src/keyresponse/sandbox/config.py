@@ -20,7 +20,7 @@ ENV_FILES = {
 }
 
 _TEMPLATE = """\
-# keyresponse inventory for the sandbox organization (seed {seed}).
+# written by keyresponse sandbox: the inventory of its seeded organization (seed {seed}).
 # Credentials come from the environment: `set -a; . ./sandbox.env; set +a` first.
 version: 1
 providers:

@@ -126,7 +126,8 @@ def build(seed: int, started_at: int) -> State:
     st.audit = _audit(rng, st, users)
     st.truth = {
         "leaked_key_id": leaked["id"],
-        "leaked_key_name": LEAKED,
+        "leaked_key_name": LEAKED,  # its name at OpenAI
+        "inventory_name": LEAKED,  # its name in the inventory write_config() writes
         "leaked_project_id": leaked["project_id"],
         "leaked_service_account_id": leaked["owner_id"],
         "attack_start": start,
