@@ -38,12 +38,18 @@ class NoArgs(With):
 
 @dataclass
 class Check:
-    """One preflight finding. A failed check carries the fix, in one line."""
+    """One preflight finding. A failed check carries the fix, in one line.
+
+    A failed *blocking* check stops the step. A non-blocking one (one target of
+    many that cannot be reached) fails a dry run or drill, but in a real run is
+    journaled as a warning and the step goes on: during an incident the other
+    targets must still get the new key."""
 
     what: str
     ok: bool
     detail: str = ""
     fix: str | None = None
+    blocking: bool = True
 
     def line(self) -> str:
         mark = "ok" if self.ok else "FAIL"
@@ -129,7 +135,6 @@ class StepContext:
     step_id: str
     attempt: int
     outputs: dict[str, dict[str, Any]]  # outputs of earlier steps, by id
-    prior: list[dict[str, Any]]  # this step's journal notes from earlier attempts/runs
     assume_yes: bool
     interactive: bool
     deadline: float | None
@@ -158,8 +163,12 @@ class StepContext:
         self.incident.journal.append("step.note", step=self.step_id, note=event, **data)
 
     def notes(self, event: str) -> list[dict[str, Any]]:
-        """This step's notes named `event`, from earlier attempts and earlier runs."""
-        return [r for r in self.prior if r.get("note") == event]
+        """This step's notes named `event` so far: this attempt's, earlier attempts' and
+        earlier runs' of the incident (read from the journal at the time of the call)."""
+        return [
+            r for r in self.incident.journal.records()
+            if r.get("event") == "step.note" and r.get("step") == self.step_id and r.get("note") == event
+        ]
 
     def http(self, service: str, base_url: str, headers: dict[str, str] | None = None) -> httpx.Client:
         """The shared client for a service (retries, timeouts, redaction; read-only in plan mode)."""

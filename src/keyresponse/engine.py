@@ -189,13 +189,12 @@ class Engine:
         steps = [s for s in playbook.model.steps if todo is None or s.id in todo]
         results: list[StepResult] = []
         self.reporter.run_started(incident, playbook, self.mode, steps)
-        prior = _notes_by_step(incident)
         stopped = False
         try:
             for step in steps:
                 if stopped and not step.always:
                     continue
-                result = self._step(incident, playbook, step, inputs, key_name, outputs, statuses, prior.get(step.id, []))
+                result = self._step(incident, playbook, step, inputs, key_name, outputs, statuses)
                 results.append(result)
                 statuses[step.id] = result.status
                 outputs[step.id] = result.outputs
@@ -223,7 +222,6 @@ class Engine:
         key_name: str | None,
         outputs: dict[str, dict[str, Any]],
         statuses: dict[str, str],
-        prior: list[dict[str, Any]],
     ) -> StepResult:
         from keyresponse import expr, registry
 
@@ -235,7 +233,7 @@ class Engine:
         attempts = step.retries + 1
         for attempt in range(1, attempts + 1):
             journal.append("step.started", step=step.id, uses=step.uses, attempt=attempt, mode=self.mode.value)
-            ctx = self._context(incident, playbook, step, inputs, key_name, outputs, statuses, prior, attempt)
+            ctx = self._context(incident, playbook, step, inputs, key_name, outputs, statuses, attempt)
             template_ctx = self._template_context(incident, playbook, inputs, key_name, outputs, statuses)
             try:
                 if step.if_ is not None and not expr.truthy(step.if_, template_ctx):
@@ -249,8 +247,10 @@ class Engine:
                 journal.append("step.planned", step=step.id, plan=plan.as_dict(),
                                checks=[c.__dict__ for c in checks])
                 failed = [c for c in checks if not c.ok]
-                if failed:
+                if failed and (self.mode is Mode.PLAN or any(c.blocking for c in failed)):
                     raise _PreflightFailed(failed)
+                for c in failed:  # apply mode, non-blocking: the action reports it per item
+                    ctx.warn(f"preflight: {c.line()}")
                 if self.mode is Mode.PLAN:
                     result.status = "planned"
                     result.outputs = PlannedOutputs(step.id, plan.outputs)
@@ -267,6 +267,8 @@ class Engine:
                 break  # a failed preflight is a fact about the world, not a flake
             except StepError as exc:
                 result.status, result.error, result.hint = "failed", REDACTOR.redact(exc.message), exc.hint
+                if isinstance(getattr(exc, "outputs", None), dict):
+                    result.outputs = exc.outputs  # what a partly failed step did (e.g. per target)
                 if not exc.retryable or attempt == attempts:
                     break
                 journal.append("step.retrying", step=step.id, attempt=attempt, error=result.error)
@@ -328,10 +330,10 @@ class Engine:
 
     def _context(self, incident: Incident, playbook: LoadedPlaybook, step: Step, inputs: dict[str, Any],
                  key_name: str | None, outputs: dict[str, dict[str, Any]], statuses: dict[str, str],
-                 prior: list[dict[str, Any]], attempt: int) -> StepContext:
+                 attempt: int) -> StepContext:
         return StepContext(
             incident=incident, inventory=self.inventory, inputs=inputs, key_name=key_name,
-            step_id=step.id, attempt=attempt, outputs=outputs, prior=prior,
+            step_id=step.id, attempt=attempt, outputs=outputs,
             assume_yes=self.assume_yes, interactive=self.interactive,
             deadline=time.monotonic() + step.timeout,
             _http=self._client, _emit=lambda kind, msg: self.reporter.event(step.id, kind, msg),
@@ -372,14 +374,6 @@ class Engine:
 class _PreflightFailed(Exception):
     def __init__(self, checks: list[Check]) -> None:
         self.checks = checks
-
-
-def _notes_by_step(incident: Incident) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for r in incident.journal.records():
-        if r["event"] == "step.note":
-            out.setdefault(r["step"], []).append(r)
-    return out
 
 
 def _resume_set(playbook: LoadedPlaybook, statuses: dict[str, str], outputs: dict[str, dict[str, Any]]) -> list[str]:

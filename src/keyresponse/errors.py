@@ -71,9 +71,11 @@ class LockedError(KeyresponseError):
 
 
 class StepError(KeyresponseError):
-    """A step could not do its job. `retryable` lets the engine's `retries:` apply."""
+    """A step could not do its job. `retryable` lets the engine's `retries:` apply;
+    `outputs`, when set, is what the step did before failing (kept in the journal)."""
 
     retryable = True
+    outputs: dict[str, object] | None = None
 
 
 class ServiceError(StepError):

@@ -69,7 +69,7 @@ def make_ctx(tmp_path: Path, inventory: dict[str, Any], *, key: str = "k", attem
     events = Events()
     ctx = StepContext(
         incident=incident, inventory=loaded, inputs={}, key_name=key, step_id=step_id, attempt=attempt,
-        outputs={}, prior=[], assume_yes=True, interactive=False, deadline=None,
+        outputs={}, assume_yes=True, interactive=False, deadline=None,
         _http=http or _no_http, _emit=events,
     )
     return ctx, events

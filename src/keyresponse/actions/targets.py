@@ -100,7 +100,7 @@ class Deploy(BaseAction):
                 "failed:\n" + "\n".join(f"  - {r['target']}: {r['error']}" for r in failed),
                 hint="fix each cause above; a retry of this step (`retries:`) touches only the failed "
                      "targets, while `keyresponse resume` re-issues the key and redeploys every target")
-            err.outputs = outputs  # type: ignore[attr-defined]  # for engines that keep partial outputs
+            err.outputs = outputs  # the per-target table survives the failure (journal, report)
             raise err
         return outputs
 
@@ -189,7 +189,11 @@ def _preflight(targets: list[Target], ctx: StepContext) -> list[Check]:
         except Exception as exc:  # noqa: BLE001 - a crash in one preflight is that target's finding
             return [Check(target.describe(), False, _error_text(exc), "see the error; fix, then plan again")]
 
-    return [c for checks in fan_out(targets, one, ctx.inventory.model.concurrency) for c in checks]
+    checks = [c for checks in fan_out(targets, one, ctx.inventory.model.concurrency) for c in checks]
+    for c in checks:
+        # one unreachable target must not keep the new key from the others in a real run
+        c.blocking = False
+    return checks
 
 
 def _refuse_lost(secret: Any) -> None:
