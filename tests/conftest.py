@@ -7,6 +7,8 @@ import pytest
 
 import tests.helpers.actions  # noqa: F401  (registers the test-only actions)
 
+pytest_plugins = ["tests.helpers.sandbox_fixture"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
