@@ -81,7 +81,7 @@ def usage_chart(hourly: list[dict[str, Any]], *, leak_time: Any = None, title: s
 
 def _day_ticks(t0: dt.datetime, span: float, plot_w: float, x: Any) -> list[str]:
     days = span / 86400
-    step_days = 1 if days <= 10 else (7 if days <= 70 else 30)
+    step_days = 1 if days <= 16 else (7 if days <= 70 else 30)
     start = t0.replace(hour=0, minute=0, second=0, microsecond=0)
     out, tick, end = [], start, t0 + dt.timedelta(seconds=span)
     if days < 1.5:  # under two days: hourly ticks every 6h read better than dates
