@@ -12,7 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -70,8 +70,11 @@ class Runtime:
     state: State
     faults: FaultSet
     build: Callable[[], State]
-    stopping: asyncio.Event | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    stopping: asyncio.Event | None = None  # set when the server stops: releases hanging requests
+    # the rotate_public_key fault: (state, path below /github) -> None
+    rotate_public_key: Callable[[State, str], None] | None = None
+    # what GET /_sandbox/info answers (URLs and env of the running server)
+    info: Callable[[], dict[str, Any]] = dict
 
     def reset(self) -> None:
         self.state = self.build()
@@ -119,36 +122,43 @@ class App:
         if scope["type"] != "http":
             return
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0]
-        method = scope["method"]
         request = Request(scope, receive)
+        response: Response | None
         if raw_path.startswith(self.control.prefix + "/"):
-            route, params = self.control.match(method, raw_path[len(self.control.prefix) :])
-            if route is None:
-                response = self.control.error(404, f"no control endpoint {method} {raw_path}")
+            response = await self._control(request, raw_path[len(self.control.prefix) :])
+        else:
+            service = next((s for s in self.services if raw_path.startswith(s.prefix + "/")), None)
+            if service is None:
+                response = JSONResponse({"error": f"no emulated service at {raw_path}"}, 404)
             else:
-                response = await self._run(route, Call(request, params, self.runtime, self.control))
+                response = await self._serve(service, request, raw_path[len(service.prefix) :], send)
+        if response is not None:
             await response(scope, receive, send)
-            return
-        service = next((s for s in self.services if raw_path.startswith(s.prefix + "/")), None)
-        if service is None:
-            await JSONResponse({"error": f"no emulated service at {raw_path}"}, 404)(scope, receive, send)
-            return
-        rel = raw_path[len(service.prefix) :]
-        fired = self.runtime.faults.take(service.name, method, (rel, unquote(rel)))
-        terminal = await self._pre_faults(service, rel, fired)
-        if terminal is not None and terminal.kind in ("status", "hang", "drop"):
-            if terminal.kind == "status":
-                response = service.error(terminal.status or 503, "injected fault")
-                retry_after = terminal.retry_after_header()
-                if retry_after is not None:
-                    response.headers["Retry-After"] = retry_after
-                service.finish(response)
-                await response(scope, receive, send)
-                return
-            if terminal.kind == "hang":
-                await self._hang(receive, terminal.latency_ms / 1000.0 or 600.0)
+
+    async def _control(self, request: Request, rel: str) -> Response:
+        route, params = self.control.match(request.method, rel)
+        if route is None:
+            return self.control.error(404, f"no control endpoint {request.method} {self.control.prefix}{rel}")
+        return await self._run(route, Call(request, params, self.runtime, self.control))
+
+    async def _serve(self, service: Service, request: Request, rel: str, send: Any) -> Response | None:
+        """The service's answer, disturbed by any faults; None when the connection was dropped."""
+        method = request.method
+        terminal = await self._pre_faults(service, rel, self.runtime.faults.take(service.name, method,
+                                                                                 (rel, unquote(rel))))
+        kind = terminal.kind if terminal is not None else None
+        if terminal is not None and kind == "status":
+            response = service.error(terminal.status or 503, "injected fault")
+            retry_after = terminal.retry_after_header()
+            if retry_after is not None:
+                response.headers["Retry-After"] = retry_after
+            service.finish(response)
+            return response
+        if terminal is not None and kind in ("hang", "drop"):
+            if kind == "hang":
+                await self._hang(request.receive, terminal.latency_ms / 1000.0 or 600.0)
             await _drop(send)
-            return
+            return None
         route, params = service.match(method, rel)
         if route is None:
             response = service.error(404, f"Invalid URL ({method} {service.prefix}{unquote(rel)})")
@@ -156,13 +166,13 @@ class App:
             response = await self._run(route, Call(request, params, self.runtime, service))
             if route.mutating:
                 self.runtime.state.record_mutation(service.name, method, unquote(rel), response.status_code)
-        if terminal is not None and terminal.kind == "commit_then_drop":
+        if terminal is not None and kind == "commit_then_drop":
             await _drop(send)
-            return
-        if terminal is not None and terminal.kind == "commit_then_fail":
+            return None
+        if terminal is not None and kind == "commit_then_fail":
             response = service.error(terminal.status or 502, "injected fault after the change was made")
         service.finish(response)
-        await response(scope, receive, send)
+        return response
 
     async def _pre_faults(self, service: Service, rel: str, fired: list[Fault]) -> Fault | None:
         """Apply latency and key rotation; return the first fault that decides the outcome."""
@@ -172,9 +182,8 @@ class App:
             if fault.kind == "latency":
                 delay += fault.delay(self.runtime.faults.rng)
             elif fault.kind == "rotate_public_key":
-                rotate = self.runtime.extras.get("rotate_public_key")
-                if rotate is not None:
-                    rotate(self.runtime.state, unquote(rel))
+                if self.runtime.rotate_public_key is not None:
+                    self.runtime.rotate_public_key(self.runtime.state, unquote(rel))
             elif terminal is None:
                 terminal = fault
         if delay:

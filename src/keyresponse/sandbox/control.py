@@ -22,7 +22,7 @@ def _error(status: int, message: str) -> Response:
 
 async def info(call: Call) -> Response:
     """The same object `keyresponse sandbox --json` prints on its first line."""
-    return JSONResponse(call.runtime.extras["info"]())
+    return JSONResponse(call.runtime.info())
 
 
 async def health(call: Call) -> Response:

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from keyresponse.sandbox import ghcrypto
 from keyresponse.sandbox.app import Call
-from keyresponse.sandbox.state import iso
+from keyresponse.sandbox.state import State, iso
 
 DOCS = "https://docs.github.com/rest/actions/secrets"
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -158,7 +158,7 @@ async def put_secret(call: Call, scope: str, extra: dict[str, Any] | None = None
     return JSONResponse({}, 201)
 
 
-def rotate_for_path(st: Any, path: str) -> None:
+def rotate_for_path(st: State, path: str) -> None:
     """Fault hook: rotate the public key of the scope a request path names."""
     m = re.match(r"/repos/([^/]+)/([^/]+)/(?:environments/(.+?)/secrets|(dependabot)|actions)", path)
     if m:

@@ -32,8 +32,8 @@ def build_runtime(seed_value: int, state_file: str | None, faults: Iterable[Faul
         seed_value, started_at = state.seed, state.started_at
     else:
         state = seed.build(seed_value, started_at)
-    runtime = Runtime(seed_value, state, FaultSet(seed_value), build=lambda: seed.build(seed_value, started_at))
-    runtime.extras["rotate_public_key"] = github_common.rotate_for_path
+    runtime = Runtime(seed_value, state, FaultSet(seed_value), build=lambda: seed.build(seed_value, started_at),
+                      rotate_public_key=github_common.rotate_for_path)
     for spec in faults or ():
         runtime.faults.add(spec)
     return runtime
@@ -56,7 +56,7 @@ class Sandbox:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        runtime.extras["info"] = self.info
+        runtime.info = self.info
 
     @property
     def state(self) -> State:
