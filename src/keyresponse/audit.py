@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from keyresponse.providers.base import UsagePoint, iso
 
@@ -88,7 +88,7 @@ def _flag(hours: list[Hour], base: list[Hour], k: float) -> None:
     for h in hours:
         h.score, h.anomalous = 0.0, False
     for metric in ("tokens", "requests"):
-        value = (lambda h: h.tokens) if metric == "tokens" else (lambda h: h.requests)
+        value: Callable[[Hour], int] = (lambda h: h.tokens) if metric == "tokens" else (lambda h: h.requests)
         normal = _Normal([(h.hour, math.log1p(value(h))) for h in base])
         mean = statistics.fmean([value(h) for h in base]) if base else 0.0
         floor = max(MIN_EXCESS[metric], 0.5 * mean)

@@ -255,3 +255,58 @@ def test_keys_listing_marks_inventory_entries(world: Path, sandbox: Any) -> None
     rows = list_keys(load_inventory(world))
     assert {r["key_id"] for r in rows} == {k["id"] for k in sandbox.state.openai_keys() if k["live"]}
     assert {r["inventory_name"] for r in rows} >= {"chatbot-prod", "analytics-dev", "canary-monitor"}
+
+
+# --- dry run, issue modes, resume without the leaked value ------------------------------------
+
+
+def test_dry_run_plans_the_exact_calls_and_changes_nothing(world: Path, sandbox: Any) -> None:
+    truth = sandbox.state.truth
+    book = world.parent / "dry.yaml"
+    book.write_text("name: dry\nsteps:\n  - {id: find, uses: key.find}\n  - {id: revoke, uses: key.revoke}\n"
+                    "  - {id: issue, uses: key.issue}\n  - {id: audit, uses: key.audit}\n")
+    pb = load_playbook(book)
+    before = sandbox.state.mutation_count
+    result = Engine(load_inventory(world), mode=Mode.PLAN).start(pb, coerce_inputs(pb, {}), "chatbot-prod")
+    assert result.ok and [s.status for s in result.steps] == ["planned"] * 4
+    assert step(result, "revoke").changes == [
+        f"DELETE /organization/projects/{truth['leaked_project_id']}/service_accounts/"
+        f"{truth['leaked_service_account_id']} (the account and every key it holds)"]
+    assert step(result, "find").outputs["key_id"] == truth["leaked_key_id"]
+    assert sandbox.state.mutation_count == before
+
+
+def test_issue_on_an_existing_service_account(world: Path, sandbox: Any) -> None:
+    truth = sandbox.state.truth
+    text = world.read_text().replace(
+        "    key_id: " + truth["leaked_key_id"],
+        "    key_id: " + truth["leaked_key_id"] + "\n    issue: {mode: service_account_key, service_account_id: "
+        + truth["leaked_service_account_id"] + "}")
+    world.write_text(text)
+    result = run(world, "- {id: issue, uses: key.issue}\n- {id: live, uses: key.probe, "
+                        "with: {secret: '${{ steps.issue.outputs.secret }}', expect: live}}\n")
+    assert result.ok, [s.error for s in result.steps]
+    out = step(result, "issue").outputs
+    made = key_state(sandbox, out["key_id"])
+    assert made["service_account_id"] == truth["leaked_service_account_id"] and made["name"] == out["name"]
+
+
+def test_resume_needs_no_leaked_value(world: Path, sandbox: Any) -> None:
+    book = world.parent / "contain.yaml"
+    book.write_text("name: contain\ninputs: {leaked: {type: secret}}\nsteps:\n"
+                    "  - {id: revoke, uses: key.revoke}\n  - {id: dead, uses: key.probe, with: {expect: dead}}\n")
+    script = ("import os, sys\nfrom keyresponse.engine import Engine, Mode\n"
+              "from keyresponse.inventory import load_inventory\nfrom keyresponse.playbook import coerce_inputs, load_playbook\n"
+              "from keyresponse.secret import Secret\npb = load_playbook(sys.argv[2])\n"
+              "inputs = coerce_inputs(pb, {'leaked': Secret(os.environ['SANDBOX_LEAKED_KEY'])})\n"
+              "Engine(load_inventory(sys.argv[1]), mode=Mode.APPLY, assume_yes=True).start(pb, inputs, None)\n")
+    env = {**os.environ, "KEYRESPONSE_CRASH_AT": "after:revoke"}
+    proc = subprocess.run([sys.executable, "-c", script, str(world), str(book)], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    [incident] = Incident.all(world.parent / ".keyresponse")
+    result = Engine(load_inventory(world), mode=Mode.APPLY, assume_yes=True).resume(incident)
+    assert result.ok, [s.error for s in result.steps]
+    assert step(result, "dead").outputs["result"] == "dead"
+    assert step(result, "dead").outputs["key_id"] == sandbox.state.truth["leaked_key_id"]
+    assert_never_written(result, os.environ["SANDBOX_LEAKED_KEY"])

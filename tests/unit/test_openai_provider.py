@@ -445,3 +445,51 @@ def test_keys_listing_for_the_inventory(fake: FakeOpenAI, tmp_path: Path, monkey
     assert by_id[b["id"]]["inventory_name"] == "billing" and by_id[b["id"]]["owner_type"] == "service_account"
     assert by_id[a["id"]]["last_used_at"].endswith("Z")
     assert b["value"] not in json.dumps(rows)
+
+
+# --- key resolution (actions/key.py) -----------------------------------------------------
+
+
+class _Ctx:
+    """The parts of StepContext that `resolve` reads."""
+
+    def __init__(self, notes: list[dict[str, Any]] | None = None, outputs: dict[str, Any] | None = None,
+                 inputs: dict[str, Any] | None = None) -> None:
+        self._notes, self.outputs, self.inputs = notes or [], outputs or {}, inputs or {}
+        self.recorded: list[tuple[str, dict[str, Any]]] = []
+        self.key = None
+        self.step_id = "s"
+
+    def notes(self, name: str) -> list[dict[str, Any]]:
+        return [n for n in self._notes if n["note"] == name]
+
+    def record(self, note: str, **data: Any) -> None:
+        self.recorded.append((note, data))
+
+    def warn(self, message: str) -> None:
+        pass
+
+
+class _NoCalls:
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"resolve called the provider ({name}) when it had no need to")
+
+
+def test_resolve_prefers_earlier_notes_then_earlier_outputs_without_calls(fake: FakeOpenAI,
+                                                                       provider: OpenAIProvider) -> None:
+    from keyresponse.actions.key import resolve
+
+    leaked = KeyRecord("key_old", "proj_a", owner_type="service_account", owner_id="svc_1", redacted_value="sk-...abcd")
+    note = {"note": "key.resolved", "key": leaked.outputs()}
+    assert resolve(_Ctx(notes=[note]), provider=_NoCalls()) == leaked  # type: ignore[arg-type]
+    outputs = {"find": leaked.outputs(), "issue": {"key_id": "key_new", "secret": Secret(key_value()),
+                                                   "service_account_id": "svc_2"}}
+    ctx = _Ctx(outputs=outputs)
+    assert resolve(ctx, provider=_NoCalls()).key_id == "key_old"  # type: ignore[arg-type]
+    assert ctx.recorded[0][0] == "key.resolved" and ctx.recorded[0][1]["key"]["key_id"] == "key_old"
+    named = fake.add_key("proj_b", "named")
+    assert resolve(_Ctx(outputs=outputs), named["id"], provider=provider).project_id == "proj_b"
+    value = fake.add_key("proj_a", "by-value")
+    by_value = _Ctx(inputs={"leaked": Secret(value["value"])})
+    assert resolve(by_value, provider=provider).key_id == value["id"]  # type: ignore[arg-type]
+    assert value["value"] not in repr(by_value.recorded)

@@ -89,6 +89,16 @@ def resolve(ctx: StepContext, key_id: str | None = None, project: str | None = N
             found = provider.find(key_id=wanted)  # the inventory's project may be stale
         return _resolved(ctx, found, "its id")
     if isinstance(leaked, Secret):
+        if entry is not None and entry.key_id:
+            # one call instead of listing the organization, when the inventory already names it
+            try:
+                named = provider.find(key_id=entry.key_id, project_id=project)
+            except KeyNotFound:
+                named = None
+            if named is not None and named.matches(leaked.reveal()):
+                return _resolved(ctx, named, "the inventory, matching the leaked value")
+            why = "is not listed" if named is None else "does not match the leaked value"
+            ctx.warn(f"{entry.key_id}, named in the inventory, {why}; searching every project for the value")
         return _resolved(ctx, provider.find(value=leaked), "the leaked value")
     if entry is not None and entry.secret_env:
         from keyresponse.secret import secret_from_env

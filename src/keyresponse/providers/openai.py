@@ -18,7 +18,7 @@ from keyresponse.errors import ProviderError
 from keyresponse.http import check, error_for
 from keyresponse.providers import openai_usage
 from keyresponse.providers.base import (
-    AuditEvent, IssuedKey, IssueSpec, KeyRecord, ProbeResult, RevokeResult, UsagePoint, iso,
+    AuditEvent, IssuedKey, IssueSpec, KeyRecord, OwnerType, ProbeResult, RevokeResult, UsagePoint, iso,
 )
 from keyresponse.secret import Secret
 
@@ -252,7 +252,7 @@ class OpenAIProvider:
 
 def _record(project_id: str, raw: dict[str, Any]) -> KeyRecord:
     owner = raw.get("owner") or {}
-    kind = "service_account" if owner.get("type") == "service_account" else "user"
+    kind: OwnerType = "service_account" if owner.get("type") == "service_account" else "user"
     who = owner.get(kind) or {}
     return KeyRecord(
         key_id=raw["id"], project_id=project_id, name=raw.get("name") or "", owner_type=kind,

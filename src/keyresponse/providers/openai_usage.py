@@ -121,7 +121,8 @@ def events(provider: OpenAIProvider, key: KeyRecord, start: int, end: int) -> li
 
 def _event(raw: dict[str, Any]) -> AuditEvent:
     kind = str(raw.get("type") or "")
-    payload = raw.get(kind) if isinstance(raw.get(kind), dict) else {}
+    found = raw.get(kind)
+    payload: dict[str, Any] = found if isinstance(found, dict) else {}
     project = raw.get("project") or {}
     return AuditEvent(
         type=kind, effective_at=int(raw.get("effective_at") or 0), actor=_actor(raw.get("actor")),
