@@ -14,10 +14,11 @@ from pydantic import Field
 from keyresponse.action import BaseAction, Check, Plan, StepContext, With
 
 Format = Literal["md", "html", "json"]
+ALL_FORMATS: tuple[Format, ...] = ("md", "html", "json")
 
 
 class RenderArgs(With):
-    formats: list[Format] = Field(default_factory=lambda: ["md", "html", "json"], min_length=1)
+    formats: list[Format] = Field(default_factory=lambda: list(ALL_FORMATS), min_length=1)
 
 
 class Render(BaseAction):

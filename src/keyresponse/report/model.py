@@ -74,7 +74,7 @@ def build(
     steps = Steps(records)
     if current_step and steps.by_id.get(current_step, {}).get("status") == "unfinished":
         del steps.by_id[current_step]
-    inputs = opened.get("inputs") if isinstance(opened.get("inputs"), dict) else {}
+    inputs: dict[str, Any] = opened["inputs"] if isinstance(opened.get("inputs"), dict) else {}
     incident = _incident(records, opened, inputs, incident_id, incident_dir, running, rendered_at)
     model: dict[str, Any] = {
         "schema": SCHEMA,

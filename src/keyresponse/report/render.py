@@ -163,7 +163,11 @@ def _num(value: Any) -> str:
 
 
 def _yesno(value: Any) -> str:
-    return {True: "yes", False: "no"}.get(value, "—") if isinstance(value, bool) or value is None else str(value)
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 def _status_class(value: Any) -> str:

@@ -31,9 +31,10 @@ def key(steps: Steps, opened: dict[str, Any]) -> dict[str, Any]:
 def probe_view(step: dict[str, Any]) -> dict[str, Any]:
     """A probe's answer: its outputs, or for a probe that failed (wrong answer, so no
     outputs) the `key.probe.result` note it journaled before failing."""
-    if step["outputs"].get("result"):
-        return step["outputs"]
-    notes = [n for n in step["notes"] if n.get("note") == "key.probe.result"]
+    outputs: dict[str, Any] = step["outputs"]
+    if outputs.get("result"):
+        return outputs
+    notes: list[dict[str, Any]] = [n for n in step["notes"] if n.get("note") == "key.probe.result"]
     return notes[-1] if notes else {}
 
 

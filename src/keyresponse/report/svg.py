@@ -39,8 +39,8 @@ def usage_chart(hourly: list[dict[str, Any]], *, leak_time: Any = None, title: s
     max_tok = max(max(r[2] for r in rows), 1)
     bar_w = max(plot_w * 3600 / span - 0.5, 0.6)
 
-    def x(when: Any) -> float:
-        return LEFT + plot_w * (when - t0).total_seconds() / span
+    def x(when: dt.datetime) -> float:
+        return float(LEFT + plot_w * (when - t0).total_seconds() / span)
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {W} {H}" role="img" '

@@ -44,7 +44,7 @@ def describe(r: dict[str, Any]) -> str:
         attempt = r.get("attempt") or 1
         return f"started {r.get('uses')}" + (f" (attempt {attempt})" if attempt != 1 else "")
     if event == "step.planned":
-        plan = r.get("plan") if isinstance(r.get("plan"), dict) else {}
+        plan: dict[str, Any] = r["plan"] if isinstance(r.get("plan"), dict) else {}
         failed = [c for c in r.get("checks") or [] if isinstance(c, dict) and not c.get("ok")]
         text = f"planned: {plan.get('summary', '')}"
         return text + (f"; {len(failed)} check(s) failed" if failed else "")
