@@ -69,11 +69,11 @@ def _rhythm(pattern: str, ts: int, rng: random.Random) -> float:
     return level
 
 
-def _row(ts: int, p: Any, model: str, requests: int, rng: random.Random, *, in_per: int, out_per: int) -> list[Any]:
-    inp = int(requests * in_per * rng.uniform(0.85, 1.15))
-    out = int(requests * out_per * rng.uniform(0.85, 1.15))
-    cached = int(inp * rng.uniform(0.2, 0.4)) if out_per else 0
-    return [ts, p.project_id, p.user_id, p.key_id, model, inp, out, cached, requests, False]
+def _row(ts: int, p: Profile, requests: int, rng: random.Random) -> list[Any]:
+    inp = int(requests * p.in_per_req * rng.uniform(0.85, 1.15))
+    out = int(requests * p.out_per_req * rng.uniform(0.85, 1.15))
+    cached = int(inp * rng.uniform(0.2, 0.4)) if p.out_per_req else 0
+    return [ts, p.project_id, p.user_id, p.key_id, p.model, inp, out, cached, requests, False]
 
 
 def generate(
@@ -92,7 +92,7 @@ def generate(
             requests = round(p.peak_rph * _rhythm(p.pattern, ts, rng) * rng.uniform(0.8, 1.2))
             if requests <= 0:
                 continue
-            row = _row(ts, p, p.model, requests, rng, in_per=p.in_per_req, out_per=p.out_per_req)
+            row = _row(ts, p, requests, rng)
             rows[p.kind].append(row)
             if p is leaked and ts < attack.start:
                 baseline_tokens += row[INPUT] + row[OUTPUT]
@@ -103,7 +103,7 @@ def generate(
     # The spike: about `multiplier` times the leaked key's mean hourly tokens,
     # heavier at off-hours (00:00-07:59 UTC), on models the key never used.
     mean = baseline_tokens / max(baseline_hours, 1)
-    merged: list[list[Any]] = []
+    spike: list[list[Any]] = []
     for ts in attack_hours:
         off_hours = time.gmtime(ts).tm_hour < 8
         target = attack.multiplier * mean * (1.6 if off_hours else 0.55) * rng.uniform(0.85, 1.15)
@@ -112,10 +112,10 @@ def generate(
             tokens = target * share
             requests = max(1, int(tokens / 3000))
             inp = int(tokens * 0.75)
-            merged.append(
+            spike.append(
                 [ts, attack.project_id, attack.user_id, attack.key_id, model, inp, int(tokens) - inp, 0, requests, False]
             )
-    rows["completions"] = sorted(rows["completions"] + merged, key=lambda r: r[TS])
+    rows["completions"] = sorted(rows["completions"] + spike, key=lambda r: r[TS])
     return rows
 
 
