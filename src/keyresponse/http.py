@@ -4,7 +4,7 @@ Retries (exponential backoff with full jitter) cover 429 and 500/502/503/504 and
 connection failures, for idempotent methods only. A POST is retried only when it
 provably never reached the service (connect error) or was refused with 429; a
 POST that mints something is never retried blindly — the caller checks whether
-the first attempt took effect (see providers/openai.py, `issue`).
+the first attempt took effect (actions/key.py, `Issue.apply`: list by the journaled name).
 
 Waiting is bounded three ways: attempts per request, seconds per request
 (`RetryPolicy.budget`), and seconds per step (`retry_budget()`, shared by every
@@ -75,9 +75,11 @@ _BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("keyres
 
 @contextlib.contextmanager
 def retry_budget(seconds: float | None = None) -> Iterator[None]:
-    """Bound the seconds every retry inside this block may wait, together (one step's budget).
-    Worker threads share it when they run in a copy of the context (`contextvars.copy_context`)."""
-    token = _BUDGET.set(_Budget(STEP_RETRY_BUDGET if seconds is None else max(0.0, seconds)))
+    """Bound the seconds every retry inside this block may wait, together: one step's budget,
+    `STEP_RETRY_BUDGET` at most, less when the step has less time left (`seconds`). Worker
+    threads share it when they run in a copy of the context (`contextvars.copy_context`)."""
+    limit = STEP_RETRY_BUDGET if seconds is None else max(0.0, min(seconds, STEP_RETRY_BUDGET))
+    token = _BUDGET.set(_Budget(limit))
     try:
         yield
     finally:
