@@ -324,6 +324,25 @@ def test_chart_marks_anomalies_and_leak_and_escapes_titles() -> None:
     assert 'class="leak"' not in svg.usage_chart(hourly, leak_time="2023-01-01T00:00:00Z")
 
 
+def test_anomalous_hours_are_grouped_into_runs_and_estimate_the_leak_time() -> None:
+    records = sample.records()
+    records[0]["inputs"].pop("leaked_at")
+    for r in records:
+        if r["event"] == "step.finished" and r["step"] == "audit":
+            r["outputs"]["leak_time"] = None
+            r["outputs"]["anomalies"].append({"hour": "2024-05-19T10:00:00Z", "requests": 5, "tokens": 9, "score": 99})
+    m = report_model.build(records)
+    runs = m["audit"]["anomaly_runs"]
+    assert [(r["start"], r["end"], r["hours"]) for r in runs] == [
+        ("2024-05-19T10:00:00Z", "2024-05-19T10:00:00Z", 1), ("2024-05-20T03:00:00Z", "2024-05-20T08:00:00Z", 6)]
+    assert runs[1]["requests"] == 1800 + 1837 + 1874 + 1911 + 1948 + 1800 and runs[0]["peak_score"] == 99
+    assert m["summary"]["leaked_at"] == "2024-05-20T03:00:00Z"  # the first anomalous hour the audit reported
+    assert m["summary"]["leaked_at_source"] == "first anomalous hour"
+    md = render.render(m, "md")
+    assert "(estimated: first anomalous hour)" in md and "| 2024-05-20 03:00:00 UTC | 2024-05-20 08:00:00 UTC | 6 |" in md
+    assert_tables_well_formed(md)
+
+
 def test_time_helpers() -> None:
     assert times.duration(4.25) == "4.2s" and times.duration(185) == "3m 05s" and times.duration(7620) == "2h 07m"
     assert times.duration(3 * 86400 + 7200) == "3d 2h" and times.duration(None) == "—"

@@ -134,7 +134,13 @@ def _step_row(s: dict[str, Any]) -> dict[str, Any]:
 def _summary(model: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
     inc, key, con, tgt = model["incident"], model["key"], model["containment"], model["targets"]
     reported_at = inc["opened_at"]
-    leaked_at = times.iso(inputs.get("leaked_at")) or times.iso(model["audit"].get("leak_time"))
+    audit = model["audit"]
+    leaked_at, leaked_at_source = times.iso(inputs.get("leaked_at")), "reported"
+    if leaked_at is None and times.iso(audit.get("leak_time")):
+        leaked_at, leaked_at_source = times.iso(audit.get("leak_time")), "audit"
+    if leaked_at is None and times.iso(audit.get("first_anomalous_hour")):
+        # no one said when it leaked: the usage says when abuse began, which is when it mattered
+        leaked_at, leaked_at_source = times.iso(audit.get("first_anomalous_hour")), "first anomalous hour"
     ttc = times.seconds_between(reported_at, con["contained_at"])
     ttr = times.seconds_between(con["contained_at"], tgt["restored_at"])
     # rotate restores before it revokes: no time without the key at all
@@ -149,7 +155,8 @@ def _summary(model: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
     outcome = _outcome(model)
     return {
         "what": what, "severity": inc["severity"], "status": inc["status"], "outcome": outcome,
-        "leaked_at": leaked_at, "reported_at": reported_at,
+        "leaked_at": leaked_at, "leaked_at_source": leaked_at_source if leaked_at else None,
+        "reported_at": reported_at,
         "contained_at": con["contained_at"], "restored_at": tgt["restored_at"],
         "time_to_contain": ttc, "time_to_contain_text": times.duration(ttc),
         "time_to_restore": ttr, "time_to_restore_text": times.duration(ttr),

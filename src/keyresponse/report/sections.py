@@ -110,7 +110,7 @@ _AUDIT_LISTS = ("hourly", "anomalies", "models", "events", "new_models")
 def audit(steps: Steps) -> dict[str, Any]:
     audit = steps.last("key.audit")
     if audit is None:
-        return {"ran": False, "status": None, "error": None}
+        return {"ran": False, "status": None, "error": None, "anomaly_runs": []}
     out: dict[str, Any] = {f: None for f in _AUDIT_SCALARS}
     out.update({f: [] for f in _AUDIT_LISTS})
     out["totals"] = {}
@@ -124,8 +124,38 @@ def audit(steps: Steps) -> dict[str, Any]:
             out[k] = {p: t for p, t in v.items() if isinstance(t, dict)} if isinstance(v, dict) else {}
         else:
             out[k] = v
-    out.update(ran=True, status=audit["status"], error=audit["error"])
+    out.update(ran=True, status=audit["status"], error=audit["error"], anomaly_runs=anomaly_runs(out["anomalies"]))
     return out
+
+
+def anomaly_runs(anomalies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consecutive anomalous hours as one row each: a two-day attack is one line, not 48."""
+    runs: list[dict[str, Any]] = []
+    hours = []
+    for a in anomalies:
+        when = times.parse(a.get("hour"))
+        if when is not None:
+            hours.append((when, a))
+    for when, a in sorted(hours, key=lambda pair: pair[0]):
+        last = runs[-1] if runs else None
+        if last is not None and (when - last["_end"]).total_seconds() <= 3600:
+            last["_end"] = when
+        else:
+            last = {"_start": when, "_end": when, "hours": 0, "requests": 0.0, "tokens": 0.0, "peak_score": None}
+            runs.append(last)
+        last["hours"] += 1
+        last["requests"] += _number(a.get("requests"))
+        last["tokens"] += _number(a.get("tokens"))
+        score = a.get("score")
+        if isinstance(score, (int, float)) and not isinstance(score, bool):
+            last["peak_score"] = score if last["peak_score"] is None else max(last["peak_score"], score)
+    for r in runs:
+        r["start"], r["end"] = times.iso(r.pop("_start")), times.iso(r.pop("_end"))
+    return runs
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
 def _actor(actor: Any) -> Any:
