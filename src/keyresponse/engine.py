@@ -360,9 +360,21 @@ class Engine:
         with self._clients_lock:
             client = self._clients.get(cache_key)
             if client is None:
-                client = http.build_client(service, base_url, headers, read_only=self.mode is Mode.PLAN)
+                client = http.build_client(service, base_url, headers, read_only=self.mode is Mode.PLAN,
+                                           credential_env=self._credential_env(headers))
                 self._clients[cache_key] = client
             return client
+
+    def _credential_env(self, headers: dict[str, str]) -> str | None:
+        """The inventory's env var whose value a header carries (for error hints)."""
+        import os
+
+        model = self.inventory.model
+        names = [p.admin_key_env for p in model.providers.values()]
+        names += [p.token_env for p in model.platforms.values()]
+        names += [model.notify.slack.token_env] if model.notify.slack else []
+        values = {v.split(" ", 1)[-1] for v in headers.values()}
+        return next((n for n in names if os.environ.get(n, "").strip() in values and os.environ.get(n)), None)
 
     def _close_clients(self) -> None:
         with self._clients_lock:

@@ -108,7 +108,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 class RetryTransport(httpx.BaseTransport):
     def __init__(self, inner: httpx.BaseTransport, service: str, policy: RetryPolicy,
-                 read_only: bool, sleep: Any = time.sleep) -> None:
+                 read_only: bool, sleep: Any = time.sleep, credential_env: str | None = None) -> None:
+        self.credential_env = credential_env
         self.inner = inner
         self.service = service
         self.policy = policy
@@ -116,6 +117,12 @@ class RetryTransport(httpx.BaseTransport):
         self.sleep = sleep
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._handle(request)
+        if self.credential_env:  # lets error_for name the env var behind a refused credential
+            response.extensions["keyresponse.credential_env"] = self.credential_env
+        return response
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
         method = request.method.upper()
         if self.read_only and method not in READ_METHODS and not request.extensions.get("read_only_ok"):
             raise ReadOnlyViolation(
@@ -185,7 +192,8 @@ def _unreachable(service: str, request: httpx.Request, exc: Exception, tries: in
 def build_client(service: str, base_url: str, headers: dict[str, str] | None = None, *,
                  read_only: bool = False, policy: RetryPolicy | None = None,
                  transport: httpx.BaseTransport | None = None,
-                 timeout: float = 30.0, max_connections: int = 64) -> httpx.Client:
+                 timeout: float = 30.0, max_connections: int = 64,
+                 credential_env: str | None = None) -> httpx.Client:
     for value in (headers or {}).values():
         REDACTOR.add(value.split(" ", 1)[-1])  # credentials in headers are secrets too
     inner = transport or httpx.HTTPTransport(verify=_ssl_context(base_url), limits=httpx.Limits(
@@ -194,7 +202,8 @@ def build_client(service: str, base_url: str, headers: dict[str, str] | None = N
         base_url=base_url.rstrip("/") + "/",
         headers={"User-Agent": USER_AGENT, **(headers or {})},
         timeout=httpx.Timeout(timeout, connect=10.0),
-        transport=RetryTransport(inner, service, policy or DEFAULT_POLICY, read_only),
+        transport=RetryTransport(inner, service, policy or DEFAULT_POLICY, read_only,
+                                 credential_env=credential_env),
         follow_redirects=False,
     )
 
@@ -236,7 +245,7 @@ def error_for(response: httpx.Response, service: str, *, what: str = "",
         text += f"; gave up after {n} attempt{'s' if n != 1 else ''} ({retries['waited']:.1f} s waiting): {retries['reason']}"
     return error_class(
         REDACTOR.redact(text), service=service, method=req.method, path=req.url.path,
-        status=response.status_code, code=code, request_id=request_id, hint=hint or _hint(response.status_code),
+        status=response.status_code, code=code, request_id=request_id, hint=hint or _hint(response.status_code, response.extensions.get("keyresponse.credential_env")),
     )
 
 
@@ -265,7 +274,10 @@ def _service_error(response: httpx.Response) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _hint(status: int) -> str | None:
+def _hint(status: int, credential_env: str | None = None) -> str | None:
+    if credential_env and status in (401, 403):
+        problem = "was refused" if status == 401 else "lacks a permission this step needs"
+        return f"the credential in ${credential_env} {problem}: set it to a valid one with the right access"
     return {
         401: "the credential was refused: check the env var the inventory names",
         403: "the credential lacks a permission this step needs",

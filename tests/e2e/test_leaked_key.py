@@ -1,0 +1,55 @@
+"""A whole leaked-key incident, as a responder runs it."""
+
+from __future__ import annotations
+
+import json
+
+from tests.e2e.conftest import World, assert_restored, leaked, slack_threads
+
+
+def test_by_inventory_name(world: World) -> None:
+    old_value = world.sandbox.env["SANDBOX_LEAKED_KEY"]
+    out = world.kr("run", "leaked-key", "--key", "chatbot-prod", "--yes", "--json")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    result = json.loads(out.stdout.splitlines()[-1])
+    assert result["ok"] and {s["status"] for s in result["steps"]} == {"applied"}
+    new_value = assert_restored(world)
+
+    roots = slack_threads(world)
+    assert len(roots) == 1 and "resolved" in json.dumps(roots[0]).lower()
+    replies = [m for m in world.sandbox.state.slack_messages if m.get("thread_ts") == roots[0]["ts"]]
+    assert len(replies) >= 2
+
+    folder = world.dir / ".keyresponse" / "incidents" / result["incident"]
+    for name in ("report.md", "report.html", "report.json", "journal.jsonl"):
+        assert (folder / name).is_file(), name
+    written = world.everything_written(out.stdout, out.stderr)
+    assert new_value not in written and old_value not in written
+
+
+def test_by_leaked_value_on_stdin(world: World) -> None:
+    value = world.sandbox.env["SANDBOX_LEAKED_KEY"]
+    env = {"CHATBOT_PROD_OPENAI_KEY": ""}  # found through the provider, not the env var
+    out = world.kr("run", "leaked-key", "--leaked-stdin", "--yes", stdin=value + "\n", env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not leaked(world)["live"]
+    assert_restored(world)
+    assert world.incidents()[-1]["key"] == "chatbot-prod"
+    assert value not in world.everything_written(out.stdout, out.stderr)
+
+
+def test_rotate_with_a_failing_target_keeps_the_old_key_alive(world: World) -> None:
+    world.sandbox.add_fault(service="gitlab", method="PUT", path="/projects/*/variables/*", kind="status",
+                            status=500, count=None)
+    out = world.kr("run", "rotate", "--key", "chatbot-prod", "--yes", "--json")
+    assert out.returncode == 1
+    result = json.loads(out.stdout.splitlines()[-1])
+    statuses = {s["id"]: s["status"] for s in result["steps"]}
+    assert statuses["deploy"] == "failed" and "revoke" not in statuses
+    assert statuses["report"] == "applied"
+    assert leaked(world)["live"], "rotate revoked the old key although a target failed"
+    deploy = next(s for s in result["steps"] if s["id"] == "deploy")
+    rows = {t["target"]: t["status"] for t in deploy["outputs"]["targets"]}
+    assert [t for t, st in rows.items() if st == "failed"] == ["GitLab variable acme/chatbot:OPENAI_API_KEY"]
+    report = (world.dir / ".keyresponse" / "incidents" / result["incident"] / "report.md").read_text()
+    assert "GitLab variable acme/chatbot:OPENAI_API_KEY" in report
