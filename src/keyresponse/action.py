@@ -109,6 +109,10 @@ class Action(Protocol):
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]: ...
     def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]: ...
 
+    # Optional: `after_run(incident, inventory, outputs)`, called once the incident's end
+    # is journaled, for each step of this action that was applied in the run
+    # (report.render renders again so the report holds the whole run).
+
 
 class BaseAction:
     """Convenience base: no preflight checks, no outputs."""

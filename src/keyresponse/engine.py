@@ -189,23 +189,31 @@ class Engine:
         steps = [s for s in playbook.model.steps if todo is None or s.id in todo]
         results: list[StepResult] = []
         self.reporter.run_started(incident, playbook, self.mode, steps)
+        follower = _ThreadFollower(incident, self.inventory) if self.mode is Mode.APPLY else None
         stopped = False
         try:
             for step in steps:
                 if stopped and not step.always:
                     continue
+                if follower and step.uses == "notify.slack":
+                    follower.drain()  # the thread's own steps come after every update before them
                 result = self._step(incident, playbook, step, inputs, key_name, outputs, statuses)
                 results.append(result)
                 statuses[step.id] = result.status
                 outputs[step.id] = result.outputs
                 crashpoint(f"after:{step.id}")
+                if follower:
+                    follower.submit(step.id, step.uses, result.status)
                 if result.status == "failed" and step.on_failure == "stop":
                     stopped = True
         finally:
+            if follower:
+                follower.drain()
             self._close_clients()
             ok = all(r.status in OK_STATUSES for r in results) and not stopped
             final = "planned" if self.mode is Mode.PLAN and ok else ("succeeded" if ok else "failed")
             incident.journal.append("incident.finished", status=final)
+            self._after_run(incident, playbook, results)
             if lock:
                 lock.release()
             incident.mark_stopped()
@@ -296,6 +304,18 @@ class Engine:
         self.reporter.step_finished(step, result)
         return result
 
+    def _after_run(self, incident: Incident, playbook: LoadedPlaybook, results: list[StepResult]) -> None:
+        from keyresponse import registry
+
+        for r in results:
+            hook = getattr(registry.get(r.uses), "after_run", None)
+            if hook is None or r.status != "applied":
+                continue
+            try:
+                hook(incident, self.inventory, r.outputs)
+            except Exception as exc:  # noqa: BLE001 - the run is over; say so, do not fail it
+                self.reporter.event(r.id, "warning", REDACTOR.redact(f"after the run: {exc}"))
+
     def _apply(self, action: Any, plan: Plan, ctx: StepContext, step: Step) -> dict[str, Any]:
         box: dict[str, Any] = {}
 
@@ -381,6 +401,47 @@ class Engine:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
+
+
+class _ThreadFollower:
+    """Keeps the incident's Slack thread current after each step, off the critical path:
+    updates are posted in order by one background thread, so the next step (say, the
+    probe after a revoke) does not wait for Slack. Never raises."""
+
+    def __init__(self, incident: Incident, inventory: Any) -> None:
+        self.incident = incident
+        self.inventory = inventory
+        self.enabled = inventory.model.notify.slack is not None
+        self._queue: Any = None
+        self._worker: threading.Thread | None = None
+
+    def submit(self, step_id: str, uses: str, status: str) -> None:
+        if not self.enabled:
+            return
+        if self._worker is None:
+            import queue
+
+            self._queue = queue.Queue()
+            self._worker = threading.Thread(target=self._work, name="slack-follower", daemon=True)
+            self._worker.start()
+        self._queue.put((step_id, uses, status))
+
+    def drain(self) -> None:
+        if self._queue is not None:
+            self._queue.join()
+
+    def _work(self) -> None:
+        from keyresponse.actions.notify import after_step
+
+        while True:
+            step_id, uses, status = self._queue.get()
+            try:
+                after_step(self.incident, self.inventory, step_id, uses, status)
+            except Exception as exc:  # noqa: BLE001 - Slack must never stop the response
+                self.incident.journal.append("step.warning", step=step_id,
+                                             message=REDACTOR.redact(f"Slack update not posted: {exc}"))
+            finally:
+                self._queue.task_done()
 
 
 class _PreflightFailed(Exception):

@@ -176,14 +176,16 @@ def test_opened_twice_and_resume_keep_one_thread(world: Path, sandbox: Any, tmp_
         """)
     assert not result.ok
     root, replies = thread(sandbox)
-    assert root["text"].endswith("needs attention") and len(replies) == 1
+    # the engine's reply for the failed step, then the closing reply
+    assert root["text"].endswith("needs attention") and len(replies) == 2
+    assert "flaky" in replies[0]["text"]
 
     again = Engine(load_inventory(world), mode=Mode.APPLY, assume_yes=True).resume(result.incident)
     assert again.ok
     root, replies = thread(sandbox)  # still exactly one root
     assert root["text"].endswith("resolved")
-    assert replies[0]["text"].startswith("Incident needs attention: 1 problem(s)")
-    assert replies[1]["text"].startswith("Incident resolved")
+    assert replies[1]["text"].startswith("Incident needs attention: 1 problem(s)")
+    assert replies[2]["text"].startswith("Incident resolved")
 
 
 # --- Slack failing must not stop the response

@@ -56,3 +56,13 @@ class Render(BaseAction):
         for fmt, path in paths.items():
             ctx.progress(f"report ({fmt}): {path}")
         return {"paths": {fmt: str(path) for fmt, path in paths.items()}}
+
+    @staticmethod
+    def after_run(incident: Any, inventory: Any, outputs: dict[str, Any]) -> None:
+        """Once the run is over, render again: the final report holds every step, the
+        closing notice included, and the run's end status."""
+        from keyresponse.report.render import render_incident
+
+        formats = [f for f in (outputs.get("paths") or {}) if f in ALL_FORMATS]
+        if formats:
+            render_incident(incident, inventory, formats)
