@@ -208,10 +208,18 @@ def sandbox(
     json_output: Annotated[bool, typer.Option("--json", help="First stdout line: URLs and env as JSON.")] = False,
 ) -> None:
     """Serve the local emulator of the OpenAI, GitHub, GitLab and Slack APIs until Ctrl-C."""
-    from keyresponse.sandbox import serve_forever
+    from keyresponse.errors import UsageError
+    from keyresponse.sandbox import parse_fault, serve_forever
 
-    serve_forever(port=port, seed=seed, state_file=str(state) if state else None, faults=fault or [],
-                  json_output=json_output, write_config=str(write_config) if write_config else None)
+    faults = list(fault or [])
+    for spec in faults:  # a bad spec is a usage error before the server starts
+        try:
+            parse_fault(spec)
+        except ValueError as exc:
+            raise UsageError(f"--fault {spec!r}: {exc}",
+                             hint="SERVICE:METHOD:PATH:KIND[:k=v,...], e.g. openai:GET:/models:latency:latency_ms=100") from None
+    raise typer.Exit(serve_forever(port=port, seed=seed, state_file=str(state) if state else None, faults=faults,
+                                   json_output=json_output, write_config=str(write_config) if write_config else None))
 
 
 @app.command()

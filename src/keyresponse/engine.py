@@ -250,7 +250,8 @@ class Engine:
                 args = action.With.model_validate(expr.render(step.with_, template_ctx))
                 plan: Plan = action.plan(args, ctx)
                 result.summary, result.changes = plan.summary, plan.changes
-                checks = list(action.preflight(plan, ctx))
+                with _retry_budget(ctx):
+                    checks = list(action.preflight(plan, ctx))
                 result.checks = checks
                 journal.append("step.planned", step=step.id, plan=plan.as_dict(),
                                checks=[c.__dict__ for c in checks])
@@ -321,7 +322,8 @@ class Engine:
 
         def work() -> None:
             try:
-                box["out"] = action.apply(plan, ctx) or {}
+                with _retry_budget(ctx):
+                    box["out"] = action.apply(plan, ctx) or {}
             except BaseException as exc:  # noqa: BLE001 - re-raised below
                 box["exc"] = exc
 
@@ -401,6 +403,13 @@ class Engine:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
+
+
+def _retry_budget(ctx: StepContext) -> Any:
+    """Every HTTP retry inside one step shares one waiting budget, bounded by its timeout."""
+    from keyresponse import http
+
+    return http.retry_budget(ctx.remaining())
 
 
 class _ThreadFollower:

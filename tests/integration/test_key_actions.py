@@ -23,7 +23,6 @@ from keyresponse.journal import Incident
 from keyresponse.playbook import coerce_inputs, load_playbook
 from keyresponse.secret import Secret
 
-pytest_plugins = ["tests.helpers.sandbox_fixture"]
 
 REPO = Path(__file__).resolve().parents[2]
 

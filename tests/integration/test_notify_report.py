@@ -28,7 +28,6 @@ from keyresponse.slack import post_drill_summary
 from tests.unit.test_report import assert_tables_well_formed
 from tests.unit.test_slack_messages import assert_inert, check_payload
 
-pytest_plugins = ["tests.helpers.sandbox_fixture"]
 
 HOSTILE = "<!channel> <script>alert(1)</script> {{ 7*7 }}"
 LOG_BOOK = """

@@ -19,7 +19,6 @@ from keyresponse.inventory import load_inventory
 from keyresponse.playbook import load_playbook
 from tests.helpers.target_contract import Clients, check_equal, check_in, check_not_in, make_ctx, new_secret
 
-pytest_plugins = ["tests.helpers.sandbox_fixture"]
 
 
 @pytest.fixture
