@@ -140,19 +140,26 @@ def schema(
 
 
 @app.command()
-def actions(json_output: JsonOpt = False) -> None:
-    """List the actions a playbook step can use."""
+def actions(
+    json_output: JsonOpt = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="As the README's reference table.")] = False,
+) -> None:
+    """List the actions a playbook step can use, with their `with:` options."""
     from keyresponse import commands
 
-    raise typer.Exit(commands.actions(json_output))
+    raise typer.Exit(commands.actions(json_output, markdown))
 
 
 @app.command()
-def playbooks(json_output: JsonOpt = False, config: ConfigOpt = DEFAULT_CONFIG) -> None:
+def playbooks(
+    json_output: JsonOpt = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="As the README's playbook reference.")] = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
     """List the playbooks found, with their inputs."""
     from keyresponse import commands
 
-    raise typer.Exit(commands.playbooks(config, json_output))
+    raise typer.Exit(commands.playbooks(config, json_output, markdown))
 
 
 @app.command()

@@ -200,19 +200,24 @@ def schema(kind: str) -> int:
     return 0
 
 
-def actions(json_output: bool) -> int:
+def actions(json_output: bool, markdown: bool = False) -> int:
     from keyresponse import registry
 
     rows = []
     for name in registry.names():
-        try:
-            cls = registry.get(name)
-            rows.append({"name": name, "summary": cls.summary,
-                         "with": sorted(cls.With.model_fields)})
-        except ImportError:
-            rows.append({"name": name, "summary": "(not available in this build)", "with": []})
+        cls = registry.get(name)
+        options = []
+        for field, info in cls.With.model_fields.items():
+            default = "required" if info.is_required() else f"default {_short(info.get_default(call_default_factory=True))}"
+            options.append({"name": info.alias or field, "default": default})
+        rows.append({"name": name, "summary": cls.summary, "with": options})
     if json_output:
         print(json.dumps(rows, indent=2))
+    elif markdown:
+        print("| action | what it does | `with:` options |\n| --- | --- | --- |")
+        for r in rows:
+            opts = ", ".join(f"`{o['name']}` ({o['default']})" for o in r["with"]) or "none"
+            print(f"| `{r['name']}` | {r['summary']} | {opts} |")
     else:
         width = max(len(r["name"]) for r in rows)
         for r in rows:
@@ -220,7 +225,12 @@ def actions(json_output: bool) -> int:
     return 0
 
 
-def playbooks(config: Path, json_output: bool) -> int:
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
+def playbooks(config: Path, json_output: bool, markdown: bool = False) -> int:
     from keyresponse import playbook as pbmod
     from keyresponse.errors import KeyresponseError
 
@@ -239,6 +249,18 @@ def playbooks(config: Path, json_output: bool) -> int:
         })
     if json_output:
         print(json.dumps(rows, indent=2, default=str))
+        return 0
+    if markdown:
+        for r in rows:
+            if "error" in r:
+                continue
+            print(f"#### `{r['name']}`\n\n{r['description']}\n")
+            for k, v in r["inputs"].items():
+                kind = v.get("type", "string")
+                req = "required" if v.get("required") else (f"default `{v['default']}`" if v.get("default") is not None else "optional")
+                choices = f"; one of {', '.join(map(str, v['choices']))}" if v.get("choices") else ""
+                print(f"- `{k}` ({kind}, {req}{choices}): {v.get('description', '')}".rstrip(": "))
+            print(f"\nSteps: {' → '.join(r['steps'])}\n")
         return 0
     for r in rows:
         print(f"{r['name']}  ({r['path']})")
