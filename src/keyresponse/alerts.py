@@ -174,7 +174,7 @@ def _gitleaks(d: dict[str, Any]) -> list[Alert]:
 
 def _trufflehog(d: dict[str, Any]) -> list[Alert]:
     data = (d.get("SourceMetadata") or {}).get("Data") or {}
-    src = next(iter(data.values()), {}) if data else {}
+    src: dict[str, Any] = next(iter(data.values()), {}) if data else {}
     when = _time(src.get("timestamp"))
     return [Alert("trufflehog", secret_type=d.get("DetectorName"), secret=_value(d.get("Raw")), leaked_at=when,
                   locations=[Location(repo=src.get("repository"), path=src.get("file"), line=src.get("line"),

@@ -9,94 +9,25 @@ planned, applied, skipped, failed.
 
 from __future__ import annotations
 
-import enum
 import getpass
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from keyresponse import __version__
 from keyresponse.action import Check, Plan, PlannedOutputs, StepContext
 from keyresponse.errors import ApprovalRefused, KeyresponseError, StepError, UsageError
 from keyresponse.faults import crashpoint
-from keyresponse.journal import Incident, KeyLock, from_jsonable, has_lost_secret
+from keyresponse.follower import ThreadFollower
+from keyresponse.journal import Incident, KeyLock, from_jsonable
+from keyresponse.outcome import OK_STATUSES, Mode, Reporter, RunResult, StepResult
 from keyresponse.playbook import LoadedPlaybook, Step, load_playbook
+from keyresponse.resume import resume_set
 from keyresponse.secret import REDACTOR
 
-
-class Mode(enum.Enum):
-    PLAN = "plan"
-    APPLY = "apply"
-
-
-OK_STATUSES = {"applied", "planned", "skipped"}
-
-
-@dataclass
-class StepResult:
-    id: str
-    uses: str
-    status: str
-    duration: float = 0.0
-    summary: str = ""
-    changes: list[str] = field(default_factory=list)
-    checks: list[Check] = field(default_factory=list)
-    outputs: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    hint: str | None = None
-
-
-@dataclass
-class RunResult:
-    incident: Incident
-    mode: Mode
-    playbook: str
-    key: str | None
-    steps: list[StepResult]
-
-    @property
-    def ok(self) -> bool:
-        return all(s.status in OK_STATUSES for s in self.steps)
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
-
-    def as_dict(self) -> dict[str, Any]:
-        from keyresponse.journal import to_jsonable
-
-        return to_jsonable({
-            "incident": self.incident.id,
-            "dir": str(self.incident.dir),
-            "mode": self.mode.value,
-            "playbook": self.playbook,
-            "key": self.key,
-            "ok": self.ok,
-            "steps": [
-                {
-                    "id": s.id, "uses": s.uses, "status": s.status, "duration": round(s.duration, 3),
-                    "summary": s.summary, "changes": s.changes,
-                    "checks": [c.__dict__ for c in s.checks], "outputs": s.outputs,
-                    "error": s.error, "hint": s.hint,
-                }
-                for s in self.steps
-            ],
-        })
-
-
-class Reporter:
-    """What the engine tells the person watching. See console.py for the real ones."""
-
-    def run_started(self, incident: Incident, playbook: LoadedPlaybook, mode: Mode, steps: list[Step]) -> None: ...
-    def step_started(self, step: Step) -> None: ...
-    def step_finished(self, step: Step, result: StepResult) -> None: ...
-    def event(self, step_id: str, kind: str, message: str) -> None: ...
-    def confirm(self, question: str) -> bool:
-        return False
-    def run_finished(self, result: RunResult) -> None: ...
+__all__ = ["Engine", "Mode", "Reporter", "RunResult", "StepResult"]
 
 
 class Engine:
@@ -160,7 +91,7 @@ class Engine:
             if r["event"] == "step.finished":
                 statuses[r["step"]] = r["status"]
                 outputs[r["step"]] = from_jsonable(r.get("outputs") or {})
-        todo = _resume_set(playbook, statuses, outputs)
+        todo = resume_set(playbook, statuses, outputs)
         incident.journal.append("incident.resumed", rerun=[s for s in todo], user=_user(), host=socket.gethostname())
         return self._run(incident, playbook, inputs, key_name, outputs, statuses, todo)
 
@@ -189,7 +120,7 @@ class Engine:
         steps = [s for s in playbook.model.steps if todo is None or s.id in todo]
         results: list[StepResult] = []
         self.reporter.run_started(incident, playbook, self.mode, steps)
-        follower = _ThreadFollower(incident, self.inventory) if self.mode is Mode.APPLY else None
+        follower = ThreadFollower(incident, self.inventory) if self.mode is Mode.APPLY else None
         stopped = False
         try:
             for step in steps:
@@ -217,9 +148,9 @@ class Engine:
             if lock:
                 lock.release()
             incident.mark_stopped()
-        result = RunResult(incident, self.mode, playbook.name, key_name, results)
-        self.reporter.run_finished(result)
-        return result
+        run_result = RunResult(incident, self.mode, playbook.name, key_name, results)
+        self.reporter.run_finished(run_result)
+        return run_result
 
     def _step(
         self,
@@ -276,8 +207,8 @@ class Engine:
                 break  # a failed preflight is a fact about the world, not a flake
             except StepError as exc:
                 result.status, result.error, result.hint = "failed", REDACTOR.redact(exc.message), exc.hint
-                if isinstance(getattr(exc, "outputs", None), dict):
-                    result.outputs = exc.outputs  # what a partly failed step did (e.g. per target)
+                if isinstance(exc.outputs, dict):
+                    result.outputs = dict(exc.outputs)  # what a partly failed step did (e.g. per target)
                 if not exc.retryable or attempt == attempts:
                     break
                 journal.append("step.retrying", step=step.id, attempt=attempt, error=result.error)
@@ -412,79 +343,9 @@ def _retry_budget(ctx: StepContext) -> Any:
     return http.retry_budget(ctx.remaining())
 
 
-class _ThreadFollower:
-    """Keeps the incident's Slack thread current after each step, off the critical path:
-    updates are posted in order by one background thread, so the next step (say, the
-    probe after a revoke) does not wait for Slack. Never raises."""
-
-    def __init__(self, incident: Incident, inventory: Any) -> None:
-        self.incident = incident
-        self.inventory = inventory
-        self.enabled = inventory.model.notify.slack is not None
-        self._queue: Any = None
-        self._worker: threading.Thread | None = None
-
-    def submit(self, step_id: str, uses: str, status: str) -> None:
-        if not self.enabled:
-            return
-        if self._worker is None:
-            import queue
-
-            self._queue = queue.Queue()
-            self._worker = threading.Thread(target=self._work, name="slack-follower", daemon=True)
-            self._worker.start()
-        self._queue.put((step_id, uses, status))
-
-    def drain(self) -> None:
-        if self._queue is not None:
-            self._queue.join()
-
-    def _work(self) -> None:
-        from keyresponse.actions.notify import after_step
-
-        while True:
-            step_id, uses, status = self._queue.get()
-            try:
-                after_step(self.incident, self.inventory, step_id, uses, status)
-            except Exception as exc:  # noqa: BLE001 - Slack must never stop the response
-                self.incident.journal.append("step.warning", step=step_id,
-                                             message=REDACTOR.redact(f"Slack update not posted: {exc}"))
-            finally:
-                self._queue.task_done()
-
-
 class _PreflightFailed(Exception):
     def __init__(self, checks: list[Check]) -> None:
         self.checks = checks
-
-
-def _resume_set(playbook: LoadedPlaybook, statuses: dict[str, str], outputs: dict[str, dict[str, Any]]) -> list[str]:
-    """Steps a resume must run: every unfinished or failed one, plus any finished step
-    whose secret output died with the process and that a step still to run reads
-    (it is run again: `key.issue` revokes its orphan and mints anew), plus every
-    finished step that read a step being run again."""
-    order = [s.id for s in playbook.model.steps]
-    todo = {sid for sid in order if statuses.get(sid) not in OK_STATUSES}
-    changed = True
-    while changed:
-        changed = False
-        for sid in list(todo):
-            for dep in playbook.deps.get(sid, ()):
-                if dep not in todo and has_lost_secret(outputs.get(dep, {})):
-                    todo.add(dep)
-                    changed = True
-        for sid in order:
-            if sid not in todo and any(d in todo and _rerun(d, statuses) for d in playbook.deps.get(sid, ())):
-                todo.add(sid)
-                changed = True
-    if todo:  # `always` steps (report, close) after the first re-run step describe the end state: run them again
-        first = min(order.index(sid) for sid in todo)
-        todo |= {s.id for s in playbook.model.steps[first:] if s.always}
-    return [sid for sid in order if sid in todo]
-
-
-def _rerun(step_id: str, statuses: dict[str, str]) -> bool:
-    return statuses.get(step_id) in OK_STATUSES
 
 
 def _user() -> str:

@@ -33,9 +33,10 @@ def _environment() -> Any:
     if _env is not None:
         return _env
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    class BoundedEnvironment(ImmutableSandboxedEnvironment):  # type: ignore[misc]
+    class BoundedEnvironment(ImmutableSandboxedEnvironment):
         intercepted_binops = frozenset({"*", "**", "+", "%"})
 
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
@@ -175,7 +176,7 @@ def _to_text(value: Any) -> str:
 
 def _evaluate(source: str, context: dict[str, Any]) -> Any:
     from jinja2 import TemplateError
-    from jinja2.sandbox import SecurityError
+    from jinja2.exceptions import SecurityError
 
     env = _environment()
     result: list[Any] = []

@@ -128,7 +128,7 @@ class Incident:
         self.id = incident_id
         self.dir = folder
         self.journal = Journal(folder / "journal.jsonl")
-        self._lock_fd: int | None = None
+        self._running_fd: int | None = None
 
     # --- creation and lookup
 
@@ -242,7 +242,7 @@ class Incident:
         self._running_fd = fd
 
     def mark_stopped(self) -> None:
-        fd = getattr(self, "_running_fd", None)
+        fd = self._running_fd
         if fd is not None:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)

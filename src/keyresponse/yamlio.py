@@ -16,7 +16,7 @@ from keyresponse.errors import ConfigError
 
 MAX_BYTES = 1024 * 1024
 
-Loc = tuple[str | int, ...]
+Loc = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -106,8 +106,8 @@ def _refuse_anchors(text: str, file: str) -> None:
             raise ConfigError(
                 "YAML anchors and aliases (&name, *name) are not allowed",
                 file=file,
-                line=m.line + 1,
-                column=m.column + 1,
+                line=m.line + 1 if m else None,
+                column=m.column + 1 if m else None,
                 hint="write the value out where it is needed",
             )
 

@@ -193,7 +193,7 @@ def schema(kind: str) -> int:
     if kind == "inventory":
         from keyresponse.inventory import json_schema
     elif kind == "playbook":
-        from keyresponse.playbook import json_schema  # type: ignore[assignment]
+        from keyresponse.playbook import json_schema
     else:
         raise UsageError(f"schema {kind!r}: choose inventory or playbook")
     print(json.dumps(json_schema(), indent=2))
@@ -235,7 +235,7 @@ def playbooks(config: Path, json_output: bool, markdown: bool = False) -> int:
     from keyresponse.errors import KeyresponseError
 
     inventory = load_config(config, required=False)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, path in pbmod.available(inventory.root).items():
         try:
             book = pbmod.load_playbook(path)

@@ -1,0 +1,38 @@
+"""Which steps a resumed incident runs again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keyresponse.journal import has_lost_secret
+from keyresponse.outcome import OK_STATUSES
+from keyresponse.playbook import LoadedPlaybook
+
+
+def resume_set(playbook: LoadedPlaybook, statuses: dict[str, str], outputs: dict[str, dict[str, Any]]) -> list[str]:
+    """Steps a resume must run: every unfinished or failed one, plus any finished step
+    whose secret output died with the process and that a step still to run reads
+    (it is run again: `key.issue` revokes its orphan and mints anew), plus every
+    finished step that read a step being run again."""
+    order = [s.id for s in playbook.model.steps]
+    todo = {sid for sid in order if statuses.get(sid) not in OK_STATUSES}
+    changed = True
+    while changed:
+        changed = False
+        for sid in list(todo):
+            for dep in playbook.deps.get(sid, ()):
+                if dep not in todo and has_lost_secret(outputs.get(dep, {})):
+                    todo.add(dep)
+                    changed = True
+        for sid in order:
+            if sid not in todo and any(d in todo and _rerun(d, statuses) for d in playbook.deps.get(sid, ())):
+                todo.add(sid)
+                changed = True
+    if todo:  # `always` steps (report, close) after the first re-run step describe the end state: run them again
+        first = min(order.index(sid) for sid in todo)
+        todo |= {s.id for s in playbook.model.steps[first:] if s.always}
+    return [sid for sid in order if sid in todo]
+
+
+def _rerun(step_id: str, statuses: dict[str, str]) -> bool:
+    return statuses.get(step_id) in OK_STATUSES
