@@ -141,7 +141,9 @@ class LiveReporter(PlainReporter):
         self.console.print(f"incident [bold]{incident.id}[/]: {verb} playbook [bold]{playbook.name}[/]")
         self.order = list(steps)
         self.rows = {s.id: ["pending", ""] for s in steps}
-        self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=False)
+        # transient: a prompt can stop it without leaving a stale copy; the final
+        # table is printed once, at the end
+        self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=True)
         self.live.start()
 
     def step_started(self, step: Any) -> None:
@@ -176,6 +178,7 @@ class LiveReporter(PlainReporter):
         if self.live is not None:
             self.live.stop()
             self.live = None
+        self.console.print(self._render())
         super().run_finished(result)
 
 
