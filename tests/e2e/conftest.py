@@ -27,9 +27,9 @@ class World:
         return self.dir / "keyresponse.yaml"
 
     def kr(self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None,
-           timeout: float = 120) -> subprocess.CompletedProcess[str]:
+           timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "keyresponse", *args], cwd=self.dir, input=stdin,
+            [sys.executable, "-m", "keyresponse", *args], cwd=cwd or self.dir, input=stdin,
             env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout,
         )
 

@@ -72,11 +72,14 @@ def init(folder: Path, base_url: str, admin_key_env: str, ci: str | None, force:
         from keyresponse.inventory import load_inventory
 
         inventory = load_inventory(config)
-        env = "\n".join(f"          {n}: ${{{{ secrets.{n} }}}}" for n in _env_names(inventory))
+        # GitHub refuses secret names starting with GITHUB_, and the job's own GITHUB_TOKEN
+        # cannot write other repositories' secrets: such variables come from KEYRESPONSE_<NAME>.
+        secrets = {n: (f"KEYRESPONSE_{n}" if n.upper().startswith("GITHUB_") else n) for n in _env_names(inventory)}
+        env = "\n".join(f"          {n}: ${{{{ secrets.{s} }}}}" for n, s in secrets.items())
         wf = folder / ".github" / "workflows" / "keyresponse-drill.yml"
         wf.parent.mkdir(parents=True, exist_ok=True)
         wf.write_text(WORKFLOW.format(config=config.name, env=env))
-        print(f"wrote {wf} (add {', '.join(_env_names(inventory))} as repository secrets)")
+        print(f"wrote {wf} (add {', '.join(secrets.values())} as repository secrets)")
     elif ci is not None:
         raise UsageError(f"--ci {ci}: only `github` is supported; see the README for cron and Kubernetes")
     print("next: `keyresponse validate`, then `keyresponse drill --all`")

@@ -1,0 +1,39 @@
+"""Setting up: `keys` lists the organization, `init` writes an inventory and a drill workflow."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from keyresponse.inventory import load_inventory
+from tests.e2e.conftest import World
+
+
+def test_keys_lists_the_organization(world: World) -> None:
+    out = world.kr("keys", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    truth = world.sandbox.state.truth
+    leaked = next(r for r in rows if r["key_id"] == truth["leaked_key_id"])
+    assert leaked["inventory"] == "chatbot-prod" and leaked["redacted_value"].startswith("sk-proj-")
+    assert world.sandbox.env["SANDBOX_LEAKED_KEY"] not in out.stdout
+
+
+def test_init_writes_a_valid_inventory_and_workflow(world: World) -> None:
+    fresh = world.dir / "fresh"
+    fresh.mkdir()
+    base = world.sandbox.urls["openai"]
+    out = world.kr("init", "--base-url", base, "--ci", "github", cwd=fresh)
+    assert out.returncode == 0, out.stderr
+    inventory = load_inventory(fresh / "keyresponse.yaml")
+    ids = {k.key_id for k in inventory.model.keys.values()}
+    assert world.sandbox.state.truth["leaked_key_id"] in ids
+    workflow = yaml.safe_load((fresh / ".github" / "workflows" / "keyresponse-drill.yml").read_text())
+    steps = workflow["jobs"]["drill"]["steps"]
+    drill = next(s for s in steps if "drill --all" in s.get("run", ""))
+    assert drill["env"]["OPENAI_ADMIN_KEY"] == "${{ secrets.OPENAI_ADMIN_KEY }}"
+    assert drill["env"]["GITHUB_TOKEN"] == "${{ secrets.KEYRESPONSE_GITHUB_TOKEN }}"
+    assert workflow[True]["schedule"][0]["cron"]  # PyYAML reads the key `on` as True
+    again = world.kr("init", "--base-url", base, cwd=fresh)
+    assert again.returncode == 2 and "--force" in again.stderr
