@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from keyresponse.errors import TargetError
 from keyresponse.inventory import EnvFileTarget
-from keyresponse.targets.envfile import EnvFile, edit, parse
+from keyresponse.targets.dotenv import edit, parse
+from keyresponse.targets.envfile import EnvFile
 from tests.helpers.target_contract import check_equal, check_in, check_not_in, new_secret, run_target
 
 
