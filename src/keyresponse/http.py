@@ -4,7 +4,7 @@ Retries (exponential backoff with full jitter) cover 429 and 500/502/503/504 and
 connection failures, for idempotent methods only. A POST is retried only when it
 provably never reached the service (connect error) or was refused with 429; a
 POST that mints something is never retried blindly — the caller checks whether
-the first attempt took effect (actions/key.py, `Issue.apply`: list by the journaled name).
+the first attempt took effect (actions/key_issue.py, `Issue.apply`: list by the journaled name).
 
 Waiting is bounded three ways: attempts per request, seconds per request
 (`RetryPolicy.budget`), and seconds per step (`retry_budget()`, shared by every

@@ -68,7 +68,8 @@ def assert_never_written(result: RunResult, *values: str) -> None:
 # --- revoke, probe --------------------------------------------------------------------------
 
 
-def test_service_account_key_revoked_and_proven_dead_with_the_leaked_value(world: Path, sandbox: Any) -> None:
+def test_service_account_key_revoked_and_proven_dead_with_the_leaked_value(
+        world: Path, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     truth = sandbox.state.truth
     leaked = os.environ["CHATBOT_PROD_OPENAI_KEY"]
     result = run(world, """
@@ -84,9 +85,14 @@ def test_service_account_key_revoked_and_proven_dead_with_the_leaked_value(world
     assert step(result, "dead").outputs["result"] == "dead" and step(result, "dead").outputs["method"] == "models"
     assert_never_written(result, leaked)
 
+    # without the value in the run, the inventory's secret_env still lets the probe try it
     again = run(world, "- {id: revoke, uses: key.revoke}\n- {id: dead, uses: key.probe, with: {expect: dead}}\n")
     assert again.ok and step(again, "revoke").outputs["already_gone"] is True
-    assert step(again, "dead").outputs["method"] == "listing"
+    assert step(again, "dead").outputs["method"] == "models"
+    # and with no value at all, death is proven by the key no longer being listed
+    monkeypatch.delenv("CHATBOT_PROD_OPENAI_KEY")
+    third = run(world, "- {id: revoke, uses: key.revoke}\n- {id: dead, uses: key.probe, with: {expect: dead}}\n")
+    assert third.ok and step(third, "dead").outputs["method"] == "listing"
 
 
 def test_user_key_revoked_by_delete(world: Path, sandbox: Any) -> None:

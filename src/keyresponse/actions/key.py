@@ -8,6 +8,8 @@ key.issue lives in key_issue.py, key.audit in key_audit.py.
 
 from __future__ import annotations
 
+import os
+
 import threading
 import time
 from dataclasses import dataclass
@@ -283,7 +285,7 @@ class Probe:
     With = ProbeArgs
 
     def plan(self, args: ProbeArgs, ctx: StepContext) -> Plan:
-        secret = args.secret if args.secret is not None else ctx.inputs.get("leaked")
+        secret = args.secret if args.secret is not None else _known_value(ctx)
         how = f"GET /models with {getattr(secret, 'masked', '…')}" if secret is not None \
             else "check the key is no longer listed"
         return Plan(summary=how + (f", expecting {args.expect}" if args.expect else ""), data=_Work(args))
@@ -296,8 +298,8 @@ class Probe:
 
         args: ProbeArgs = plan.data.args
         secret = _as_secret(args.secret, "with.secret")
-        if secret is None and isinstance(ctx.inputs.get("leaked"), Secret):
-            secret = ctx.inputs["leaked"]
+        if secret is None:
+            secret = _known_value(ctx)
         deadline = time.monotonic() + (args.within if args.expect else 0)
         with http.retry_budget(ctx.remaining()):
             provider, cfg = provider_for(ctx)
@@ -321,6 +323,20 @@ class Probe:
             raise StepError(f"expected the key to be {args.expect}, it is {result}{still}: {detail}",
                             hint="revoke it by hand in the OpenAI dashboard" if still else None)
         return out
+
+
+def _known_value(ctx: StepContext) -> Secret | None:
+    """The key's own value, when this run has it: the leaked input, else the inventory
+    entry's `secret_env`. Trying the value is the strongest proof of death."""
+    leaked = ctx.inputs.get("leaked")
+    if isinstance(leaked, Secret):
+        return leaked
+    entry = ctx.key
+    if entry is not None and entry.secret_env:
+        value = os.environ.get(entry.secret_env, "").strip()
+        if value:
+            return Secret(value)
+    return None
 
 
 def _listed(provider: Any, record: KeyRecord) -> tuple[str, str]:

@@ -42,7 +42,7 @@ LOCK_WAIT = 10.0
 
 class EnvFile:
     kind: ClassVar[str] = "envfile"
-    restart_what = None
+    restart_what: str | None = None
 
     def __init__(self, cfg: EnvFileTarget, root: Path) -> None:
         for name in cfg.variables:
