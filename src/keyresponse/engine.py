@@ -48,6 +48,7 @@ class Engine:
         self.interactive = interactive
         self.state_dir = state_dir or inventory.root / ".keyresponse"
         self._clients: dict[Any, Any] = {}
+        self._abandoned: list[threading.Thread] = []
         self._clients_lock = threading.Lock()
         self._confirmed = False
 
@@ -92,6 +93,7 @@ class Engine:
                 statuses[r["step"]] = r["status"]
                 outputs[r["step"]] = from_jsonable(r.get("outputs") or {})
         todo = resume_set(playbook, statuses, outputs)
+        incident.mark_running()  # before writing: another process may be working on it
         incident.journal.append("incident.resumed", rerun=[s for s in todo], user=_user(), host=socket.gethostname())
         return self._run(incident, playbook, inputs, key_name, outputs, statuses, todo)
 
@@ -140,6 +142,7 @@ class Engine:
         finally:
             if follower:
                 follower.drain()
+            self._wait_for_abandoned()
             self._close_clients()
             ok = all(r.status in OK_STATUSES for r in results) and not stopped
             final = "planned" if self.mode is Mode.PLAN and ok else ("succeeded" if ok else "failed")
@@ -262,7 +265,13 @@ class Engine:
         worker.start()
         worker.join(step.timeout)
         if worker.is_alive():
-            raise StepError(f"timed out after {step.timeout:g}s", hint="raise the step's `timeout:` or check the service")
+            # The thread cannot be stopped and may still change things (a mint may yet land),
+            # so no retry runs beside it, and the key stays locked until it ends (_run).
+            self._abandoned.append(worker)
+            err = StepError(f"timed out after {step.timeout:g}s; it may still finish in the background",
+                            hint="check the service, raise the step's `timeout:`, then `keyresponse resume`")
+            err.retryable = False
+            raise err
         if "exc" in box:
             raise box["exc"]
         return dict(box["out"])
@@ -328,6 +337,14 @@ class Engine:
         names += [model.notify.slack.token_env] if model.notify.slack else []
         values = {v.split(" ", 1)[-1] for v in headers.values()}
         return next((n for n in names if os.environ.get(n, "").strip() in values and os.environ.get(n)), None)
+
+    def _wait_for_abandoned(self, grace: float = 30.0) -> None:
+        """A timed-out step's thread may still be writing: give it time to end before the
+        key's lock is released and the clients closed (what it does is still journaled)."""
+        deadline = time.monotonic() + grace
+        for worker in self._abandoned:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        self._abandoned = [w for w in self._abandoned if w.is_alive()]
 
     def _close_clients(self) -> None:
         with self._clients_lock:

@@ -39,6 +39,15 @@ def _environment() -> Any:
     class BoundedEnvironment(ImmutableSandboxedEnvironment):
         intercepted_binops = frozenset({"*", "**", "+", "%"})
 
+        def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+            from keyresponse.journal import LostSecret
+            from keyresponse.secret import Secret
+
+            # a secret passes through an expression whole; nothing may read its value
+            if isinstance(obj, (Secret, LostSecret)):
+                return attr == "masked"
+            return bool(super().is_safe_attribute(obj, attr, value))
+
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
             if operator == "%" and isinstance(left, str):
                 raise SecurityError("%-formatting is not available; use ~ to join text")

@@ -38,6 +38,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 READ_METHODS = frozenset({"GET", "HEAD"})
 USER_AGENT = f"keyresponse/{__version__}"
+CREDENTIAL_HEADERS = frozenset({"authorization", "private-token", "x-api-key", "job-token"})
 
 
 class RetryPolicy:
@@ -194,8 +195,9 @@ def build_client(service: str, base_url: str, headers: dict[str, str] | None = N
                  transport: httpx.BaseTransport | None = None,
                  timeout: float = 30.0, max_connections: int = 64,
                  credential_env: str | None = None) -> httpx.Client:
-    for value in (headers or {}).values():
-        REDACTOR.add(value.split(" ", 1)[-1])  # credentials in headers are secrets too
+    for name, value in (headers or {}).items():
+        if name.lower() in CREDENTIAL_HEADERS:  # not Accept or API-version headers
+            REDACTOR.add(value.split(" ", 1)[-1])
     inner = transport or httpx.HTTPTransport(verify=_ssl_context(base_url), limits=httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections))
     return httpx.Client(

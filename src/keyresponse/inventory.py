@@ -217,7 +217,7 @@ def load_inventory(path: str | Path) -> LoadedInventory:
         raise ConfigError("the inventory is empty", file=doc.file, hint="`keyresponse init` writes one")
     if not isinstance(doc.data, dict):
         raise doc.error((), "the inventory must be a mapping (keys: providers, platforms, notify, keys)")
-    _refuse_literal_credentials(doc, doc.data, ())
+    refuse_literal_credentials(doc, doc.data, ())
     try:
         model = Inventory.model_validate(doc.data)
     except ValidationError as exc:
@@ -226,13 +226,13 @@ def load_inventory(path: str | Path) -> LoadedInventory:
     return LoadedInventory(model, Path(path))
 
 
-def _refuse_literal_credentials(doc: Any, data: Any, loc: tuple[Any, ...]) -> None:
+def refuse_literal_credentials(doc: Any, data: Any, loc: tuple[Any, ...]) -> None:
     if isinstance(data, dict):
         for k, v in data.items():
-            _refuse_literal_credentials(doc, v, loc + (k,))
+            refuse_literal_credentials(doc, v, loc + (k,))
     elif isinstance(data, list):
         for i, v in enumerate(data):
-            _refuse_literal_credentials(doc, v, loc + (i,))
+            refuse_literal_credentials(doc, v, loc + (i,))
     elif isinstance(data, str):
         for kind, pattern in CREDENTIAL_PATTERNS:
             if pattern.search(data):

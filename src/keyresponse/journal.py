@@ -94,11 +94,15 @@ class Journal:
         self.path = path
         self._lock = threading.Lock()
         self._seq = sum(1 for _ in self.records())
+        self._tail_checked = False
 
     def append(self, event: str, **data: Any) -> dict[str, Any]:
         record = {"t": utcnow(), "event": event, **to_jsonable(data)}
         line = REDACTOR.redact(json.dumps(record, ensure_ascii=False, sort_keys=False)) + "\n"
         with self._lock:
+            if not self._tail_checked:
+                self._cut_torn_tail()
+                self._tail_checked = True
             self._seq += 1
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
@@ -107,6 +111,18 @@ class Journal:
             finally:
                 os.close(fd)
         return record
+
+    def _cut_torn_tail(self) -> None:
+        """A record torn by a crash must not fuse with the next one: cut it off."""
+        try:
+            with open(self.path, "rb+") as fh:
+                data = fh.read()
+                if data and not data.endswith(b"\n"):
+                    fh.truncate(data.rfind(b"\n") + 1)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        except FileNotFoundError:
+            pass
 
     def records(self) -> Iterator[dict[str, Any]]:
         try:
@@ -230,6 +246,8 @@ class Incident:
 
     def mark_running(self) -> None:
         """Hold an flock on the incident itself while this process works on it."""
+        if self._running_fd is not None:
+            return
         fd = os.open(self.dir / ".running", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

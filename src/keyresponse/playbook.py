@@ -131,6 +131,9 @@ def load_playbook(path: str | Path) -> LoadedPlaybook:
     doc = load_file(path)
     if not isinstance(doc.data, dict):
         raise doc.error((), "a playbook must be a mapping with `name:` and `steps:`")
+    from keyresponse.inventory import refuse_literal_credentials
+
+    refuse_literal_credentials(doc, doc.data, ())
     try:
         model = Playbook.model_validate(doc.data)
     except ValidationError as exc:

@@ -41,6 +41,29 @@ def code(value: Any) -> str:
     return "`" + escape(value).replace("`", "'") + "`" if value not in (None, "") else "—"
 
 
+_CLIENT_CLASS: Any = None
+
+
+def _redacting_client_class() -> Any:
+    """WebClient whose every request body passes the redactor: whatever a message was
+    built from (config, service answers, playbook text), no known secret reaches Slack."""
+    global _CLIENT_CLASS
+    if _CLIENT_CLASS is None:
+        from slack_sdk import WebClient
+
+        from keyresponse.secret import REDACTOR
+
+        class RedactingWebClient(WebClient):  # type: ignore[misc]
+            def api_call(self, api_method: str, **kwargs: Any) -> Any:
+                for field in ("json", "params", "data"):
+                    if isinstance(kwargs.get(field), dict):
+                        kwargs[field] = REDACTOR.redact_obj(kwargs[field])
+                return super().api_call(api_method, **kwargs)
+
+        _CLIENT_CLASS = RedactingWebClient
+    return _CLIENT_CLASS
+
+
 def client(token: str, base_url: str, *, timeout: int = 10) -> WebClient:
     """A WebClient that waits out 429s (Retry-After) and retries dropped connections."""
     from slack_sdk import WebClient
@@ -55,7 +78,7 @@ def client(token: str, base_url: str, *, timeout: int = 10) -> WebClient:
 
     interval = (default_interval_calculator if RETRY_INTERVAL is None
                 else FixedValueRetryIntervalCalculator(RETRY_INTERVAL))
-    return WebClient(
+    return _redacting_client_class()(
         token=token,
         base_url=base_url if base_url.endswith("/") else base_url + "/",  # slack-sdk joins by concatenation
         timeout=timeout,

@@ -53,3 +53,12 @@ def test_rotate_with_a_failing_target_keeps_the_old_key_alive(world: World) -> N
     assert [t for t, st in rows.items() if st == "failed"] == ["GitLab variable acme/chatbot:OPENAI_API_KEY"]
     report = (world.dir / ".keyresponse" / "incidents" / result["incident"] / "report.md").read_text()
     assert "GitLab variable acme/chatbot:OPENAI_API_KEY" in report
+
+
+def test_nothing_is_minted_when_nobody_can_confirm(world: World) -> None:
+    from tests.e2e.conftest import replacements
+
+    out = world.kr("run", "rotate", "--key", "chatbot-prod", stdin="")  # no terminal, no --yes
+    assert out.returncode == 1 and "--yes" in out.stderr
+    assert replacements(world) == []  # no replacement nobody holds
+    assert leaked(world)["live"]

@@ -189,3 +189,37 @@ def test_resume_runs_always_steps_again(workdir: Path) -> None:
     second = Engine(inv, mode=Mode.APPLY).resume(first.incident)
     assert [s.id for s in second.steps] == ["a", "report"] and second.ok
     assert counter.read_text() == "report\nreport\n"
+
+
+def test_a_timed_out_step_is_not_retried_beside_itself(workdir: Path) -> None:
+    inv, pb = _setup(workdir, "  - {id: a, uses: test.block, timeout: 0.3, retries: 2, with: {name: slow}}\n")
+    test_actions.BLOCK_EVENTS["slow"] = threading.Event()
+    test_actions.STARTED_EVENTS["slow"] = threading.Event()
+    threading.Timer(1.0, test_actions.BLOCK_EVENTS["slow"].set).start()
+    result = Engine(inv, mode=Mode.APPLY).start(pb, {}, "app")
+    events = [r["event"] for r in _records(result.incident)]
+    assert events.count("step.started") == 1 and "timed out" in (result.steps[0].error or "")
+    assert test_actions.BLOCK_EVENTS["slow"].is_set()  # the run waited for the thread before unlocking
+
+
+def test_a_torn_last_record_does_not_corrupt_the_journal(workdir: Path) -> None:
+    inv, pb = _setup(workdir, f"  - {{id: a, uses: test.fail_once, with: {{marker: {workdir / 'm'}}}}}\n")
+    first = Engine(inv, mode=Mode.APPLY).start(pb, {}, None)
+    journal = first.incident.dir / "journal.jsonl"
+    with open(journal, "a") as fh:
+        fh.write('{"t": "2026-11-28T00:00:00Z", "event": "step.sta')  # killed mid-write
+    second = Engine(inv, mode=Mode.APPLY).resume(Incident.open(workdir / ".keyresponse", first.incident.id))
+    assert second.ok
+    assert all(isinstance(r, dict) for r in Incident.open(workdir / ".keyresponse", first.incident.id).journal.records())
+
+
+def test_resume_of_a_running_incident_writes_nothing(workdir: Path) -> None:
+    inv, pb = _setup(workdir, f"  - {{id: a, uses: test.fail_once, with: {{marker: {workdir / 'm'}}}}}\n")
+    first = Engine(inv, mode=Mode.APPLY).start(pb, {}, None)
+    holder = Incident.open(workdir / ".keyresponse", first.incident.id)
+    holder.mark_running()  # another process works on it
+    before = (first.incident.dir / "journal.jsonl").read_text()
+    with pytest.raises(LockedError):
+        Engine(inv, mode=Mode.APPLY).resume(Incident.open(workdir / ".keyresponse", first.incident.id))
+    assert (first.incident.dir / "journal.jsonl").read_text() == before
+    holder.mark_stopped()

@@ -222,9 +222,10 @@ def test_kill_mid_write_leaves_old_file_then_cleans_up(tmp_path: Path, point: st
     assert env.read_text() == SAMPLE  # never truncated, never half-written
     stale = leftovers(tmp_path)
     assert stale  # the killed writer's temp file, holding part of the secret...
-    [check] = target(tmp_path).preflight()
-    assert check.ok and leftovers(tmp_path) == []  # ...is gone after the next preflight
-    target(tmp_path).write(secret)
+    [check] = target(tmp_path).preflight()  # a preflight only reads: it reports the leftover
+    assert not check.ok and "may hold a secret" in check.detail and check.fix and "rm " in check.fix
+    assert leftovers(tmp_path) == stale
+    target(tmp_path).write(secret)  # ...and the next write removes it first
     check_in(secret.reveal(), env.read_text())
     assert leftovers(tmp_path) == []
 
@@ -246,7 +247,7 @@ def test_random_kills_never_truncate(tmp_path: Path) -> None:
         check_equal(text, SAMPLE.replace("sk-old-value-0000000000", found["OPENAI_API_KEY"]))
         seen.add(found["OPENAI_API_KEY"])
     assert seen & set(values), "the writer never got to write: the kills proved nothing"
-    target(tmp_path).preflight()
+    target(tmp_path).write(new_secret())  # the next write clears whatever a killed writer left
     assert leftovers(tmp_path) == []
 
 

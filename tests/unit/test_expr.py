@@ -60,3 +60,14 @@ def test_undefined_is_an_error_not_empty() -> None:
 def test_conditions() -> None:
     assert truthy("${{ inputs.n > 2 }}", CTX) is True
     assert truthy("inputs.n > 5", CTX) is False
+
+
+def test_nothing_reads_a_secret_value_through_an_expression() -> None:
+    value = fake_key()
+    secret = Secret(value)
+    ctx = {**CTX, "steps": {"a": {"outputs": {"s": secret}}}}
+    for source in ("steps.a.outputs.s.reveal()", "steps.a.outputs.s._value", "steps.a.outputs.s.__reduce__()"):
+        with pytest.raises(ExpressionError):
+            render("${{ " + source + " }}", ctx)
+    assert render("${{ steps.a.outputs.s.masked }}", ctx) == secret.masked
+    assert value not in str(render("${{ steps.a.outputs.s|string|reverse }}", ctx))[::-1]

@@ -131,3 +131,11 @@ def test_literal_token_suggests_the_env_var(tmp_path: Path) -> None:
     with pytest.raises(SecretLeakRefused) as info:
         load_inventory(p)
     assert "GITHUB_TOKEN" in (info.value.hint or "")
+
+
+def test_literal_secret_in_a_playbook_is_refused(tmp_path: Path) -> None:
+    value = fake_key("pb")
+    p = _pb(tmp_path, f"name: x\nsteps:\n  - id: a\n    uses: log.message\n    with: {{message: 'use {value}'}}\n")
+    with pytest.raises(SecretLeakRefused) as info:
+        load_playbook(p)
+    assert info.value.line == 5 and value not in str(info.value)

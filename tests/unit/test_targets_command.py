@@ -127,3 +127,20 @@ def test_verify_argv_gets_the_secret_too(tmp_path: Path) -> None:
     with pytest.raises(TargetError, match="verify_argv exited with 1"):
         command(tmp_path, ["true"], verify_argv=check).verify(new_secret())
     assert os.environ.get("KEYRESPONSE_SECRET") is None  # the parent's env never holds it
+
+
+def test_the_child_does_not_inherit_keyresponse_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from keyresponse.secret import REDACTOR
+
+    admin = "sk-" + "admin-" + "FAKE" + "x" * 24
+    REDACTOR.add(admin)  # as inventory.credential() does for every credential it reads
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", admin)
+    monkeypatch.setenv("HARMLESS_SETTING", "kept")
+    out = tmp_path / "env.txt"
+    secret = new_secret()
+    command(tmp_path, [sys.executable, "-c", f"import os; open({str(out)!r}, 'w').write(repr(dict(os.environ)))"],
+            secret_via="env", env_name="APP_KEY").write(secret)
+    seen = out.read_text()
+    check_not_in(admin, seen)
+    check_in(secret.reveal(), seen)
+    assert "HARMLESS_SETTING" in seen

@@ -51,7 +51,8 @@ class Issue:
             change = f"POST .../service_accounts/{work.service_account_id or '?'}/api_keys in {where} (a new key)"
         else:
             change = f"POST .../service_accounts in {where}: new service account {work.prefix}-{ctx.incident.id}-N"
-        return Plan(summary=f"issue a replacement key in {where}", changes=[change], data=work)
+        # minting creates a live credential: confirm it like a revoke (nobody may hold it otherwise)
+        return Plan(summary=f"issue a replacement key in {where}", changes=[change], data=work, destructive=True)
 
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
         work: _IssueWork = plan.data

@@ -71,7 +71,11 @@ class Command:
         return True
 
     def _run(self, argv: list[str], secret: Secret | None, label: str) -> None:
-        env = dict(os.environ)
+        from keyresponse.secret import REDACTOR
+
+        # the child gets the new key and nothing else secret: not the admin key or tokens
+        known = set(REDACTOR.known())
+        env = {k: v for k, v in os.environ.items() if v.strip() not in known}
         data: bytes | None = None
         if secret is not None and self.cfg.secret_via == "env":
             env[self.cfg.env_name] = secret.reveal()

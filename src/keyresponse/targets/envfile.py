@@ -109,10 +109,11 @@ class EnvFile:
             real = self._real()
         except TargetError as exc:
             return [Check(self.describe(), False, exc.message.removeprefix(exc.target + ": "), exc.hint)]
-        if _stale(real):  # a killed writer's temp file holds a secret: remove it even in a dry run
-            with _locked(real, wait=0) as held:
-                if held:
-                    _stale(real, remove=True)
+        stale = _stale(real)
+        if stale:  # a killed writer's temp file may hold a secret; preflight only reads, so it says so
+            names = ", ".join(p.name for p in stale)
+            return [Check(self.describe(), False, f"a killed writer left {names}, which may hold a secret",
+                          f"a real run removes it before writing; or delete it now: rm {stale[0]}")]
         problem = self._problems(real)
         if problem:
             return [Check(self.describe(), False, problem[0], problem[1])]
