@@ -91,6 +91,11 @@ def targets(steps: Steps) -> dict[str, Any]:
         for t in _list(step["outputs"].get("targets")):
             if isinstance(t, dict):
                 rows.append({f: t.get(f) for f in ("target", "kind", "status", "verified", "restarted", "error", "note")})
+    restarted = {t for s in steps.of("targets.restart") if s["status"] == "applied"
+                 for t in _list(s["outputs"].get("restarted")) if isinstance(t, str)}
+    for r in rows:  # a separate targets.restart step restarted these
+        if r["target"] in restarted:
+            r["restarted"] = True
     failed = [r for r in rows if r["status"] not in TARGET_OK]
     done = bool(deploys) and all(s["status"] == "applied" for s in deploys) and not failed
     restored_at = max((s["finished_at"] for s in deploys if s["finished_at"]), default=None) if done else None
