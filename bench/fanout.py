@@ -91,7 +91,7 @@ def deploy_once(sb: dict[str, Any], repos: list[str], bound: int, root: Path) ->
 
     ctx = StepContext(
         incident=Incident.create(root / ".keyresponse"), inventory=LoadedInventory(inventory, root / "inv.yaml"),
-        inputs={}, key_name="bench", step_id="deploy", attempt=1, outputs={}, prior=[], assume_yes=True,
+        inputs={}, key_name="bench", step_id="deploy", attempt=1, outputs={}, assume_yes=True,
         interactive=False, deadline=None, _http=http, _emit=lambda kind, message: None,
     )
     secret = Secret("sk-" + "proj-" + "bench" + secrets.token_urlsafe(40))
