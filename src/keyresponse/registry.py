@@ -15,6 +15,7 @@ ACTIONS: dict[str, str] = {
     "key.revoke": "keyresponse.actions.key:Revoke",
     "key.probe": "keyresponse.actions.key:Probe",
     "key.issue": "keyresponse.actions.key_issue:Issue",
+    "key.retire": "keyresponse.actions.key_issue:Retire",
     "key.audit": "keyresponse.actions.key_audit:Audit",
     "targets.deploy": "keyresponse.actions.targets:Deploy",
     "targets.restart": "keyresponse.actions.targets:Restart",

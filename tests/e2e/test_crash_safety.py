@@ -9,7 +9,7 @@ import pytest
 
 from keyresponse.playbook import load_playbook
 from tests.conftest import REPO
-from tests.e2e.conftest import World, assert_restored, slack_threads
+from tests.e2e.conftest import World, assert_restored, leaked, slack_threads
 
 STEPS = [s.id for s in load_playbook(REPO / "playbooks" / "leaked-key.yaml").model.steps]
 CRASH_POINTS = [f"after:{s}" for s in STEPS[:-1]] + ["key.issue:after-mint"]
@@ -34,3 +34,33 @@ def test_killed_then_resumed_ends_consistent(world: World, point: str) -> None:
     md = (folder / "report.md").read_text()
     assert "## Containment" in md and "## Replacement" in md
     assert value not in world.everything_written(first.stdout, first.stderr, resumed.stdout, resumed.stderr)
+
+
+ROTATE = [s.id for s in load_playbook(REPO / "playbooks" / "rotate.yaml").model.steps]
+
+
+@pytest.mark.parametrize("point", ["after:issue", "after:deploy", "after:live", "after:retire", "after:revoke"])
+def test_rotate_killed_then_resumed_ends_consistent(world: World, point: str) -> None:
+    first = world.kr("run", "rotate", "--key", "chatbot-prod", "--yes", env={"KEYRESPONSE_CRASH_AT": point})
+    assert first.returncode == -9, first.stderr[-2000:]
+    (incident,) = world.incidents()
+    resumed = world.kr("resume", incident["id"], "--yes")
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert_restored(world)  # old key dead, exactly one live replacement, every target on it
+
+
+def test_a_failed_redeploy_after_a_crash_cuts_no_target_off(world: World) -> None:
+    """Killed after deploying, resumed while one target now fails: the targets keep a
+    live key (the earlier replacement is kept until its successor is live everywhere)."""
+    first = world.kr("run", "rotate", "--key", "chatbot-prod", "--yes", env={"KEYRESPONSE_CRASH_AT": "after:deploy"})
+    assert first.returncode == -9
+    state = world.sandbox.state
+    deployed = state.gitlab_variable("project:acme/chatbot", "OPENAI_API_KEY")["value"]
+    world.sandbox.add_fault(service="gitlab", method="PUT", path="/projects/*/variables/*", kind="status",
+                            status=500, count=None)
+    (incident,) = world.incidents()
+    resumed = world.kr("resume", incident["id"], "--yes")
+    assert resumed.returncode == 1
+    live_values = {state.openai_key_value(k["id"]) for k in state.openai_keys() if k["live"]}
+    assert deployed in live_values, "the GitLab target was left holding a revoked key"
+    assert leaked(world)["live"], "rotate revoked the old key although a target failed"
