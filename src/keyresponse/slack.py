@@ -53,7 +53,7 @@ def _redacting_client_class() -> Any:
 
         from keyresponse.secret import REDACTOR
 
-        class RedactingWebClient(WebClient):  # type: ignore[misc]
+        class RedactingWebClient(WebClient):
             def api_call(self, api_method: str, **kwargs: Any) -> Any:
                 for field in ("json", "params", "data"):
                     if isinstance(kwargs.get(field), dict):
@@ -66,7 +66,6 @@ def _redacting_client_class() -> Any:
 
 def client(token: str, base_url: str, *, timeout: int = 10) -> WebClient:
     """A WebClient that waits out 429s (Retry-After) and retries dropped connections."""
-    from slack_sdk import WebClient
     from slack_sdk.http_retry.builtin_handlers import (
         ConnectionErrorRetryHandler,
         RateLimitErrorRetryHandler,
@@ -78,7 +77,7 @@ def client(token: str, base_url: str, *, timeout: int = 10) -> WebClient:
 
     interval = (default_interval_calculator if RETRY_INTERVAL is None
                 else FixedValueRetryIntervalCalculator(RETRY_INTERVAL))
-    return _redacting_client_class()(
+    made: WebClient = _redacting_client_class()(
         token=token,
         base_url=base_url if base_url.endswith("/") else base_url + "/",  # slack-sdk joins by concatenation
         timeout=timeout,
@@ -89,6 +88,7 @@ def client(token: str, base_url: str, *, timeout: int = 10) -> WebClient:
             ServerErrorRetryHandler(max_retry_count=1, interval_calculator=interval),
         ],
     )
+    return made
 
 
 def root_message(facts: dict[str, Any]) -> dict[str, Any]:

@@ -71,8 +71,6 @@ class Command:
         return True
 
     def _run(self, argv: list[str], secret: Secret | None, label: str) -> None:
-        from keyresponse.secret import REDACTOR
-
         # the child gets the new key and nothing else secret: not the admin key or tokens
         known = set(REDACTOR.known())
         env = {k: v for k, v in os.environ.items() if v.strip() not in known}

@@ -1,0 +1,29 @@
+"""The code type-checks (mypy --strict, as pyproject.toml configures it) and has no
+undefined or unused names (ruff's pyflakes rules)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def test_mypy_strict() -> None:
+    pytest.importorskip("mypy", reason="mypy is in the `test` extra")
+    out = subprocess.run([sys.executable, "-m", "mypy", "src/keyresponse"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-4000:]
+
+
+def test_pyflakes_rules() -> None:
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is in the `test` extra")
+    out = subprocess.run([ruff, "check", "--select", "F,E9", "src", "tests", "bench"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-4000:]
