@@ -13,7 +13,7 @@ ACTIONS: dict[str, str] = {
     "wait.approval": "keyresponse.actions.builtin:WaitApproval",
     "key.find": "keyresponse.actions.key:Find",
     "key.revoke": "keyresponse.actions.key:Revoke",
-    "key.probe": "keyresponse.actions.key:Probe",
+    "key.probe": "keyresponse.actions.key_probe:Probe",
     "key.issue": "keyresponse.actions.key_issue:Issue",
     "key.retire": "keyresponse.actions.key_issue:Retire",
     "key.audit": "keyresponse.actions.key_audit:Audit",

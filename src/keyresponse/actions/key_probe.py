@@ -1,0 +1,108 @@
+"""The `key.probe` action: is a key live, dead, restricted? Tried with its value when the
+run has one (the leaked input, the replacement, or the inventory's `secret_env`), else
+proven dead by the key no longer being listed."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Literal
+
+from keyresponse.action import Check, Plan, StepContext, With
+from keyresponse.actions.key import _Work, provider_for, resolve
+from keyresponse.errors import StepError, UsageError
+from keyresponse.providers.base import KeyRecord, iso
+from keyresponse.secret import Secret
+
+
+# --- key.probe ------------------------------------------------------------------------
+
+
+class ProbeArgs(With):
+    secret: Any = None
+    expect: Literal["live", "dead", "restricted"] | None = None
+    within: float = 20.0  # seconds to keep re-checking while the answer differs from `expect`
+    key_id: str | None = None
+
+
+def _as_secret(value: Any, what: str) -> Secret | None:
+    from keyresponse.journal import LostSecret
+
+    if value is None or isinstance(value, Secret):
+        return value
+    if isinstance(value, LostSecret):
+        raise StepError(f"{what} ({value.masked}) was lost with an earlier process; the step that made it must run again",
+                        hint="`keyresponse resume` re-runs it")
+    if isinstance(value, str) and value:
+        return Secret(value)
+    raise UsageError(f"{what} must be a secret, got {type(value).__name__}")
+
+
+class Probe:
+    name = "key.probe"
+    summary = "Call GET /models with a key: live, dead (invalid_api_key), restricted or unknown; `expect:` enforces one."
+    With = ProbeArgs
+
+    def plan(self, args: ProbeArgs, ctx: StepContext) -> Plan:
+        secret = args.secret if args.secret is not None else _known_value(ctx)
+        how = f"GET /models with {getattr(secret, 'masked', '…')}" if secret is not None \
+            else "check the key is no longer listed"
+        return Plan(summary=how + (f", expecting {args.expect}" if args.expect else ""), data=_Work(args))
+
+    def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
+        return []  # the probe is itself a read; there is nothing to prove before it
+
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        from keyresponse import http
+
+        args: ProbeArgs = plan.data.args
+        secret = _as_secret(args.secret, "with.secret")
+        if secret is None:
+            secret = _known_value(ctx)
+        deadline = time.monotonic() + (args.within if args.expect else 0)
+        with http.retry_budget(ctx.remaining()):
+            provider, cfg = provider_for(ctx)
+            record = None if secret is not None else resolve(ctx, args.key_id, provider=provider)
+            while True:
+                if secret is not None:
+                    client = ctx.http("openai-probe", cfg.base_url, {"Authorization": "Bearer " + secret.reveal()})
+                    answer = provider.probe(client)
+                    result, method, detail = answer.result, "models", answer.detail
+                else:
+                    result, detail = _listed(provider, record)  # type: ignore[arg-type]
+                    method = "listing"
+                if args.expect is None or result == args.expect or time.monotonic() >= deadline:
+                    break
+                time.sleep(1.0)
+        out = {"result": result, "method": method, "expect": args.expect, "detail": detail,
+               "key_id": record.key_id if record else None, "checked_at": iso(time.time())}
+        ctx.record("key.probe.result", **out)
+        if args.expect is not None and result != args.expect:
+            still = " — the key is STILL LIVE" if args.expect == "dead" and result == "live" else ""
+            raise StepError(f"expected the key to be {args.expect}, it is {result}{still}: {detail}",
+                            hint="revoke it by hand in the OpenAI dashboard" if still else None)
+        return out
+
+
+def _known_value(ctx: StepContext) -> Secret | None:
+    """The key's own value, when this run has it: the leaked input, else the inventory
+    entry's `secret_env`. Trying the value is the strongest proof of death."""
+    leaked = ctx.inputs.get("leaked")
+    if isinstance(leaked, Secret):
+        return leaked
+    entry = ctx.key
+    if entry is not None and entry.secret_env:
+        value = os.environ.get(entry.secret_env, "").strip()
+        if value:
+            return Secret(value)
+    return None
+
+
+def _listed(provider: Any, record: KeyRecord) -> tuple[str, str]:
+    found = provider.get_key(record.project_id, record.key_id)
+    if found is None:
+        return "dead", f"{record.key_id} is no longer listed in {record.project_id}"
+    if found.owner_type == "service_account" and found.owner_id:
+        if not provider.service_account_exists(record.project_id, found.owner_id):
+            return "dead", f"{record.key_id}'s service account {found.owner_id} is deleted"
+    return "live", f"{record.key_id} is still listed in {record.project_id}"
