@@ -52,6 +52,9 @@ AlertOpt = Annotated[
     typer.Option("--from-alert", metavar="FILE",
                  help="Start from a scanner's alert (GitHub, gitleaks, TruffleHog, GitGuardian, detect-secrets)."),
 ]
+SandboxOpt = Annotated[
+    bool, typer.Option("--sandbox", help="Against a fresh local sandbox; its config is written into this folder.")
+]
 DEFAULT_CONFIG = Path("keyresponse.yaml")
 
 
@@ -63,6 +66,7 @@ def run(
     leaked_stdin: LeakedStdinOpt = False,
     leaked_env: LeakedEnvOpt = None,
     from_alert: AlertOpt = None,
+    sandbox: SandboxOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and preflight every step; change nothing.")] = False,
     yes: YesOpt = False,
     json_output: JsonOpt = False,
@@ -75,7 +79,8 @@ def run(
     from keyresponse import commands
 
     raise typer.Exit(commands.run(playbook, config, key, input or [], leaked_stdin, leaked_env,
-                                  plan_only=dry_run, yes=yes, json_output=json_output, from_alert=from_alert))
+                                  plan_only=dry_run, yes=yes, json_output=json_output, from_alert=from_alert,
+                                  sandbox=sandbox))
 
 
 @app.command()
@@ -86,6 +91,7 @@ def plan(
     leaked_stdin: LeakedStdinOpt = False,
     leaked_env: LeakedEnvOpt = None,
     from_alert: AlertOpt = None,
+    sandbox: SandboxOpt = False,
     json_output: JsonOpt = False,
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
@@ -93,7 +99,8 @@ def plan(
     from keyresponse import commands
 
     raise typer.Exit(commands.run(playbook, config, key, input or [], leaked_stdin, leaked_env,
-                                  plan_only=True, yes=False, json_output=json_output, from_alert=from_alert))
+                                  plan_only=True, yes=False, json_output=json_output, from_alert=from_alert,
+                                  sandbox=sandbox))
 
 
 @app.command()
@@ -170,6 +177,7 @@ def drill(
         "--live", metavar="KEY", help="A real rotation of a key marked `canary: true` (a true fire drill).")] = None,
     history: Annotated[bool, typer.Option("--history", help="Show earlier drills and stale keys.")] = False,
     stale_days: Annotated[int, typer.Option("--stale-days", help="Flag keys with no passing drill in this many days.")] = 8,
+    sandbox: SandboxOpt = False,
     yes: YesOpt = False,
     json_output: JsonOpt = False,
     config: ConfigOpt = DEFAULT_CONFIG,
@@ -182,6 +190,12 @@ def drill(
     """
     from keyresponse.commands.drill import drill as run_drill
 
+    if sandbox:
+        from keyresponse.commands.demo import sandbox_session
+
+        with sandbox_session(Path.cwd()):
+            raise typer.Exit(run_drill(Path.cwd() / "keyresponse.yaml", key, all_keys, live, history, stale_days,
+                                       yes, json_output))
     raise typer.Exit(run_drill(config, key, all_keys, live, history, stale_days, yes, json_output))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import yaml
 
@@ -37,3 +38,21 @@ def test_init_writes_a_valid_inventory_and_workflow(world: World) -> None:
     assert workflow[True]["schedule"][0]["cron"]  # PyYAML reads the key `on` as True
     again = world.kr("init", "--base-url", base, cwd=fresh)
     assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_sandbox_flag_runs_against_a_fresh_sandbox_here(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYRESPONSE_")}
+    env["PYTHONPATH"] = str(REPO)
+    for args in (["drill", "--all", "--sandbox", "--json"],
+                 ["run", "rotate", "--key", "chatbot-prod", "--sandbox", "--yes", "--json"]):
+        out = subprocess.run([sys.executable, "-m", "keyresponse", *args], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert json.loads(out.stdout.splitlines()[-1])["ok"]
+    assert (tmp_path / "keyresponse.yaml").is_file() and (tmp_path / ".keyresponse" / "drills").is_dir()

@@ -51,7 +51,13 @@ def _leaked(leaked_stdin: bool, leaked_env: str | None) -> Any:
 
 def run(playbook_name: str, config: Path, key: str | None, input_pairs: list[str], leaked_stdin: bool,
         leaked_env: str | None, *, plan_only: bool, yes: bool, json_output: bool,
-        from_alert: Path | None = None) -> int:
+        from_alert: Path | None = None, sandbox: bool = False) -> int:
+    if sandbox:  # the same run, against a freshly seeded sandbox whose config is written here
+        from keyresponse.commands.demo import sandbox_session
+
+        with sandbox_session(Path.cwd()):
+            return run(playbook_name, Path.cwd() / "keyresponse.yaml", key, input_pairs, leaked_stdin, leaked_env,
+                       plan_only=plan_only, yes=yes, json_output=json_output, from_alert=from_alert)
     from keyresponse import playbook as pbmod
     from keyresponse.console import reporter_for
     from keyresponse.engine import Engine, Mode

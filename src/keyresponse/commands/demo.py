@@ -91,10 +91,9 @@ def _summary(result: Any, elapsed: float) -> None:
     for fmt, path in paths.items():
         lines.append(f"  report       {path}")
     lines.append(f"  journal      {result.incident.dir / 'journal.jsonl'}")
-    lines.append("  next         open the HTML report. The demo's sandbox has stopped; to keep one running,")
-    lines.append("               `keyresponse sandbox --write-config .` in another terminal, then here")
-    lines.append("               `set -a; . ./sandbox.env; set +a` and try `keyresponse drill --all`,")
-    lines.append("               `keyresponse run rotate --key chatbot-prod`, `keyresponse incidents`")
+    lines.append("  next         open the HTML report; `keyresponse incidents`; then, each against a fresh")
+    lines.append("               sandbox: `keyresponse drill --all --sandbox`,")
+    lines.append("               `keyresponse run rotate --key chatbot-prod --sandbox --yes`")
     from keyresponse.secret import redact
 
     sys.stderr.write(redact("\n".join(lines)) + "\n")
