@@ -68,6 +68,7 @@ class Engine:
             inventory=str(self.inventory.path) if self.inventory.path else None,
             mode=self.mode.value,
             key=key_name,
+            steps=[{"id": s.id, "uses": s.uses} for s in playbook.model.steps],
             inputs=inputs,
             user=_user(),
             host=socket.gethostname(),

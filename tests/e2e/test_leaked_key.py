@@ -52,7 +52,10 @@ def test_rotate_with_a_failing_target_keeps_the_old_key_alive(world: World) -> N
     rows = {t["target"]: t["status"] for t in deploy["outputs"]["targets"]}
     assert [t for t, st in rows.items() if st == "failed"] == ["GitLab variable acme/chatbot:OPENAI_API_KEY"]
     report = (world.dir / ".keyresponse" / "incidents" / result["incident"] / "report.md").read_text()
-    assert "GitLab variable acme/chatbot:OPENAI_API_KEY" in report
+    assert report.startswith("# Incident report: Rotation of API key chatbot-prod")
+    assert "**Mixed state:** the old key" in report
+    assert "Still on the old key: GitLab variable acme/chatbot:OPENAI_API_KEY." in report
+    assert "The old key stays live on purpose" in report
 
 
 def test_nothing_is_minted_when_nobody_can_confirm(world: World) -> None:

@@ -37,14 +37,21 @@ def next_steps(model: dict[str, Any]) -> list[str]:
     ident = inc["id"] or "<incident id>"
     if inc["status"] in ("interrupted", "failed") and inc["mode"] != "plan":
         out.append(f"Finish the response: fix what failed, then run keyresponse resume {ident}.")
-    if inc["mode"] != "plan" and not con["dead"]:
+    rot = model.get("rotation") or {}
+    if rot.get("mixed"):
+        out.append(f"The old key stays live on purpose: {len(rot['on_old'])} target(s) still hold it "
+                   f"({', '.join(rot['on_old'])}). Fix the cause, then keyresponse resume {ident}: the new key "
+                   "goes there, is proven live, and only then is the old key revoked.")
+    elif inc["mode"] != "plan" and not con["dead"] and rot.get("is"):
+        out.append(f"The old key is not revoked yet: resume the rotation (keyresponse resume {ident}).")
+    elif inc["mode"] != "plan" and not con["dead"]:
         where = f"key {key['key_id']}" if key.get("key_id") else "the leaked key"
         if key.get("project_id"):
             where += f" in project {key['project_id']}"
         out.append(f"The leaked key is not proven dead: revoke {where} in the provider's dashboard, "
                    "then probe it again.")
     for row in tgt["rows"]:
-        if row["status"] not in TARGET_OK:
+        if row["status"] not in TARGET_OK and not rot.get("mixed"):
             out.append(f"Put the new key into {row['target']} by hand, or fix the cause and resume.")
     if rep["status"] == "applied" and rep["probe_result"] not in (None, "live", "restricted"):
         out.append("The new key did not answer as live: check it before trusting the restore.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from keyresponse.report import items, sections, times
+from keyresponse.report.sections import TARGET_OK
 from keyresponse.report.timeline import timeline
 
 SCHEMA = "keyresponse.report/1"
@@ -93,6 +94,7 @@ def build(
         ],
         "timeline": timeline(records),
     }
+    model["rotation"] = _rotation(opened, model)
     model["summary"] = _summary(model, inputs)
     model["failures"] = items.failures(model)
     model["next_steps"] = items.next_steps(model)
@@ -147,7 +149,7 @@ def _summary(model: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
     if ttr is not None and ttr < 0:
         ttr = 0.0
     name = key.get("name") or key.get("inventory_name") or "unknown key"
-    what = f"Leaked API key {name}"
+    what = f"{'Rotation of' if model['rotation']['is'] else 'Leaked'} API key {name}"
     if key.get("redacted_value"):
         what += f" ({key['redacted_value']})"
     if key.get("project_id"):
@@ -162,6 +164,22 @@ def _summary(model: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         "time_to_restore": ttr, "time_to_restore_text": times.duration(ttr),
         "exposure_window_text": times.duration(times.seconds_between(leaked_at, con["contained_at"])),
     }
+
+
+def _rotation(opened: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """A rotation deploys before it revokes: while a target fails, the old key stays live
+    on purpose, and the report says which targets hold which key."""
+    order = [s.get("uses") for s in opened.get("steps") or [] if isinstance(s, dict)]
+    if order:
+        is_rotation = ("targets.deploy" in order and "key.revoke" in order
+                       and order.index("key.revoke") > order.index("targets.deploy"))
+    else:  # journals written before the step order was recorded
+        is_rotation = opened.get("playbook") == "rotate"
+    rows = model["targets"]["rows"]
+    on_new = [r["target"] for r in rows if r["status"] in TARGET_OK]
+    on_old = [r["target"] for r in rows if r["status"] not in TARGET_OK]
+    return {"is": is_rotation, "mixed": bool(is_rotation and on_old and not model["containment"]["dead"]),
+            "on_new": on_new, "on_old": on_old}
 
 
 def _outcome(model: dict[str, Any]) -> str:
