@@ -124,3 +124,11 @@ def test_console_script_installed(tmp_path: Path, flag: str) -> None:
     if not exe.exists():
         pytest.skip("console script not installed in this environment")
     assert subprocess.run([str(exe), flag], capture_output=True, timeout=30).returncode == 0
+
+
+def test_a_key_playbook_without_any_key_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "k.yaml").write_text(
+        "name: k\ninputs:\n  key: {}\n  leaked: {type: secret}\nsteps:\n  - {id: a, uses: log.message, with: {message: m}}\n")
+    out = kr("run", "k.yaml", cwd=tmp_path)
+    assert out.returncode == 2 and "--leaked-stdin" in out.stderr
+    assert not (tmp_path / ".keyresponse").exists()  # refused before any incident was opened

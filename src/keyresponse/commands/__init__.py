@@ -80,6 +80,12 @@ def run(playbook_name: str, config: Path, key: str | None, input_pairs: list[str
         if name in given and name not in book.model.inputs:
             raise UsageError(f"playbook {book.name!r} has no `{name}` input; drop --{name}")
     inputs = pbmod.coerce_inputs(book, given)
+    if {"key", "leaked"} <= set(book.model.inputs) and inputs.get("key") is None and inputs.get("leaked") is None:
+        raise UsageError(
+            f"playbook {book.name!r} needs to know which key: nothing identifies it",
+            hint="pass --key NAME (see `keyresponse validate`), the value with --leaked-stdin or "
+                 "--leaked-env VAR, or --from-alert FILE",
+        )
     key_name = inputs.get("key")
     engine = Engine(
         inventory,
