@@ -129,6 +129,7 @@ class Engine:
             for step in steps:
                 if stopped and not step.always:
                     continue
+                self._wait_for_abandoned()  # nothing runs beside a timed-out step still at work
                 if follower and step.uses == "notify.slack":
                     follower.drain()  # the thread's own steps come after every update before them
                 result = self._step(incident, playbook, step, inputs, key_name, outputs, statuses)
@@ -138,8 +139,8 @@ class Engine:
                 crashpoint(f"after:{step.id}")
                 if follower:
                     follower.submit(step.id, step.uses, result.status)
-                if result.status == "failed" and step.on_failure == "stop":
-                    stopped = True
+                if result.status == "failed" and (step.on_failure == "stop" or result.timed_out):
+                    stopped = True  # after a timeout the state is unknown: never go on as if it failed cleanly
         finally:
             if follower:
                 follower.drain()
@@ -211,6 +212,7 @@ class Engine:
                 break  # a failed preflight is a fact about the world, not a flake
             except StepError as exc:
                 result.status, result.error, result.hint = "failed", REDACTOR.redact(exc.message), exc.hint
+                result.timed_out = isinstance(exc, _TimedOut)
                 if isinstance(exc.outputs, dict):
                     result.outputs = dict(exc.outputs)  # what a partly failed step did (e.g. per target)
                 if not exc.retryable or attempt == attempts:
@@ -269,9 +271,8 @@ class Engine:
             # The thread cannot be stopped and may still change things (a mint may yet land),
             # so no retry runs beside it, and the key stays locked until it ends (_run).
             self._abandoned.append(worker)
-            err = StepError(f"timed out after {step.timeout:g}s; it may still finish in the background",
+            err = _TimedOut(f"timed out after {step.timeout:g}s; it may still finish in the background",
                             hint="check the service, raise the step's `timeout:`, then `keyresponse resume`")
-            err.retryable = False
             raise err
         if "exc" in box:
             raise box["exc"]
@@ -359,6 +360,10 @@ def _retry_budget(ctx: StepContext) -> Any:
     from keyresponse import http
 
     return http.retry_budget(ctx.remaining())
+
+
+class _TimedOut(StepError):
+    retryable = False
 
 
 class _PreflightFailed(Exception):

@@ -9,6 +9,9 @@ from keyresponse.journal import Incident
 from keyresponse.secret import REDACTOR
 
 
+DRAIN_TIMEOUT = 30.0
+
+
 class ThreadFollower:
     """Keeps the incident's Slack thread current after each step, off the critical path:
     updates are posted in order by one background thread, so the next step (say, the
@@ -32,9 +35,22 @@ class ThreadFollower:
             self._worker.start()
         self._queue.put((step_id, uses, status))
 
-    def drain(self) -> None:
-        if self._queue is not None:
-            self._queue.join()
+    def drain(self, timeout: float = DRAIN_TIMEOUT) -> None:
+        """Wait for the updates queued so far, but never longer than `timeout`: a slow
+        Slack must not hold the response (or the key's lock) hostage."""
+        if self._queue is None:
+            return
+        done = threading.Event()
+        queue = self._queue
+
+        def wait() -> None:
+            queue.join()
+            done.set()
+
+        threading.Thread(target=wait, daemon=True).start()
+        if not done.wait(timeout):
+            self.incident.journal.append("step.warning", step="slack",
+                                         message=f"Slack updates still pending after {timeout:g}s; going on without them")
 
     def _work(self) -> None:
         from keyresponse.actions.notify import after_step
@@ -43,8 +59,11 @@ class ThreadFollower:
             step_id, uses, status = self._queue.get()
             try:
                 after_step(self.incident, self.inventory, step_id, uses, status)
-            except Exception as exc:  # noqa: BLE001 - Slack must never stop the response
-                self.incident.journal.append("step.warning", step=step_id,
-                                             message=REDACTOR.redact(f"Slack update not posted: {exc}"))
+            except BaseException as exc:  # noqa: BLE001 - Slack must never stop the response
+                try:
+                    self.incident.journal.append("step.warning", step=step_id,
+                                                 message=REDACTOR.redact(f"Slack update not posted: {exc}"))
+                except BaseException:  # noqa: BLE001 - even then, the queue must keep moving
+                    pass
             finally:
                 self._queue.task_done()

@@ -34,6 +34,7 @@ class StepResult:
     outputs: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     hint: str | None = None
+    timed_out: bool = False
 
 
 @dataclass

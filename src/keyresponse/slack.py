@@ -64,6 +64,9 @@ def _redacting_client_class() -> Any:
     return _CLIENT_CLASS
 
 
+RATE_LIMIT_CAP = 10  # seconds
+
+
 def client(token: str, base_url: str, *, timeout: int = 10) -> WebClient:
     """A WebClient that waits out 429s (Retry-After) and retries dropped connections."""
     from slack_sdk.http_retry.builtin_handlers import (
@@ -77,13 +80,26 @@ def client(token: str, base_url: str, *, timeout: int = 10) -> WebClient:
 
     interval = (default_interval_calculator if RETRY_INTERVAL is None
                 else FixedValueRetryIntervalCalculator(RETRY_INTERVAL))
+
+    class CappedRateLimitHandler(RateLimitErrorRetryHandler):
+        """slack-sdk sleeps whatever Retry-After says; an incident waits at most RATE_LIMIT_CAP."""
+
+        def _can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+            if not super()._can_retry(state=state, request=request, response=response, error=error):
+                return False
+            told = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
+            try:
+                wait = int(str(told[0] if isinstance(told, list) else told))
+            except (TypeError, ValueError, IndexError):
+                wait = 1
+            return wait <= RATE_LIMIT_CAP
     made: WebClient = _redacting_client_class()(
         token=token,
         base_url=base_url if base_url.endswith("/") else base_url + "/",  # slack-sdk joins by concatenation
         timeout=timeout,
         logger=QUIET,
         retry_handlers=[
-            RateLimitErrorRetryHandler(max_retry_count=2),
+            CappedRateLimitHandler(max_retry_count=2),
             ConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=interval),
             ServerErrorRetryHandler(max_retry_count=1, interval_calculator=interval),
         ],

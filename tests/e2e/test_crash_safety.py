@@ -64,3 +64,31 @@ def test_a_failed_redeploy_after_a_crash_cuts_no_target_off(world: World) -> Non
     live_values = {state.openai_key_value(k["id"]) for k in state.openai_keys() if k["live"]}
     assert deployed in live_values, "the GitLab target was left holding a revoked key"
     assert leaked(world)["live"], "rotate revoked the old key although a target failed"
+
+
+def test_leaked_key_partial_redeploy_after_a_crash_cuts_no_target_off(world: World) -> None:
+    first = world.kr("run", "leaked-key", "--key", "chatbot-prod", "--yes", env={"KEYRESPONSE_CRASH_AT": "after:deploy"})
+    assert first.returncode == -9
+    state = world.sandbox.state
+    held = state.gitlab_variable("project:acme/chatbot", "OPENAI_API_KEY")["value"]
+    world.sandbox.add_fault(service="gitlab", method="PUT", path="/projects/*/variables/*", kind="status",
+                            status=500, count=None)
+    (incident,) = world.incidents()
+    resumed = world.kr("resume", incident["id"], "--yes")
+    assert resumed.returncode == 1
+    live_values = {state.openai_key_value(k["id"]) for k in state.openai_keys() if k["live"]}
+    assert held in live_values, "the GitLab target was left holding a revoked key"
+    assert not leaked(world)["live"]  # containment is never traded away
+    report = (world.dir / ".keyresponse" / "incidents" / incident["id"] / "report.md").read_text()
+    assert "are still live: an interrupted run had deployed them" in report
+
+
+def test_a_crash_after_the_new_key_is_live_does_not_reissue_it(world: World) -> None:
+    first = world.kr("run", "rotate", "--key", "chatbot-prod", "--yes", env={"KEYRESPONSE_CRASH_AT": "after:live"})
+    assert first.returncode == -9
+    (incident,) = world.incidents()
+    assert world.kr("resume", incident["id"], "--yes").returncode == 0
+    journal = (world.dir / ".keyresponse" / "incidents" / incident["id"] / "journal.jsonl").read_text()
+    resumed = [json.loads(line) for line in journal.splitlines() if '"incident.resumed"' in line]
+    assert resumed and "issue" not in resumed[0]["rerun"] and "deploy" not in resumed[0]["rerun"]
+    assert_restored(world)

@@ -223,3 +223,16 @@ def test_resume_of_a_running_incident_writes_nothing(workdir: Path) -> None:
         Engine(inv, mode=Mode.APPLY).resume(Incident.open(workdir / ".keyresponse", first.incident.id))
     assert (first.incident.dir / "journal.jsonl").read_text() == before
     holder.mark_stopped()
+
+
+def test_a_timeout_stops_the_run_even_with_on_failure_continue(workdir: Path) -> None:
+    counter = workdir / "count.txt"
+    inv, pb = _setup(workdir, "  - {id: a, uses: test.block, timeout: 0.3, on_failure: continue, with: {name: cont}}\n"
+                              f"  - {{id: b, uses: test.count, with: {{counter: {counter}}}}}\n"
+                              f"  - {{id: c, uses: test.count, always: true, with: {{counter: {counter}}}}}\n")
+    test_actions.BLOCK_EVENTS["cont"] = threading.Event()
+    test_actions.STARTED_EVENTS["cont"] = threading.Event()
+    threading.Timer(1.0, test_actions.BLOCK_EVENTS["cont"].set).start()
+    result = Engine(inv, mode=Mode.APPLY).start(pb, {}, None)
+    assert [s.id for s in result.steps] == ["a", "c"]  # b did not run beside the stuck step
+    assert counter.read_text() == "c\n" and test_actions.BLOCK_EVENTS["cont"].is_set()

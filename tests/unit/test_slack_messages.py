@@ -171,9 +171,25 @@ def test_client_uses_slack_sdk_retry_handlers() -> None:
     from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
     client = slack.client("token-for-test", "http://127.0.0.1:9/slack/api")
-    kinds = {type(h) for h in client.retry_handlers}
-    assert {RateLimitErrorRetryHandler, ConnectionErrorRetryHandler} <= kinds
+    assert any(isinstance(h, RateLimitErrorRetryHandler) for h in client.retry_handlers)
+    assert any(isinstance(h, ConnectionErrorRetryHandler) for h in client.retry_handlers)
     assert client.base_url == "http://127.0.0.1:9/slack/api/"
+
+
+def test_a_long_retry_after_is_not_waited_out(sandbox: object) -> None:
+    """slack-sdk would sleep whatever Retry-After says; an incident gives up past the cap."""
+    import time
+
+    from slack_sdk.errors import SlackApiError
+
+    sb: Any = sandbox
+    sb.add_fault(service="slack", method="*", path="/chat.postMessage", kind="status", status=429,
+                 retry_after=str(slack.RATE_LIMIT_CAP + 50), count=None)
+    client = slack.client(sb.env["SLACK_BOT_TOKEN"], sb.urls["slack"])
+    started = time.monotonic()
+    with pytest.raises(SlackApiError):
+        client.chat_postMessage(channel="#incidents", text="hello")
+    assert time.monotonic() - started < slack.RATE_LIMIT_CAP
 
 
 # --- the action, without any Slack

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from keyresponse.action import Check, Plan, StepContext, With
+from keyresponse.action import Check, NoArgs, Plan, StepContext, With
 from keyresponse.actions.key import _failed, _journal_notes, provider_for, resolve
 from keyresponse.errors import ConfigError, KeyresponseError, ProviderError, ServiceError, StepError
 from keyresponse.faults import crashpoint
@@ -116,7 +116,8 @@ class Issue:
                     ctx.warn(f"minting {name} failed ({exc.message}); "
                              f"{'removed what it left' if left else 'it left nothing'}; minting once more")
             ctx.record("key.issue.minted", name=issued.name, project_id=project, key_id=issued.key_id,
-                       service_account_id=issued.service_account_id, redacted_value=issued.redacted_value)
+                       service_account_id=issued.service_account_id, redacted_value=issued.redacted_value,
+                       masked=issued.secret.masked)  # targets.deploy journals the same mask per target
         crashpoint("key.issue:after-mint")
         return {"secret": issued.secret, "key_id": issued.key_id, "service_account_id": issued.service_account_id,
                 "name": issued.name, "redacted_value": issued.redacted_value, "project_id": project,
@@ -132,12 +133,15 @@ class Issue:
         by_key = work.mode == "service_account_key"
         targets: dict[tuple[str, str | None, str | None], None] = {}
         kept: list[dict[str, Any]] = []
-        deployed = _deployed_mints(ctx) if work.keep_deployed else set()
+        # A key on a service account cannot be revoked alone later, so only whole service
+        # accounts are kept for key.retire.
+        reached = written_masks(ctx) if work.keep_deployed and not by_key else set()
         for m in _journal_notes(ctx, "key.issue.minted"):
             ident = (m["project_id"], None if by_key else m.get("service_account_id"), m.get("key_id") if by_key else None)
-            if m.get("key_id") in deployed:
+            if m.get("masked") in reached:
                 kept.append({"project_id": m["project_id"], "service_account_id": ident[1], "key_id": ident[2],
-                             "name": m.get("name"), "redacted_value": m.get("redacted_value")})
+                             "name": m.get("name"), "redacted_value": m.get("redacted_value"),
+                             "masked": m.get("masked")})
                 continue
             targets[ident] = None
         projects: dict[str, set[str]] = {}
@@ -150,6 +154,7 @@ class Issue:
                     targets[(project, f.get("service_account_id"), f.get("key_id"))] = None
         revoked = [sa or key or "" for project, sa, key in targets if _revoke_one(provider, work, project, sa, key)]
         ctx.record("key.issue.orphans_revoked", ids=revoked, kept=[k["service_account_id"] or k["key_id"] for k in kept])
+        ctx.record("key.issue.kept", replacements=kept)  # what key.retire revokes later
         if revoked:
             ctx.warn(f"revoked {len(revoked)} earlier replacement(s) whose value was lost: {', '.join(revoked)}")
         if kept:
@@ -172,41 +177,42 @@ def _revoke_one(provider: Any, work: _IssueWork, project: str, sa: str | None, k
         raise
 
 
-def _deployed_mints(ctx: StepContext) -> set[str]:
-    """Key ids of this step's earlier mints that some target was written with: in journal
-    order, a target applied after a mint (and before the next one) holds that mint."""
-    deployed: set[str] = set()
-    current: str | None = None
+def written_masks(ctx: StepContext) -> set[str]:
+    """Masks of every secret a target of this incident was, or may have been, written with
+    (a `target.writing` note is journaled before each write, so a kill mid-write counts)."""
+    return {r["secret"] for r in ctx.incident.journal.records()
+            if r.get("event") == "step.note" and r.get("note") in ("target", "target.writing") and r.get("secret")}
+
+
+def held_masks(ctx: StepContext) -> dict[str, set[str]]:
+    """Per target, the masks it may hold now: its last confirmed write, plus any write
+    that was started and never reported (the process died during it)."""
+    confirmed: dict[str, str] = {}
+    pending: dict[str, str] = {}
     for r in ctx.incident.journal.records():
-        if r.get("event") != "step.note":
+        if r.get("event") != "step.note" or not r.get("secret"):
             continue
-        if r.get("step") == ctx.step_id and r.get("note") == "key.issue.intent":
-            current = None
-        elif r.get("step") == ctx.step_id and r.get("note") == "key.issue.minted":
-            current = r.get("key_id")
-        elif r.get("note") == "target" and r.get("status") == "applied" and current:
-            deployed.add(current)
-    return deployed
-
-
-class RetireArgs(With):
-    replacements: Any = None  # `${{ steps.issue.outputs.earlier }}`
+        target = str(r.get("target"))
+        if r.get("note") == "target.writing":
+            pending[target] = r["secret"]
+        elif r.get("note") == "target":
+            if r.get("status") == "applied" or str(r.get("error") or "").startswith("written"):
+                confirmed[target] = r["secret"]
+            pending.pop(target, None)
+    return {t: {m for m in (confirmed.get(t), pending.get(t)) if m} for t in set(confirmed) | set(pending)}
 
 
 class Retire:
     name = "key.retire"
     summary = ("Revoke the earlier replacements key.issue kept because targets held them (a run that died "
-               "after deploying), once their successor is deployed and live.")
-    With = RetireArgs
+               "after deploying), once no target holds them any more.")
+    With = NoArgs
 
-    def plan(self, args: RetireArgs, ctx: StepContext) -> Plan:
-        items = args.replacements if isinstance(args.replacements, list) else None
-        if items is None and args.replacements is not None:  # planned: known after key.issue runs
-            return Plan(summary="revoke any replacement an earlier run deployed (known after apply)", data=[])
-        items = [i for i in items or [] if isinstance(i, dict)]
-        changes = [f"revoke {i.get('service_account_id') or i.get('key_id')} ({i.get('redacted_value')})" for i in items]
-        return Plan(summary=f"revoke {len(items)} earlier replacement(s)" if items else "no earlier replacement to revoke",
-                    changes=changes, data=items, destructive=bool(items))
+    def plan(self, args: NoArgs, ctx: StepContext) -> Plan:
+        kept = _kept(ctx)
+        changes = [f"revoke {k.get('service_account_id') or k.get('key_id')} ({k.get('masked')})" for k in kept]
+        return Plan(summary=f"revoke {len(kept)} earlier replacement(s)" if kept else "no earlier replacement to revoke",
+                    changes=changes, data=kept, destructive=bool(kept))
 
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
         return []
@@ -215,16 +221,43 @@ class Retire:
         from keyresponse import http
 
         revoked: list[str] = []
+        still_held: list[str] = []
         if not plan.data:
-            return {"revoked": revoked}
-        work = _IssueWork("service_account" if plan.data[0].get("service_account_id") else "service_account_key",
-                          None, "", None)
+            return {"revoked": revoked, "still_held": still_held}
+        held = held_masks(ctx)
+        work = _IssueWork("service_account", None, "", None)
         with http.retry_budget(ctx.remaining()):
             provider, _ = provider_for(ctx)
             for item in plan.data:
                 ident = item.get("service_account_id") or item.get("key_id") or ""
-                gone = _revoke_one(provider, work, item["project_id"], item.get("service_account_id"),
-                                   item.get("key_id"))
+                holders = sorted(t for t, masks in held.items() if item.get("masked") in masks)
+                if holders:  # revoking it now would cut these targets off
+                    still_held.append(ident)
+                    ctx.warn(f"earlier replacement {ident} is still held by {', '.join(holders)}: left live")
+                    continue
+                _revoke_one(provider, work, item["project_id"], item.get("service_account_id"), item.get("key_id"))
+                ctx.record("key.retire.revoked", id=ident)
                 revoked.append(ident)
-                ctx.progress(f"earlier replacement {ident}: {'revoked' if gone else 'already gone'}")
-        return {"revoked": revoked}
+                ctx.progress(f"revoked earlier replacement {ident}")
+        outputs: dict[str, object] = {"revoked": revoked, "still_held": still_held}
+        if still_held:
+            err = StepError(f"{len(still_held)} earlier replacement(s) are still held by targets: {', '.join(still_held)}",
+                            hint="get the new key onto those targets (fix, then `keyresponse resume`); "
+                                 "this step then revokes them")
+            err.outputs = outputs
+            raise err
+        return outputs
+
+
+def _kept(ctx: StepContext) -> list[dict[str, Any]]:
+    """The replacements key.issue last kept, less those already retired."""
+    kept: list[dict[str, Any]] = []
+    retired: set[str] = set()
+    for r in ctx.incident.journal.records():
+        if r.get("event") != "step.note":
+            continue
+        if r.get("note") == "key.issue.kept":
+            kept = [k for k in r.get("replacements") or [] if isinstance(k, dict)]
+        elif r.get("note") == "key.retire.revoked":
+            retired.add(str(r.get("id")))
+    return [k for k in kept if (k.get("service_account_id") or k.get("key_id")) not in retired]

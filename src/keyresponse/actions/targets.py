@@ -79,6 +79,9 @@ class Deploy(BaseAction):
                 row = _row(target, "applied", note="already holds this secret (applied in an earlier attempt)")
                 row["verified"] = True
             else:
+                # journaled before the write: if the process dies during it, a resume knows this
+                # target may hold this secret (key.issue keeps it, key.retire leaves it live)
+                ctx.record("target.writing", target=me, secret=secret.masked)
                 row = _deploy_one(target, secret, work.restart)
                 ctx.record("target", target=me, kind=row["kind"], status=row["status"], error=row["error"],
                            verified=row["verified"], restarted=row["restarted"], detail=row["note"],

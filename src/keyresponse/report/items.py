@@ -53,6 +53,10 @@ def next_steps(model: dict[str, Any]) -> list[str]:
     for row in tgt["rows"]:
         if row["status"] not in TARGET_OK and not rot.get("mixed"):
             out.append(f"Put the new key into {row['target']} by hand, or fix the cause and resume.")
+    if rep.get("kept_live"):
+        out.append(f"Earlier replacement(s) {', '.join(rep['kept_live'])} are still live: an interrupted run "
+                   f"had deployed them. Once every target holds the new key, keyresponse resume {ident} "
+                   "revokes them (key.retire); or revoke them by hand.")
     if rep["status"] == "applied" and rep["probe_result"] not in (None, "live", "restricted"):
         out.append("The new key did not answer as live: check it before trusting the restore.")
     anomalies = audit.get("anomalies") or []

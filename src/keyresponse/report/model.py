@@ -176,8 +176,12 @@ def _rotation(opened: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
     else:  # journals written before the step order was recorded
         is_rotation = opened.get("playbook") == "rotate"
     rows = model["targets"]["rows"]
-    on_new = [r["target"] for r in rows if r["status"] in TARGET_OK]
-    on_old = [r["target"] for r in rows if r["status"] not in TARGET_OK]
+
+    def written(r: dict[str, Any]) -> bool:  # written, then verify or restart failed: it holds the new key
+        return r["status"] in TARGET_OK or str(r.get("error") or "").startswith("written")
+
+    on_new = [r["target"] for r in rows if written(r)]
+    on_old = [r["target"] for r in rows if not written(r)]
     return {"is": is_rotation, "mixed": bool(is_rotation and on_old and not model["containment"]["dead"]),
             "on_new": on_new, "on_old": on_old}
 

@@ -75,12 +75,16 @@ def replacement(steps: Steps) -> dict[str, Any]:
     out = issue["outputs"] if issue else {}
     probes = _probes(steps, ("live", "restricted"))
     probe, view = probes[-1] if probes else (None, {})
+    # replacements an interrupted run deployed, kept live by key.issue until key.retire revokes them
+    retired = {str(i) for s in steps.of("key.retire") for i in _list(s["outputs"].get("revoked"))}
+    kept_live = [str(k.get("service_account_id") or k.get("key_id")) for k in _list(out.get("earlier"))
+                 if isinstance(k, dict) and str(k.get("service_account_id") or k.get("key_id")) not in retired]
     # Only ids and the mask: the journal holds no value, and the report must not pretend to.
     return {
         "status": issue["status"] if issue else None, "error": issue["error"] if issue else None,
         **{f: out.get(f) for f in ("key_id", "name", "redacted_value", "service_account_id", "project_id")},
         "probe_status": probe["status"] if probe else None, "probe_step": probe["id"] if probe else None,
-        "probe_result": view.get("result"),
+        "probe_result": view.get("result"), "kept_live": kept_live,
     }
 
 
