@@ -79,7 +79,8 @@ class Issue:
             return _failed(what, exc)
         earlier = _journal_notes(ctx, "key.issue.intent")
         if earlier:
-            plan.changes.insert(0, f"revoke {len(earlier)} earlier replacement(s) of this incident first")
+            plan.changes.insert(0, f"first deal with {len(earlier)} earlier mint(s) of this incident: revoke those "
+                                   "no target holds, keep the others for key.retire")
         return [Check(what, True, f"project {work.project}")]
 
     def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
