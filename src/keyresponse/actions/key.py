@@ -138,13 +138,6 @@ def _resolved(ctx: StepContext, record: KeyRecord, via: str) -> KeyRecord:
     return record
 
 
-def _journal_notes(ctx: StepContext, note: str) -> list[dict[str, Any]]:
-    # Read the journal itself: ctx.notes is a snapshot from the start of the run,
-    # and a retried attempt in this same run must see what the failed one wrote.
-    return [r for r in ctx.incident.journal.records()
-            if r.get("event") == "step.note" and r.get("step") == ctx.step_id and r.get("note") == note]
-
-
 def _failed(what: str, exc: KeyresponseError) -> list[Check]:
     return [Check(what, False, exc.message, exc.hint)]
 

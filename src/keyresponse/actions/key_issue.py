@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from keyresponse.action import Check, NoArgs, Plan, StepContext, With
-from keyresponse.actions.key import _failed, _journal_notes, provider_for, resolve
+from keyresponse.actions.key import _failed, provider_for, resolve
 from keyresponse.errors import ConfigError, KeyresponseError, ProviderError, ServiceError, StepError
 from keyresponse.faults import crashpoint
 from keyresponse.providers.base import iso
@@ -77,7 +77,7 @@ class Issue:
                 provider.get(f"organization/projects/{work.project}/service_accounts", {"limit": 1}, what=what)
         except KeyresponseError as exc:
             return _failed(what, exc)
-        earlier = _journal_notes(ctx, "key.issue.intent")
+        earlier = ctx.notes("key.issue.intent")
         if earlier:
             plan.changes.insert(0, f"first deal with {len(earlier)} earlier mint(s) of this incident: revoke those "
                                    "no target holds, keep the others for key.retire")
@@ -91,7 +91,7 @@ class Issue:
         with http.retry_budget(ctx.remaining()):
             provider, _ = provider_for(ctx)
             project = work.project or resolve(ctx, provider=provider).project_id
-            intents = _journal_notes(ctx, "key.issue.intent")
+            intents = ctx.notes("key.issue.intent")
             replaced, earlier = self._revoke_earlier(ctx, provider, work, intents)
             spec_sa = work.service_account_id if work.mode == "service_account_key" else None
             for attempt in range(len(intents) + 1, len(intents) + 1 + MINT_TRIES):
@@ -137,7 +137,7 @@ class Issue:
         # A key on a service account cannot be revoked alone later, so only whole service
         # accounts are kept for key.retire.
         reached = written_masks(ctx) if work.keep_deployed and not by_key else set()
-        for m in _journal_notes(ctx, "key.issue.minted"):
+        for m in ctx.notes("key.issue.minted"):
             ident = (m["project_id"], None if by_key else m.get("service_account_id"), m.get("key_id") if by_key else None)
             if m.get("masked") in reached:
                 kept.append({"project_id": m["project_id"], "service_account_id": ident[1], "key_id": ident[2],
