@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from keyresponse.engine import Engine, Mode, Reporter, RunResult
-from keyresponse.journal import utcnow
+from keyresponse.journal import utcnow, write_private
 
 
 def problems_of(result: RunResult) -> list[str]:
@@ -55,13 +54,7 @@ def drill_key(inventory: Any, key_name: str, reporter: Reporter, playbook_name: 
 def _save(folder: Path, record: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     name = f"{record['at'].replace(':', '').replace('.', '')}-{record['key']}.json"
-    tmp = folder / f".{name}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(record, fh, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, folder / name)
+    write_private(folder / name, json.dumps(record, indent=2).encode("utf-8"))
 
 
 def history(root: Path) -> list[dict[str, Any]]:

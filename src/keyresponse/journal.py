@@ -187,16 +187,7 @@ class Incident:
         """Write a file into the incident folder atomically, mode 0600, redacted if text."""
         if isinstance(content, str):
             content = REDACTOR.redact(content).encode("utf-8")
-        path = self.dir / name
-        tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, content)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        return path
+        return write_private(self.dir / name, content)
 
     # --- summary of the journal
 
@@ -303,6 +294,22 @@ class KeyLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def write_private(path: Path, data: bytes) -> Path:
+    """Write a file atomically (temp file, fsync, rename), mode 0600: a reader never
+    sees half of it, and nobody else can read it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return path
 
 
 def _mkdir_private(path: Path) -> None:
