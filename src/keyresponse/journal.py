@@ -93,7 +93,6 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._seq = sum(1 for _ in self.records())
         self._tail_checked = False
 
     def append(self, event: str, **data: Any) -> dict[str, Any]:
@@ -103,7 +102,6 @@ class Journal:
             if not self._tail_checked:
                 self._cut_torn_tail()
                 self._tail_checked = True
-            self._seq += 1
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, line.encode("utf-8"))
