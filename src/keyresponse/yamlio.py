@@ -73,12 +73,21 @@ def load_file(path: str | Path) -> Document:
     return load_text(text, str(path))
 
 
+def _loader() -> Any:
+    """libyaml's safe loader where PyYAML was built with it (the same nodes and marks, several
+    times faster: the inventory and playbook are read before the first call to the provider)."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_text(text: str, file: str = "<string>") -> Document:
     import yaml
 
+    loader = _loader()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        _refuse_anchors(text, file)
+        node = yaml.compose(text, Loader=loader)
+        _refuse_anchors(text, file, loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise ConfigError(
@@ -89,17 +98,26 @@ def load_text(text: str, file: str = "<string>") -> Document:
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", file=file) from None
+    except RecursionError:  # the pure-Python parser, without libyaml's own depth limit
+        raise ConfigError("invalid YAML: nested too deeply", file=file,
+                          hint="flatten the structure; no playbook or inventory needs this depth") from None
     marks: dict[Loc, Mark] = {}
     if node is None:
         return Document(file, None, marks)
-    data = _construct(node, (), marks, file)
+    constructor = yaml.SafeLoader(stream="")  # builds scalars only: the tree is walked here
+    try:
+        data = _construct(node, (), marks, file, constructor)
+    except RecursionError:
+        raise ConfigError("invalid YAML: nested too deeply", file=file) from None
+    finally:
+        constructor.dispose()
     return Document(file, data, marks)
 
 
-def _refuse_anchors(text: str, file: str) -> None:
+def _refuse_anchors(text: str, file: str, loader: Any) -> None:
     import yaml
 
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=loader):
         anchor = getattr(event, "anchor", None)
         if isinstance(event, yaml.AliasEvent) or anchor:
             m = event.start_mark
@@ -112,7 +130,7 @@ def _refuse_anchors(text: str, file: str) -> None:
             )
 
 
-def _construct(node: Any, loc: Loc, marks: dict[Loc, Mark], file: str) -> Any:
+def _construct(node: Any, loc: Loc, marks: dict[Loc, Mark], file: str, constructor: Any) -> Any:
     import yaml
 
     marks[loc] = Mark(node.start_mark.line + 1, node.start_mark.column + 1)
@@ -125,7 +143,7 @@ def _construct(node: Any, loc: Loc, marks: dict[Loc, Mark], file: str) -> Any:
                     "YAML merge keys (<<) are not allowed",
                     file=file, line=m.line + 1, column=m.column + 1,
                 )
-            key = _construct(key_node, loc + ("<key>",), {}, file)
+            key = _construct(key_node, loc + ("<key>",), {}, file, constructor)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 m = key_node.start_mark
                 raise ConfigError("mapping keys must be plain scalars", file=file,
@@ -141,20 +159,17 @@ def _construct(node: Any, loc: Loc, marks: dict[Loc, Mark], file: str) -> Any:
                 )
             child = loc + (key,)
             marks[child] = Mark(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            out[key] = _construct(value_node, child, marks, file)
+            out[key] = _construct(value_node, child, marks, file, constructor)
             marks[child] = Mark(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(v, loc + (i,), marks, file) for i, v in enumerate(node.value)]
-    constructor = yaml.SafeLoader(stream="")
+        return [_construct(v, loc + (i,), marks, file, constructor) for i, v in enumerate(node.value)]
     try:
         return constructor.construct_object(node, deep=True)
     except yaml.constructor.ConstructorError as exc:
         m = node.start_mark
         raise ConfigError(f"invalid value: {exc.problem}", file=file,
                           line=m.line + 1, column=m.column + 1) from None
-    finally:
-        constructor.dispose()
 
 
 def pydantic_errors(doc: Document, exc: Any, what: str) -> ConfigError:

@@ -57,14 +57,35 @@ PLAYBOOK_CASES = [
 ]
 
 
+@pytest.fixture(params=["libyaml", "pure-python"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both of PyYAML's parsers: libyaml where PyYAML was built with it, the Python one elsewhere."""
+    import yaml
+
+    from keyresponse import yamlio
+
+    if request.param == "libyaml" and not getattr(yaml, "__with_libyaml__", False):
+        pytest.skip("this PyYAML was built without libyaml")
+    if request.param == "pure-python":
+        monkeypatch.setattr(yamlio, "_loader", lambda: yaml.SafeLoader)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("name,text,line,fragment", PLAYBOOK_CASES, ids=[c[0] for c in PLAYBOOK_CASES])
-def test_playbook_errors_name_file_line_and_problem(tmp_path: Path, name: str, text: str, line: int, fragment: str) -> None:
+def test_playbook_errors_name_file_line_and_problem(tmp_path: Path, name: str, text: str, line: int, fragment: str,
+                                                    parser: str) -> None:
     err = _error(_pb(tmp_path, text))
     assert err.file and err.file.endswith("pb.yaml")
     assert err.line == line, str(err)
     assert err.column is not None
     assert fragment in str(err)
     assert str(err).startswith(f"{err.file}:{line}:")
+
+
+def test_deep_nesting_is_an_error_not_a_crash(tmp_path: Path, parser: str) -> None:
+    depth = 20_000
+    err = _error(_pb(tmp_path, "name: " + "[" * depth + "]" * depth + "\nsteps: []\n"))
+    assert "nest" in str(err) and err.file and err.file.endswith("pb.yaml")
 
 
 def test_oversized_file_is_refused(tmp_path: Path) -> None:
