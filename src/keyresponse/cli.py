@@ -281,6 +281,11 @@ def main() -> None:
     """Console entry point: one error handler for the whole program."""
     from keyresponse.errors import KeyresponseError
 
+    # httpx imports its own command-line client (click, rich, pygments: ~40 ms) whenever those
+    # happen to be installed, and Typer installs rich. We never call it, and start-up counts
+    # toward containment; a failed import makes httpx define a stub `main` instead.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
     try:
         rc = app(standalone_mode=False)
         sys.exit(rc if isinstance(rc, int) else 0)
