@@ -144,6 +144,7 @@ class App:
     async def _serve(self, service: Service, request: Request, rel: str, send: Any) -> Response | None:
         """The service's answer, disturbed by any faults; None when the connection was dropped."""
         method = request.method
+        self.runtime.state.requests[(service.name, method, unquote(rel))] += 1
         terminal = await self._pre_faults(service, rel, self.runtime.faults.take(service.name, method,
                                                                                  (rel, unquote(rel))))
         kind = terminal.kind if terminal is not None else None

@@ -13,6 +13,7 @@ import json
 import random
 import string
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ class State:
     gitlab: dict[str, Any] = field(default_factory=dict)
     slack: dict[str, Any] = field(default_factory=dict)
     mutations: list[dict[str, Any]] = field(default_factory=list)
+    # (service, method, path) -> how many requests arrived, faults included (for tests)
+    requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     truth: dict[str, Any] = field(default_factory=dict)
     # env var name -> value of the credentials the sandbox hands out (never in public_view)
     credentials: dict[str, str] = field(default_factory=dict)
@@ -180,7 +183,9 @@ class State:
         }
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        data = asdict(self)
+        del data["requests"]  # a count for tests, not state worth keeping
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> State:
