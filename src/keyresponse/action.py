@@ -8,6 +8,17 @@ An action does three things, and the engine alone decides which of them run:
 
 `--dry-run`, `plan` and `drill` stop after preflight. An action never asks which
 mode it is in; in plan mode the HTTP clients it gets refuse anything but reads.
+
+One more, optional, for the first step of a run:
+
+    prefetch(args, early)  the set-up of a read its preflight will need (imports, the
+                           client), returning the read itself as a function; the engine
+                           runs that in the background while it opens the incident, and
+                           preflight picks the answer up with `ctx.prefetched()`
+                           (None: do the read now)
+
+It lets the network round trip overlap start-up; it must only read, and it sees
+no journal (the incident does not exist yet).
 """
 
 from __future__ import annotations
@@ -20,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     import httpx
 
     from keyresponse.inventory import KeyEntry, LoadedInventory
@@ -109,6 +122,8 @@ class Action(Protocol):
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]: ...
     def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]: ...
 
+    # Optional: `prefetch(args, early: EarlyContext) -> Callable[[], Any] | None` (see the module's docstring).
+
     # Optional: `after_run(incident, inventory, outputs)`, called once the incident's end
     # is journaled, for each step of this action that was applied in the run
     # (report.render renders again so the report holds the whole run).
@@ -129,27 +144,49 @@ class BaseAction:
 
 
 @dataclass
-class StepContext:
-    """Everything a step may use. Built by the engine, one per step attempt."""
+class EarlyContext:
+    """What a step's `prefetch` may use: the run's inventory, inputs and HTTP clients."""
 
-    incident: Incident
     inventory: LoadedInventory
     inputs: dict[str, Any]
     key_name: str | None
+    _http: Callable[..., httpx.Client]
+
+    @property
+    def key(self) -> KeyEntry | None:
+        return self.inventory.model.keys.get(self.key_name) if self.key_name else None
+
+    def http(self, service: str, base_url: str, headers: dict[str, str] | None = None) -> httpx.Client:
+        """The shared client for a service (retries, timeouts, redaction; read-only in plan mode)."""
+        return self._http(service, base_url, headers or {})
+
+
+@dataclass
+class StepContext(EarlyContext):
+    """Everything a step may use. Built by the engine, one per step attempt."""
+
+    incident: Incident
     step_id: str
     attempt: int
     outputs: dict[str, dict[str, Any]]  # outputs of earlier steps, by id
     assume_yes: bool
     interactive: bool
     deadline: float | None
-    _http: Callable[..., httpx.Client]
     _emit: Callable[[str, str], None]
     playbook_name: str = ""
     statuses: dict[str, str] = field(default_factory=dict)
+    early: Future[Any] | None = None  # this step's prefetch, when one was started
 
-    @property
-    def key(self) -> KeyEntry | None:
-        return self.inventory.model.keys.get(self.key_name) if self.key_name else None
+    def prefetched(self) -> Any:
+        """What this step's `prefetch` returned, waiting for it if it is still at work;
+        None when none ran or it failed (the step then makes the call itself, and reports
+        any error in full)."""
+        if self.early is None:
+            return None
+        try:
+            return self.early.result(timeout=self.remaining())
+        except Exception:  # noqa: BLE001 - the step's own call reports the failure
+            return None
 
     def require_key(self) -> KeyEntry:
         from keyresponse.errors import UsageError
@@ -173,10 +210,6 @@ class StepContext:
             r for r in self.incident.journal.records()
             if r.get("event") == "step.note" and r.get("step") == self.step_id and r.get("note") == event
         ]
-
-    def http(self, service: str, base_url: str, headers: dict[str, str] | None = None) -> httpx.Client:
-        """The shared client for a service (retries, timeouts, redaction; read-only in plan mode)."""
-        return self._http(service, base_url, headers or {})
 
     def progress(self, message: str) -> None:
         self._emit("progress", message)

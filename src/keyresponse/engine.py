@@ -13,11 +13,12 @@ import getpass
 import socket
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from keyresponse import __version__
-from keyresponse.action import Check, Plan, PlannedOutputs, StepContext
+from keyresponse.action import Check, EarlyContext, Plan, PlannedOutputs, StepContext
 from keyresponse.errors import ApprovalRefused, KeyresponseError, StepError, UsageError
 from keyresponse.faults import crashpoint
 from keyresponse.follower import ThreadFollower
@@ -51,6 +52,7 @@ class Engine:
         self._abandoned: list[threading.Thread] = []
         self._clients_lock = threading.Lock()
         self._confirmed = False
+        self._early: tuple[str, Future[Any]] | None = None
 
     # --- entry points
 
@@ -59,6 +61,7 @@ class Engine:
             self.mode = Mode.PLAN  # e.g. the drill playbook: it proves, it never changes
         if key_name is not None:
             self.inventory.key(key_name)  # a clear error for an unknown name, before anything
+        self._early = self._prefetch(playbook, inputs, key_name)
         incident = Incident.create(self.state_dir)
         incident.write_file("playbook.yaml", playbook.text)
         incident.journal.append(
@@ -178,6 +181,8 @@ class Engine:
         for attempt in range(1, attempts + 1):
             journal.append("step.started", step=step.id, uses=step.uses, attempt=attempt, mode=self.mode.value)
             ctx = self._context(incident, playbook, step, inputs, key_name, outputs, statuses, attempt)
+            if self._early and self._early[0] == step.id and attempt == 1:
+                ctx.early = self._early[1]
             template_ctx = self._template_context(incident, playbook, inputs, key_name, outputs, statuses)
             try:
                 if step.if_ is not None and not expr.truthy(step.if_, template_ctx):
@@ -241,6 +246,51 @@ class Engine:
         )
         self.reporter.step_finished(step, result)
         return result
+
+    def _prefetch(self, playbook: LoadedPlaybook, inputs: dict[str, Any],
+                  key_name: str | None) -> tuple[str, Future[Any]] | None:
+        """Start the first step's read-only `prefetch` now, so that its round trip overlaps
+        opening the incident (the revoke's lookup of the key is the first call of an incident).
+        Only when its `with:` needs nothing the incident has yet; any failure is left for the
+        step's own call to meet and report."""
+        from keyresponse import expr, registry
+
+        step = playbook.model.steps[0]
+        action_cls = registry.get(step.uses)
+        if getattr(action_cls, "prefetch", None) is None or step.if_ is not None:
+            return None
+        key: dict[str, Any] = {}
+        if key_name is not None:
+            key = {"name": key_name, **self.inventory.key(key_name).model_dump(mode="json")}
+        try:
+            args = action_cls.With.model_validate(
+                expr.render(step.with_, {"inputs": dict(inputs), "key": key, "steps": {}}))
+        except Exception:  # noqa: BLE001 - e.g. it reads `incident`: the step renders it later
+            return None
+        from keyresponse import http
+
+        early = EarlyContext(inventory=self.inventory, inputs=inputs, key_name=key_name, _http=self._client)
+        try:
+            # set-up here, not in the thread: under the GIL, imports there would only slow
+            # both threads down; the request alone goes to the background
+            read = action_cls().prefetch(args, early)
+        except Exception:  # noqa: BLE001 - the step meets it again and reports it
+            return None
+        if read is None:
+            return None
+        future: Future[Any] = Future()
+        timeout = step.timeout
+
+        def work() -> None:
+            future.set_running_or_notify_cancel()
+            try:
+                with http.retry_budget(timeout):
+                    future.set_result(read())
+            except BaseException as exc:  # noqa: BLE001 - handed to the step, which redoes the call
+                future.set_exception(exc)
+
+        threading.Thread(target=work, name=f"prefetch-{step.id}", daemon=True).start()
+        return step.id, future
 
     def _after_run(self, incident: Incident, playbook: LoadedPlaybook, results: list[StepResult]) -> None:
         from keyresponse import registry

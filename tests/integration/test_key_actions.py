@@ -315,3 +315,33 @@ def test_resume_needs_no_leaked_value(world: Path, sandbox: Any) -> None:
     assert step(result, "dead").outputs["result"] == "dead"
     assert step(result, "dead").outputs["key_id"] == sandbox.state.truth["leaked_key_id"]
     assert_never_written(result, os.environ["SANDBOX_LEAKED_KEY"])
+
+
+# --- the lookup that starts while the incident opens (Action.prefetch) -----------------------
+
+
+def _key_reads(sandbox: Any) -> int:
+    truth = sandbox.state.truth
+    return sum(n for (service, method, path), n in sandbox.state.requests.items()
+               if service == "openai" and method == "GET" and path.endswith(f"/api_keys/{truth['leaked_key_id']}"))
+
+
+def test_the_first_steps_lookup_is_made_once_and_used(world: Path, sandbox: Any) -> None:
+    result = run(world, """
+        - {id: revoke, uses: key.revoke}
+        - {id: dead, uses: key.probe}
+        """)
+    assert result.ok, [s.error for s in result.steps]
+    assert _key_reads(sandbox) == 1  # made early, then used by the preflight: never twice
+    assert key_state(sandbox, sandbox.state.truth["leaked_key_id"])["live"] is False
+
+
+def test_a_failed_early_lookup_is_made_again_by_the_step(world: Path, sandbox: Any) -> None:
+    # the early read meets a 403 (not retried); the step's own read then succeeds
+    sandbox.add_fault(service="openai", method="GET", path="/organization/projects/*/api_keys/*",
+                      kind="status", status=403, count=1)
+    result = run(world, "- {id: revoke, uses: key.revoke}\n")
+    assert result.ok, [s.error for s in result.steps]
+    assert _key_reads(sandbox) == 2
+    assert key_state(sandbox, sandbox.state.truth["leaked_key_id"])["live"] is False
+

@@ -469,6 +469,9 @@ class _Ctx:
     def warn(self, message: str) -> None:
         pass
 
+    def prefetched(self) -> Any:
+        return None
+
 
 class _NoCalls:
     def __getattr__(self, name: str) -> Any:

@@ -8,29 +8,13 @@ key.probe lives in key_probe.py, key.issue in key_issue.py, key.audit in key_aud
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
-from keyresponse.action import Check, Plan, StepContext, With
+from keyresponse.action import Check, EarlyContext, Plan, StepContext, With
 from keyresponse.errors import ConfigError, KeyresponseError, ProviderError, ServiceError, UsageError
 from keyresponse.providers.base import KeyRecord
 from keyresponse.secret import Secret
-
-
-def _prewarm() -> None:
-    try:
-        import h11  # noqa: F401  (httpx imports these two only when the first client or call needs them)
-        import httpcore  # noqa: F401
-
-        import keyresponse.providers.openai  # noqa: F401  (pulls in httpx)
-    except Exception:  # noqa: BLE001 - the real import, later, reports any problem
-        pass
-
-
-# Containment time counts: importing httpx (~60 ms) overlaps the engine's own start-up
-# (journal, lock, validation) instead of delaying the first call to the provider.
-threading.Thread(target=_prewarm, name="keyresponse-prewarm", daemon=True).start()
 
 
 @dataclass
@@ -42,7 +26,7 @@ class _Work:
     gone: bool = False  # the key is no longer listed; revoking it counts as done
 
 
-def provider_for(ctx: StepContext) -> tuple[Any, Any]:
+def provider_for(ctx: EarlyContext) -> tuple[Any, Any]:
     """(OpenAIProvider, its inventory settings) for the step's key, on the admin client."""
     from keyresponse.providers.openai import OpenAIProvider
 
@@ -76,10 +60,10 @@ def resolve(ctx: StepContext, key_id: str | None = None, project: str | None = N
     entry = ctx.key
     project = project or (entry.project if entry else None)
     leaked = ctx.inputs.get("leaked")
-    if key_id or (not isinstance(leaked, Secret) and entry is not None and entry.key_id):
-        wanted = key_id or entry.key_id  # type: ignore[union-attr]
+    wanted = key_id or (entry.key_id if entry is not None and not isinstance(leaked, Secret) else None)
+    if wanted:
         try:
-            found = provider.find(key_id=wanted, project_id=project)
+            found = _find_by_id(ctx, provider, wanted, project)
         except KeyNotFound:
             if not project:
                 raise
@@ -89,7 +73,7 @@ def resolve(ctx: StepContext, key_id: str | None = None, project: str | None = N
         if entry is not None and entry.key_id:
             # one call instead of listing the organization, when the inventory already names it
             try:
-                named = provider.find(key_id=entry.key_id, project_id=project)
+                named = _find_by_id(ctx, provider, entry.key_id, project)
             except KeyNotFound:
                 named = None
             if named is not None and named.matches(leaked.reveal()):
@@ -109,6 +93,48 @@ def resolve(ctx: StepContext, key_id: str | None = None, project: str | None = N
         hint="give `key_id:` in the inventory or `with: {key_id: ...}`, or the leaked value with "
              "--leaked-stdin / --leaked-env VAR",
     )
+
+
+@dataclass(frozen=True)
+class _Early:
+    """A lookup by id made before the incident opened: the key, or why it is not there."""
+
+    key_id: str
+    project: str | None
+    record: KeyRecord | None
+    missing: KeyresponseError | None = None
+
+
+def prefetch_key(args: Any, early: EarlyContext) -> Callable[[], _Early] | None:
+    """The first call `resolve` makes, made early: find the key by its id (from `with:` or
+    the inventory) in its project. With neither, resolve lists keys; nothing is fetched."""
+    from keyresponse.providers.openai import KeyNotFound
+
+    entry = early.key
+    key_id = args.key_id or (entry.key_id if entry else None)
+    if not key_id:
+        return None
+    project = args.project or (entry.project if entry else None)
+    provider, _ = provider_for(early)
+
+    def read() -> _Early:
+        try:
+            return _Early(key_id, project, provider.find(key_id=key_id, project_id=project))
+        except KeyNotFound as exc:
+            return _Early(key_id, project, None, exc)
+
+    return read
+
+
+def _find_by_id(ctx: StepContext, provider: Any, key_id: str, project: str | None) -> KeyRecord:
+    early = ctx.prefetched()
+    if isinstance(early, _Early) and (early.key_id, early.project) == (key_id, project):
+        if early.missing is not None:
+            raise early.missing
+        if early.record is not None:
+            return early.record
+    found: KeyRecord = provider.find(key_id=key_id, project_id=project)
+    return found
 
 
 def locate_in_inventory(inventory: Any, leaked: Secret) -> str | None:
@@ -155,6 +181,9 @@ class Find:
     summary = "Find the leaked key (by inventory entry, key id or leaked value) and record its project and owner."
     With = FindArgs
 
+    def prefetch(self, args: FindArgs, early: EarlyContext) -> Callable[[], _Early] | None:
+        return prefetch_key(args, early)
+
     def plan(self, args: FindArgs, ctx: StepContext) -> Plan:
         target = args.key_id or (ctx.key.key_id if ctx.key else None) or "the key matching the leaked value"
         return Plan(summary=f"find {target} at the provider", data=_Work(args))
@@ -192,6 +221,9 @@ class Revoke:
     name = "key.revoke"
     summary = "Revoke the leaked key (a service account's key: delete the account); already gone counts as done."
     With = RevokeArgs
+
+    def prefetch(self, args: RevokeArgs, early: EarlyContext) -> Callable[[], _Early] | None:
+        return prefetch_key(args, early)
 
     def plan(self, args: RevokeArgs, ctx: StepContext) -> Plan:
         target = args.key_id or (ctx.key.key_id if ctx.key else None) or "the leaked key"
