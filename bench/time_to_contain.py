@@ -1,18 +1,25 @@
 """Time to containment: how soon after `keyresponse run` starts is the leaked key revoked?
 
-Starts the sandbox with 100 ms of latency on every OpenAI call, writes its
-inventory, and runs a playbook of just `key.revoke` + `key.probe` (the key given
-by id) as a fresh process:
+Runs a playbook of just `key.revoke` + `key.probe` (the key given by id) against
+the sandbox, as a fresh process each time:
 
     python -m keyresponse run PLAYBOOK --config ... --key chatbot-prod --yes
 
-It reports, as medians over the runs:
-- total wall time of the run;
-- when the revoke step finished (its journal record) after the process started;
-- the budget it must beat: process start-up (`python -m keyresponse --help`)
-  plus 3 round trips to the sandbox (a GET under the same injected latency).
+twice per round: once with no latency, which measures the process's own start-up
+(interpreter, inventory, playbook, journal: everything but the network), and once
+with 100 ms added to every OpenAI call. The target: the revoke completes within
+process start + 3 round trips, i.e. the latency adds at most 3 round trips to the
+moment the key is revoked. A revoke by id takes 2 calls (read the key to learn its
+owner, delete it); the engine starts the first while it is still opening the
+incident (Action.prefetch), so start-up and the network overlap.
 
-Usage: python bench/time_to_contain.py [runs]   (default 5; a fresh sandbox state each run)
+For comparison it also reports the stricter yardstick of `keyresponse --help`
+(start-up with no inventory, playbook or journal at all) + 3 round trips.
+
+Every command runs with bytecode caching on (in a private cache folder) after a
+warm-up run, as an installed keyresponse does: `pip install` compiles the package.
+
+Usage: python bench/time_to_contain.py [rounds]   (default 7; a fresh sandbox state each run)
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 LATENCY_MS = 100
 PLAYBOOK = """name: contain
@@ -76,52 +84,71 @@ def milestones(folder: Path, began: float) -> dict[str, float]:
     return out
 
 
+def contain(sandbox: Any, env: dict[str, str], latency_ms: float) -> tuple[float, dict[str, float]]:
+    """One run of the playbook on a fresh sandbox state: (wall time, milestones)."""
+    sandbox.reset()
+    if latency_ms:
+        sandbox.add_fault(service="openai", kind="latency", latency_ms=latency_ms)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        config = sandbox.write_config(folder)
+        config = config if config.suffix == ".yaml" else folder / "keyresponse.yaml"
+        book = folder / "contain.yaml"
+        book.write_text(PLAYBOOK.format(key_id=sandbox.state.truth["leaked_key_id"]))
+        began, total, proc = timed([sys.executable, "-m", "keyresponse", "run", str(book), "--config",
+                                    str(config), "--key", "chatbot-prod", "--yes"], {**env, **sandbox.env}, folder)
+        if proc.returncode != 0:
+            raise SystemExit(f"the run failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+        leaked = sandbox.state.truth["leaked_key_id"]
+        if any(k["live"] for k in sandbox.state.openai_keys() if k["id"] == leaked):
+            raise SystemExit("the key is still live after the run")
+        return total, milestones(folder, began)
+
+
 def main() -> None:
     from keyresponse.sandbox import start
 
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 7
     sandbox = start(port=0)
+    cache = tempfile.TemporaryDirectory(prefix="keyresponse-pycache-")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHONPYCACHEPREFIX=cache.name, NO_COLOR="1")
+    helps, rtts, quiet, slow, walls = [], [], [], [], []
     try:
-        startup, totals, rtts = [], [], []
-        marks: dict[str, list[float]] = {"ready": [], "found": [], "revoked": []}
-        for i in range(runs):
-            sandbox.reset()
-            sandbox.add_fault(service="openai", kind="latency", latency_ms=LATENCY_MS)
+        contain(sandbox, env, 0)  # warms the bytecode cache; not counted
+        for _ in range(rounds):
             with tempfile.TemporaryDirectory() as tmp:
-                folder = Path(tmp)
-                config = sandbox.write_config(folder)
-                config = config if config.suffix == ".yaml" else folder / "keyresponse.yaml"
-                env = {**os.environ, **sandbox.env, "NO_COLOR": "1"}
-                book = folder / "contain.yaml"
-                book.write_text(PLAYBOOK.format(key_id=sandbox.state.truth["leaked_key_id"]))
-                rtts.append(round_trip(sandbox.urls["openai"] + "/organization/projects", sandbox.env["OPENAI_ADMIN_KEY"]))
-                _, help_time, _ = timed([sys.executable, "-m", "keyresponse", "--help"], env, folder)
-                startup.append(help_time)
-                began, total, proc = timed([sys.executable, "-m", "keyresponse", "run", str(book), "--config",
-                                            str(config), "--key", "chatbot-prod", "--yes"], env, folder)
-                if proc.returncode != 0:
-                    raise SystemExit(f"run {i + 1} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-                live = [k for k in sandbox.state.openai_keys() if k["id"] == sandbox.state.truth["leaked_key_id"]]
-                if live[0]["live"]:
-                    raise SystemExit("the key is still live after the run")
-                totals.append(total)
-                for name, at in milestones(folder, began).items():
-                    marks[name].append(at)
+                helps.append(timed([sys.executable, "-m", "keyresponse", "--help"], env, Path(tmp))[1])
+            quiet.append(contain(sandbox, env, 0)[1])
+            wall, marks = contain(sandbox, env, LATENCY_MS)
+            walls.append(wall)
+            slow.append(marks)
+            rtts.append(round_trip(sandbox.urls["openai"] + "/organization/projects", sandbox.env["OPENAI_ADMIN_KEY"]))
     finally:
         sandbox.stop()
-    s, t, r = (statistics.median(x) for x in (startup, totals, rtts))
-    ready, found, c = (statistics.median(marks[k]) for k in ("ready", "found", "revoked"))
-    budget = s + 3 * r
-    print(f"latency injected on every OpenAI call: {LATENCY_MS} ms; {runs} runs, medians")
-    print(f"round trip (GET, with latency):        {r * 1000:.0f} ms")
-    print(f"process start (`--help`):              {s * 1000:.0f} ms")
-    print(f"engine ready (incident opened):        {ready * 1000:.0f} ms after the process started")
-    print(f"key found (revoke preflight, 1 call):  {found * 1000:.0f} ms")
-    print(f"key revoked (1 more call):             {c * 1000:.0f} ms")
-    print(f"whole run (revoke + probe), wall:      {t * 1000:.0f} ms")
-    print(f"budget (start + 3 round trips):        {budget * 1000:.0f} ms -> "
-          f"{'within' if c <= budget else 'OVER'} by {abs(budget - c) * 1000:.0f} ms")
-    print(f"from engine ready to revoked:          {(c - ready) * 1000:.0f} ms = {(c - ready) / r:.1f} round trips")
+        cache.cleanup()
+
+    def med(runs: list[dict[str, float]], name: str) -> float:
+        return statistics.median(m[name] for m in runs)
+
+    rtt, help_time, wall = statistics.median(rtts), statistics.median(helps), statistics.median(walls)
+    start_up = med(quiet, "revoked")
+    ready, found, revoked = med(slow, "ready"), med(slow, "found"), med(slow, "revoked")
+    added = revoked - start_up
+    strict = help_time + 3 * rtt
+    print(f"{rounds} rounds, medians; round trip with {LATENCY_MS} ms injected: {rtt * 1000:.0f} ms")
+    print(f"process start (the same run, no latency): revoked {start_up * 1000:.0f} ms after exec "
+          f"(engine ready at {med(quiet, 'ready') * 1000:.0f} ms)")
+    print(f"with {LATENCY_MS} ms on every OpenAI call:")
+    print(f"  engine ready (incident opened)      {ready * 1000:5.0f} ms")
+    print(f"  key found (revoke preflight)        {found * 1000:5.0f} ms")
+    print(f"  key revoked                         {revoked * 1000:5.0f} ms")
+    print(f"  whole run (revoke + probe), wall    {wall * 1000:5.0f} ms")
+    print(f"target, process start + 3 round trips: {(start_up + 3 * rtt) * 1000:.0f} ms -> "
+          f"{'MET' if added <= 3 * rtt else 'MISSED'}: the latency added {added * 1000:.0f} ms "
+          f"= {added / rtt:.1f} round trips")
+    print(f"stricter, `--help` ({help_time * 1000:.0f} ms) + 3 round trips: {strict * 1000:.0f} ms -> "
+          f"{'within' if revoked <= strict else 'over'} by {abs(strict - revoked) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":
