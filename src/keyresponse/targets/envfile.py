@@ -4,29 +4,25 @@ Only the value of each named variable changes; every other byte stays — other
 lines, the edited line's `export`, spacing, quoting style, inline comment and
 line ending (python-dotenv's `set_key` loses some of these, races concurrent
 writers and replaces read-only files and symlinks, so it is not used here).
-Writes hold a sidecar flock across read-modify-write and are atomic: temp file
-in the same folder (mode 0600 while it holds the value), fsync, chown/chmod to
-the original's owner and mode, `os.replace`, fsync the folder. A writer killed
-mid-way may leave `.NAME.keyresponse-tmp*`; the next write or preflight removes it.
+Writes hold a sidecar flock across read-modify-write and are atomic (atomicfile.py:
+temp file, fsync, the original's owner and mode, rename, fsync the folder). A writer
+killed mid-way may leave `.NAME.keyresponse-tmp*`; the next write removes it.
 The dotenv parsing and editing itself is in dotenv.py; this module is the target:
 locking, the atomic write and confinement of the path to the inventory's folder.
 """
 
 from __future__ import annotations
 
-import fcntl
 import glob
 import os
 import re
 import stat
-import tempfile
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Iterator
+from typing import TYPE_CHECKING, ClassVar
 
+from keyresponse import atomicfile
+from keyresponse.atomicfile import TMP_MARK
 from keyresponse.errors import TargetError
-from keyresponse.faults import crashpoint
 from keyresponse.targets.dotenv import EnvParseError, edit, parse
 
 if TYPE_CHECKING:
@@ -35,8 +31,6 @@ if TYPE_CHECKING:
     from keyresponse.secret import Secret
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-TMP_MARK = ".keyresponse-tmp"
-LOCK_MARK = ".keyresponse-lock"
 LOCK_WAIT = 10.0
 
 
@@ -124,11 +118,11 @@ class EnvFile:
     def write(self, secret: Secret) -> str | None:
         real = self._real()
         values = {v: secret.reveal() for v in self.cfg.variables}
-        with _locked(real, wait=LOCK_WAIT) as held:
+        with atomicfile.locked(real, wait=LOCK_WAIT) as held:
             problem = self._problems(real)
             if not held:
                 raise TargetError(self.describe(), problem[0] if problem else
-                                  f"another writer has held {_lock_path(real).name} for {LOCK_WAIT:g}s",
+                                  f"another writer has held {atomicfile.lock_path(real).name} for {LOCK_WAIT:g}s",
                                   hint=problem[1] if problem else "find the other writer, or retry")
             _stale(real, remove=True)
             if problem:
@@ -137,7 +131,10 @@ class EnvFile:
             new, diff = edit(old, values, create=self.cfg.create)
             if new == old:
                 return "unchanged: already holds this value"
-            _replace(real, new.encode("utf-8"), self.describe())
+            try:
+                atomicfile.replace(real, new.encode("utf-8"), crash_label="envfile")
+            except atomicfile.OwnerError as exc:
+                raise TargetError(self.describe(), str(exc), hint="run as the file's owner") from None
         return "; ".join(diff)
 
     def verify(self, secret: Secret) -> bool:
@@ -152,77 +149,8 @@ class EnvFile:
         return None
 
 
-def _lock_path(real: Path) -> Path:
-    return real.with_name(f".{real.name}{LOCK_MARK}")
-
-
-@contextmanager
-def _locked(real: Path, wait: float) -> Iterator[bool]:
-    """flock on a sidecar file (the edited file is replaced, so it cannot carry the lock).
-    Yields False if the lock could not be had within `wait` seconds."""
-    try:
-        fd = os.open(_lock_path(real), os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:  # e.g. a read-only folder: the caller reports why
-        yield False
-        return
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
-                time.sleep(0.02)
-        yield True
-    finally:
-        os.close(fd)  # closing drops the flock
-
-
 def _stale(real: Path, remove: bool = False) -> list[Path]:
     found = list(real.parent.glob(f".{glob.escape(real.name)}{TMP_MARK}*")) if real.parent.is_dir() else []
     for leftover in found if remove else ():
         leftover.unlink(missing_ok=True)
     return found
-
-
-def _replace(real: Path, data: bytes, shown: str) -> None:
-    st = real.stat() if real.exists() else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{real.name}{TMP_MARK}", dir=real.parent)
-    try:
-        try:
-            if st is not None:
-                _keep_owner(fd, st, shown)
-            for part, crash in ((data[: len(data) // 2], "envfile:mid-write"), (data[len(data) // 2 :], None)):
-                view = memoryview(part)
-                while view:
-                    view = view[os.write(fd, view):]
-                if crash:
-                    crashpoint(crash)
-            os.fsync(fd)
-            # mode last: chown may clear set-id bits; mkstemp's 0600 held the value until now
-            os.fchmod(fd, stat.S_IMODE(st.st_mode) if st is not None else 0o600)
-        finally:
-            os.close(fd)
-        crashpoint("envfile:before-replace")
-        os.replace(tmp, real)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    folder = os.open(real.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)  # the rename itself must survive a power cut
-    finally:
-        os.close(folder)
-
-
-def _keep_owner(fd: int, st: os.stat_result, shown: str) -> None:
-    try:
-        os.fchown(fd, st.st_uid, st.st_gid)
-    except PermissionError:
-        mine = os.fstat(fd)
-        if (mine.st_uid, mine.st_gid) != (st.st_uid, st.st_gid):
-            raise TargetError(shown, f"cannot keep the file's owner {st.st_uid}:{st.st_gid} (running as "
-                              f"{mine.st_uid}:{mine.st_gid})", hint="run as the file's owner") from None

@@ -1,0 +1,103 @@
+"""Editing a file in place, safely: a sidecar flock across read-modify-write, and an
+atomic replacement that keeps the file's owner and mode.
+
+The new bytes go to a temp file in the same folder (mode 0600 while it is being
+written: it may hold a secret), which is fsynced, given the original's owner and
+mode, and renamed over the original; then the folder is fsynced so the rename
+survives a power cut. A reader sees the old file or the new one, never half of
+one; a writer killed mid-way leaves only a `.NAME.keyresponse-tmp*` file.
+The edited file is replaced, so it cannot carry the lock: a sidecar
+`.NAME.keyresponse-lock` next to it does.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from keyresponse.faults import crashpoint
+
+TMP_MARK = ".keyresponse-tmp"
+LOCK_MARK = ".keyresponse-lock"
+
+
+class OwnerError(Exception):
+    """The replacement cannot keep the original's owner: we run as somebody else."""
+
+
+def lock_path(real: Path) -> Path:
+    return real.with_name(f".{real.name}{LOCK_MARK}")
+
+
+@contextmanager
+def locked(real: Path, wait: float) -> Iterator[bool]:
+    """flock on the sidecar of `real`. Yields False if the lock could not be had within
+    `wait` seconds, or the sidecar cannot be created (a read-only folder: the caller
+    reports why)."""
+    try:
+        fd = os.open(lock_path(real), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        yield False
+        return
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.02)
+        yield True
+    finally:
+        os.close(fd)  # closing drops the flock
+
+
+def replace(real: Path, data: bytes, *, crash_label: str) -> None:
+    """Atomically make `real` hold `data`. `crash_label` names the fault-injection points
+    (`<label>:mid-write`, `<label>:before-replace`) the crash-safety tests kill at."""
+    st = real.stat() if real.exists() else None
+    fd, tmp = tempfile.mkstemp(prefix=f".{real.name}{TMP_MARK}", dir=real.parent)
+    try:
+        try:
+            if st is not None:
+                _keep_owner(fd, st)
+            for part, crash in ((data[: len(data) // 2], f"{crash_label}:mid-write"), (data[len(data) // 2 :], None)):
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(fd, view):]
+                if crash:
+                    crashpoint(crash)
+            os.fsync(fd)
+            # mode last: chown may clear set-id bits; mkstemp's 0600 held the value until now
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) if st is not None else 0o600)
+        finally:
+            os.close(fd)
+        crashpoint(f"{crash_label}:before-replace")
+        os.replace(tmp, real)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    folder = os.open(real.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the rename itself must survive a power cut
+    finally:
+        os.close(folder)
+
+
+def _keep_owner(fd: int, st: os.stat_result) -> None:
+    try:
+        os.fchown(fd, st.st_uid, st.st_gid)
+    except PermissionError:
+        mine = os.fstat(fd)
+        if (mine.st_uid, mine.st_gid) != (st.st_uid, st.st_gid):
+            raise OwnerError(f"cannot keep the file's owner {st.st_uid}:{st.st_gid} (running as "
+                             f"{mine.st_uid}:{mine.st_gid})") from None
