@@ -126,20 +126,43 @@ def check_syntax(source: str) -> None:
         raise ExpressionError(f"invalid expression `${{{{{source.strip()}}}}}`: {exc.message}") from None
 
 
-def step_references(source: str) -> set[str]:
-    """The ids X in `steps.X...` / `steps['X']...` that an expression reads."""
+def output_reads(source: str) -> dict[str, set[str] | None]:
+    """For each step X an expression reads, the names of X's outputs it reads: empty
+    when it reads only `steps.X.status`, None when it may read any of them (`steps.X`
+    or `steps.X.outputs` whole, or a name computed at run time)."""
     from jinja2 import nodes
 
     tree = _environment().parse("{{" + source + "}}")
-    refs: set[str] = set()
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        target = node.node
-        if isinstance(target, nodes.Name) and target.name == "steps":
-            if isinstance(node, nodes.Getattr):
-                refs.add(node.attr)
-            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-                refs.add(node.arg.value)
-    return refs
+    accesses = list(tree.find_all((nodes.Getattr, nodes.Getitem)))
+
+    def name_of(node: Any) -> str | None:
+        if isinstance(node, nodes.Getattr):
+            return str(node.attr)
+        return node.arg.value if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) else None
+
+    def parent(child: Any) -> Any:
+        return next((a for a in accesses if a.node is child), None)
+
+    reads: dict[str, set[str] | None] = {}
+    for access in accesses:
+        if not (isinstance(access.node, nodes.Name) and access.node.name == "steps"):
+            continue
+        step = name_of(access)
+        if step is None:
+            continue
+        field = parent(access)
+        what = name_of(field) if field is not None else None
+        if what == "status":
+            reads.setdefault(step, set())
+            continue
+        output = parent(field) if what == "outputs" else None
+        name = name_of(output) if output is not None else None
+        known = reads.setdefault(step, set())
+        if name is None or known is None:
+            reads[step] = None
+        else:
+            known.add(name)
+    return reads
 
 
 def names_used(source: str) -> set[str]:

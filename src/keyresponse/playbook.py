@@ -65,11 +65,12 @@ class Playbook(_Model):
 
 
 class LoadedPlaybook:
-    def __init__(self, model: Playbook, path: Path, text: str, deps: dict[str, set[str]]) -> None:
+    def __init__(self, model: Playbook, path: Path, text: str, deps: dict[str, dict[str, set[str] | None]]) -> None:
         self.model = model
         self.path = path
         self.text = text
-        self.deps = deps  # step id -> ids of the steps its expressions read
+        # step id -> {id of a step its expressions read -> the names of its outputs they read (None: any)}
+        self.deps = deps
 
     @property
     def name(self) -> str:
@@ -145,11 +146,11 @@ def load_playbook(path: str | Path) -> LoadedPlaybook:
     return LoadedPlaybook(model, Path(path), text, deps)
 
 
-def _check_steps(doc: Any, model: Playbook) -> dict[str, set[str]]:
+def _check_steps(doc: Any, model: Playbook) -> dict[str, dict[str, set[str] | None]]:
     from keyresponse import expr, registry
 
     seen: dict[str, int] = {}
-    deps: dict[str, set[str]] = {}
+    deps: dict[str, dict[str, set[str] | None]] = {}
     for i, step in enumerate(model.steps):
         loc: tuple[Any, ...] = ("steps", i)
         if step.id in seen:
@@ -170,7 +171,7 @@ def _check_steps(doc: Any, model: Playbook) -> dict[str, set[str]]:
             )
         action = registry.get(step.uses)
         _check_with(doc, loc, step, action)
-        deps[step.id] = set()
+        deps[step.id] = {}
         sources = list(expr.expressions_in(step.with_))
         field_of: list[tuple[str, tuple[Any, ...]]] = [(s, loc + ("with",)) for s in sources]
         if isinstance(step.if_, str):
@@ -188,7 +189,7 @@ def _check_steps(doc: Any, model: Playbook) -> dict[str, set[str]]:
                     f"expression reads unknown name(s) {', '.join(sorted(unknown))}",
                     hint="expressions can read inputs, key, steps and incident",
                 )
-            for ref in expr.step_references(source):
+            for ref, names in expr.output_reads(source).items():
                 if ref not in seen:
                     later = any(s.id == ref for s in model.steps)
                     raise doc.error(
@@ -197,7 +198,8 @@ def _check_steps(doc: Any, model: Playbook) -> dict[str, set[str]]:
                         + ("comes later" if later else "does not exist"),
                         hint="a step can only read the outputs of steps before it",
                     )
-                deps[step.id].add(ref)
+                known = deps[step.id].get(ref, set())
+                deps[step.id][ref] = None if known is None or names is None else known | names
         seen[step.id] = i
     for name, spec in model.inputs.items():
         if spec.choices is not None and spec.default is not None and spec.default not in spec.choices:

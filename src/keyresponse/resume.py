@@ -12,16 +12,20 @@ from keyresponse.playbook import LoadedPlaybook
 def resume_set(playbook: LoadedPlaybook, statuses: dict[str, str], outputs: dict[str, dict[str, Any]]) -> list[str]:
     """Steps a resume must run: every unfinished or failed one, plus any finished step
     whose secret output died with the process and that a step still to run reads
-    (it is run again: `key.issue` revokes its orphan and mints anew), plus every
-    finished step that read a step being run again."""
+    (it is run again: `key.issue` revokes its orphan and mints anew) — reading only
+    its other outputs, say the new key's id, needs no re-run — plus every finished
+    step that read a step being run again."""
     order = [s.id for s in playbook.model.steps]
     todo = {sid for sid in order if statuses.get(sid) not in OK_STATUSES}
     changed = True
     while changed:
         changed = False
         for sid in list(todo):
-            for dep in playbook.deps.get(sid, ()):
-                if dep not in todo and has_lost_secret(outputs.get(dep, {})):
+            for dep, names in playbook.deps.get(sid, {}).items():
+                read = outputs.get(dep, {})
+                if names is not None:
+                    read = {name: read[name] for name in names if name in read}
+                if dep not in todo and has_lost_secret(read):
                     todo.add(dep)
                     changed = True
         for sid in order:
