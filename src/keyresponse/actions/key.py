@@ -48,14 +48,10 @@ def resolve(ctx: StepContext, key_id: str | None = None, project: str | None = N
     `with: key_id`, the `leaked` input, or the inventory entry (key_id, then secret_env)."""
     from keyresponse.providers.openai import KeyNotFound
 
-    notes = [n for n in ctx.notes("key.resolved") if not key_id or n["key"]["key_id"] == key_id]
-    if notes:
-        return KeyRecord.from_outputs(notes[-1]["key"])
-    if not key_id:
-        for out in reversed(list(ctx.outputs.values())):
-            # key.find/key.revoke outputs; key.issue's (a *new* key) carry `secret` and no owner
-            if isinstance(out, dict) and out.get("key_id") and out.get("owner_type") and "secret" not in out:
-                return _resolved(ctx, KeyRecord.from_outputs(out), "an earlier step")
+    known = known_record(ctx, key_id)
+    if known is not None:
+        record, journaled = known
+        return record if journaled else _resolved(ctx, record, "an earlier step")
     provider = provider or provider_for(ctx)[0]
     entry = ctx.key
     project = project or (entry.project if entry else None)
@@ -135,6 +131,20 @@ def _find_by_id(ctx: StepContext, provider: Any, key_id: str, project: str | Non
             return early.record
     found: KeyRecord = provider.find(key_id=key_id, project_id=project)
     return found
+
+
+def known_record(ctx: StepContext, key_id: str | None = None) -> tuple[KeyRecord, bool] | None:
+    """The leaked key as this incident already knows it, without a call: (record, whether
+    this step journaled it), from this step's earlier attempts or an earlier key.find/key.revoke."""
+    notes = [n for n in ctx.notes("key.resolved") if not key_id or n["key"]["key_id"] == key_id]
+    if notes:
+        return KeyRecord.from_outputs(notes[-1]["key"]), True
+    if not key_id:
+        for out in reversed(list(ctx.outputs.values())):
+            # key.find/key.revoke outputs; key.issue's (a *new* key) carry `secret` and no owner
+            if isinstance(out, dict) and out.get("key_id") and out.get("owner_type") and "secret" not in out:
+                return KeyRecord.from_outputs(out), False
+    return None
 
 
 def locate_in_inventory(inventory: Any, leaked: Secret) -> str | None:

@@ -9,7 +9,7 @@ import time
 from typing import Any, Literal
 
 from keyresponse.action import Check, Plan, StepContext, With
-from keyresponse.actions.key import _Work, provider_for, resolve
+from keyresponse.actions.key import _Work, known_record, provider_for, resolve
 from keyresponse.errors import StepError, UsageError
 from keyresponse.providers.base import KeyRecord, iso
 from keyresponse.secret import Secret
@@ -44,7 +44,8 @@ class Probe:
     With = ProbeArgs
 
     def plan(self, args: ProbeArgs, ctx: StepContext) -> Plan:
-        secret = args.secret if args.secret is not None else _known_value(ctx)
+        known = known_record(ctx, args.key_id)
+        secret = args.secret if args.secret is not None else _known_value(ctx, known[0] if known else None)
         how = f"GET /models with {getattr(secret, 'masked', '…')}" if secret is not None \
             else "check the key is no longer listed"
         return Plan(summary=how + (f", expecting {args.expect}" if args.expect else ""), data=_Work(args))
@@ -57,12 +58,13 @@ class Probe:
 
         args: ProbeArgs = plan.data.args
         secret = _as_secret(args.secret, "with.secret")
-        if secret is None:
-            secret = _known_value(ctx)
         deadline = time.monotonic() + (args.within if args.expect else 0)
         with http.retry_budget(ctx.remaining()):
             provider, cfg = provider_for(ctx)
-            record = None if secret is not None else resolve(ctx, args.key_id, provider=provider)
+            record = None
+            if secret is None:
+                record = resolve(ctx, args.key_id, provider=provider)
+                secret = _known_value(ctx, record, warn=True)
             while True:
                 if secret is not None:
                     client = ctx.http("openai-probe", cfg.base_url, {"Authorization": "Bearer " + secret.reveal()})
@@ -84,18 +86,24 @@ class Probe:
         return out
 
 
-def _known_value(ctx: StepContext) -> Secret | None:
+def _known_value(ctx: StepContext, record: KeyRecord | None, *, warn: bool = False) -> Secret | None:
     """The key's own value, when this run has it: the leaked input, else the inventory
-    entry's `secret_env`. Trying the value is the strongest proof of death."""
+    entry's `secret_env`. Trying the value is the strongest proof of death — but only
+    of the key it belongs to: a value that does not fit the key's redacted form (say,
+    `secret_env` still holding the key a rotation replaced) proves nothing, and the
+    key is checked by its listing instead."""
     leaked = ctx.inputs.get("leaked")
-    if isinstance(leaked, Secret):
-        return leaked
+    value, source = (leaked, "the leaked value") if isinstance(leaked, Secret) else (None, "")
     entry = ctx.key
-    if entry is not None and entry.secret_env:
-        value = os.environ.get(entry.secret_env, "").strip()
-        if value:
-            return Secret(value)
-    return None
+    if value is None and entry is not None and entry.secret_env:
+        raw = os.environ.get(entry.secret_env, "").strip()
+        value, source = (Secret(raw), f"${entry.secret_env}") if raw else (None, "")
+    if value is not None and record is not None and record.redacted_value and not record.matches(value.reveal()):
+        if warn:
+            ctx.warn(f"{source} ({value.masked}) is another key than {record.key_id} ({record.redacted_value}); "
+                     "checking its listing instead")
+        return None
+    return value
 
 
 def _listed(provider: Any, record: KeyRecord) -> tuple[str, str]:
