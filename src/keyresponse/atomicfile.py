@@ -36,12 +36,12 @@ def lock_path(real: Path) -> Path:
 
 
 @contextmanager
-def locked(real: Path, wait: float) -> Iterator[bool]:
-    """flock on the sidecar of `real`. Yields False if the lock could not be had within
-    `wait` seconds, or the sidecar cannot be created (a read-only folder: the caller
-    reports why)."""
+def locked(lock_file: Path, wait: float) -> Iterator[bool]:
+    """flock on `lock_file` (a file's sidecar, `lock_path(real)`, or one in the state
+    folder). Yields False if the lock could not be had within `wait` seconds, or the
+    lock file cannot be created (a read-only folder: the caller reports why)."""
     try:
-        fd = os.open(lock_path(real), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError:
         yield False
         return

@@ -17,6 +17,7 @@ ACTIONS: dict[str, str] = {
     "key.issue": "keyresponse.actions.key_issue:Issue",
     "key.retire": "keyresponse.actions.key_issue:Retire",
     "key.audit": "keyresponse.actions.key_audit:Audit",
+    "inventory.record": "keyresponse.actions.inventory:Record",
     "targets.deploy": "keyresponse.actions.targets:Deploy",
     "targets.restart": "keyresponse.actions.targets:Restart",
     "notify.slack": "keyresponse.actions.notify:Slack",

@@ -172,6 +172,22 @@ def _construct(node: Any, loc: Loc, marks: dict[Loc, Mark], file: str, construct
                           line=m.line + 1, column=m.column + 1) from None
 
 
+def scalar_span(text: str, path: Loc) -> tuple[int, int] | None:
+    """Where the scalar at `path` (mapping keys from the top) is written in `text`:
+    character offsets [start, end), quotes included. None when it is absent or not a
+    scalar. For edits that keep every other byte of a file the user wrote."""
+    import yaml
+
+    node = yaml.compose(text, Loader=yaml.SafeLoader)  # Python's: its marks count characters
+    for part in path:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part), None)
+    if not isinstance(node, yaml.ScalarNode):
+        return None
+    return node.start_mark.index, node.end_mark.index
+
+
 def pydantic_errors(doc: Document, exc: Any, what: str) -> ConfigError:
     """Turn a pydantic ValidationError into one ConfigError listing each problem at its line."""
     problems = []

@@ -79,7 +79,14 @@ def assert_restored(world: World) -> str:
     for scope in ("repo:acme/chatbot", "env:acme/chatbot:production", "org:acme"):
         assert state.github_secret_value(scope, "OPENAI_API_KEY") == value, scope
     assert state.gitlab_variable("project:acme/chatbot", "OPENAI_API_KEY")["value"] == value
+    assert inventory_key_id(world) == live[0]["id"], "the inventory does not name the live replacement"
     return value
+
+
+def inventory_key_id(world: World, name: str = "chatbot-prod") -> str:
+    import yaml
+
+    return str(yaml.safe_load(world.config.read_text())["keys"][name]["key_id"])
 
 
 def slack_threads(world: World) -> list[dict[str, Any]]:

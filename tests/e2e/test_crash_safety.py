@@ -12,7 +12,7 @@ from tests.conftest import REPO
 from tests.e2e.conftest import World, assert_restored, leaked, slack_threads
 
 STEPS = [s.id for s in load_playbook(REPO / "playbooks" / "leaked-key.yaml").model.steps]
-CRASH_POINTS = [f"after:{s}" for s in STEPS[:-1]] + ["key.issue:after-mint"]
+CRASH_POINTS = [f"after:{s}" for s in STEPS[:-1]] + ["key.issue:after-mint", "inventory:mid-write"]
 
 
 @pytest.mark.parametrize("point", CRASH_POINTS)
@@ -39,7 +39,8 @@ def test_killed_then_resumed_ends_consistent(world: World, point: str) -> None:
 ROTATE = [s.id for s in load_playbook(REPO / "playbooks" / "rotate.yaml").model.steps]
 
 
-@pytest.mark.parametrize("point", ["after:issue", "after:deploy", "after:live", "after:retire", "after:revoke"])
+@pytest.mark.parametrize("point", ["after:issue", "after:deploy", "after:live", "after:record", "after:retire",
+                                   "after:revoke"])
 def test_rotate_killed_then_resumed_ends_consistent(world: World, point: str) -> None:
     first = world.kr("run", "rotate", "--key", "chatbot-prod", "--yes", env={"KEYRESPONSE_CRASH_AT": point})
     assert first.returncode == -9, first.stderr[-2000:]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.e2e.conftest import World, assert_restored, leaked, slack_threads
+from tests.e2e.conftest import World, assert_restored, inventory_key_id, leaked, replacements, slack_threads
 
 
 def test_by_inventory_name(world: World) -> None:
@@ -48,6 +48,7 @@ def test_rotate_with_a_failing_target_keeps_the_old_key_alive(world: World) -> N
     assert statuses["deploy"] == "failed" and "revoke" not in statuses
     assert statuses["report"] == "applied"
     assert leaked(world)["live"], "rotate revoked the old key although a target failed"
+    assert inventory_key_id(world) == leaked(world)["id"]  # still the key in service
     deploy = next(s for s in result["steps"] if s["id"] == "deploy")
     rows = {t["target"]: t["status"] for t in deploy["outputs"]["targets"]}
     assert [t for t, st in rows.items() if st == "failed"] == ["GitLab variable acme/chatbot:OPENAI_API_KEY"]
@@ -59,9 +60,28 @@ def test_rotate_with_a_failing_target_keeps_the_old_key_alive(world: World) -> N
 
 
 def test_nothing_is_minted_when_nobody_can_confirm(world: World) -> None:
-    from tests.e2e.conftest import replacements
-
     out = world.kr("run", "rotate", "--key", "chatbot-prod", stdin="")  # no terminal, no --yes
     assert out.returncode == 1 and "--yes" in out.stderr
     assert replacements(world) == []  # no replacement nobody holds
     assert leaked(world)["live"]
+
+
+def test_after_a_rotation_the_next_incident_revokes_the_key_in_service(world: World) -> None:
+    before = world.config.read_text()
+    out = world.kr("run", "rotate", "--key", "chatbot-prod", "--yes")
+    assert out.returncode == 0, out.stderr[-3000:]
+    [rotated_in] = [k for k in replacements(world) if k["live"]]
+    after = world.config.read_text()
+    assert after == before.replace(leaked(world)["id"], rotated_in["id"])  # one value changed, nothing else
+
+    drill = world.kr("drill", "--key", "chatbot-prod")
+    assert drill.returncode == 0, drill.stdout[-2000:] + drill.stderr[-2000:]
+
+    # the key that leaks now is the rotated-in one; $CHATBOT_PROD_OPENAI_KEY still holds the old value
+    out = world.kr("run", "leaked-key", "--key", "chatbot-prod", "--yes")
+    assert out.returncode == 0, out.stderr[-3000:]
+    state = {k["id"]: k for k in world.sandbox.state.openai_keys()}
+    assert not state[rotated_in["id"]]["live"], "the key in service was not revoked"
+    [current] = [k for k in replacements(world) if k["live"]]
+    assert inventory_key_id(world) == current["id"] != rotated_in["id"]
+    assert "is another key than" in out.stderr  # the stale value proved nothing; the listing did

@@ -1,4 +1,4 @@
-"""Small actions only tests register: fail once, block until told, emit a secret."""
+"""Small actions only tests register: fail once, block until told, emit a secret, edit a file."""
 
 from __future__ import annotations
 
@@ -125,7 +125,29 @@ class UseSecret(BaseAction):
         return {"length": len(text)}
 
 
-ALL = [FailOnce, Count, Block, EmitSecret, UseSecret]
+class ReplaceTextArgs(With):
+    path: str
+    old: str
+    new: str
+
+
+class ReplaceText(BaseAction):
+    """Edits a file behind the run's back (somebody else changing it mid-run)."""
+
+    name = "test.replace_text"
+    summary = "test"
+    With = ReplaceTextArgs
+
+    def plan(self, args: ReplaceTextArgs, ctx: StepContext) -> Plan:
+        return Plan(summary="edit a file", data=args)
+
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        path = Path(plan.data.path)
+        path.write_text(path.read_text().replace(plan.data.old, plan.data.new))
+        return {}
+
+
+ALL = [FailOnce, Count, Block, EmitSecret, UseSecret, ReplaceText]
 
 
 def register_all() -> None:

@@ -118,7 +118,7 @@ class EnvFile:
     def write(self, secret: Secret) -> str | None:
         real = self._real()
         values = {v: secret.reveal() for v in self.cfg.variables}
-        with atomicfile.locked(real, wait=LOCK_WAIT) as held:
+        with atomicfile.locked(atomicfile.lock_path(real), wait=LOCK_WAIT) as held:
             problem = self._problems(real)
             if not held:
                 raise TargetError(self.describe(), problem[0] if problem else

@@ -1,0 +1,98 @@
+"""inventory.record: the inventory names the replacement afterwards, and nothing else changes."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from keyresponse.engine import Engine, Mode, RunResult
+from keyresponse.inventory import load_inventory
+from keyresponse.playbook import coerce_inputs, load_playbook
+from tests.helpers import actions  # noqa: F401  (registers test.replace_text)
+
+NEW = "key_replacement000001"
+
+ENTRIES = {
+    "block": "  app:\n    provider: openai   # the key in production\n    project: proj_a\n    key_id: key_old000000000001\n",
+    "quoted": "  app:\n    provider: openai\n    key_id: \"key_old000000000001\"  # quoted\n    project: proj_a\n",
+    "flow": "  app: {provider: openai, project: proj_a, key_id: 'key_old000000000001', targets: []}\n",
+}
+
+
+def inventory(tmp_path: Path, entry: str) -> Path:
+    path = tmp_path / "keyresponse.yaml"
+    path.write_text("# our keys\nversion: 1\nproviders:\n  openai: {kind: openai, admin_key_env: OPENAI_ADMIN_KEY}\n"
+                    "keys:\n" + entry + "  other:\n    provider: openai\n    key_id: key_old000000000001\n")
+    return path
+
+
+def run(config: Path, steps: str, mode: Mode = Mode.APPLY) -> RunResult:
+    book = config.parent / "book.yaml"
+    book.write_text("name: t\nsteps:\n" + textwrap.indent(textwrap.dedent(steps), "  "))
+    pb = load_playbook(book)
+    return Engine(load_inventory(config), mode=mode, assume_yes=True).start(pb, coerce_inputs(pb, {}), "app")
+
+
+RECORD = f"- {{id: record, uses: inventory.record, with: {{key_id: {NEW}}}}}\n"
+
+
+@pytest.mark.parametrize("style", sorted(ENTRIES))
+def test_only_the_entrys_key_id_changes(tmp_path: Path, style: str) -> None:
+    config = inventory(tmp_path, ENTRIES[style])
+    os.chmod(config, 0o640)
+    before = config.read_text()
+    result = run(config, RECORD)
+    assert result.ok, [s.error for s in result.steps]
+    after = config.read_text()
+    assert after == before.replace("key_old000000000001", NEW, 1)  # this entry's, not `other`'s
+    assert load_inventory(config).model.keys["app"].key_id == NEW
+    assert load_inventory(config).model.keys["other"].key_id == "key_old000000000001"
+    assert os.stat(config).st_mode & 0o777 == 0o640
+    assert result.steps[0].outputs == {"path": str(config), "key_id": NEW, "was": "key_old000000000001",
+                                       "changed": True}
+    assert run(config, RECORD).steps[0].summary.startswith("nothing: keys.app.key_id already names")
+
+
+def test_an_entry_changed_during_the_run_is_left_alone(tmp_path: Path) -> None:
+    config = inventory(tmp_path, ENTRIES["block"])
+    edit = f"- {{id: edit, uses: test.replace_text, with: {{path: '{config}', old: key_old000000000001, new: key_byhand}}}}\n"
+    result = run(config, edit + RECORD)
+    record = result.steps[1]
+    assert record.status == "failed" and "changed during the run (now key_byhand)" in (record.error or "")
+    assert f"set keys.app.key_id to {NEW}" in (record.hint or "")
+    assert "key_byhand" in config.read_text() and NEW not in config.read_text()
+
+
+def test_a_read_only_inventory_fails_the_step_and_says_what_to_set(tmp_path: Path) -> None:
+    config = inventory(tmp_path, ENTRIES["block"])
+    before = config.read_text()
+    os.chmod(config, 0o444)
+    try:
+        planned = run(config, RECORD, Mode.PLAN)
+        assert not planned.ok and "read-only" in (planned.steps[0].error or "")
+        result = run(config, RECORD)
+    finally:
+        os.chmod(config, 0o644)
+    record = result.steps[0]
+    assert record.status == "failed" and "read-only" in (record.error or "")
+    assert f"set keys.app.key_id to {NEW} in {config} by hand" in (record.hint or "")
+    assert config.read_text() == before
+
+
+def test_a_dry_run_says_what_it_would_set_and_changes_nothing(tmp_path: Path) -> None:
+    config = inventory(tmp_path, ENTRIES["quoted"])
+    before = config.read_text()
+    result = run(config, RECORD, Mode.PLAN)
+    assert result.ok and result.steps[0].changes == [f"{config}: keys.app.key_id: key_old000000000001 -> {NEW}"]
+    assert config.read_text() == before
+
+
+def test_an_entry_without_key_id_needs_nothing(tmp_path: Path) -> None:
+    config = inventory(tmp_path, "  app: {provider: openai, project: proj_a, secret_env: APP_KEY}\n")
+    before = config.read_text()
+    result = run(config, RECORD)
+    assert result.ok and result.steps[0].summary.startswith("nothing: keys.app.key_id is not set")
+    assert config.read_text() == before
