@@ -7,7 +7,7 @@ mode, and renamed over the original; then the folder is fsynced so the rename
 survives a power cut. A reader sees the old file or the new one, never half of
 one; a writer killed mid-way leaves only a `.NAME.keyresponse-tmp*` file.
 The edited file is replaced, so it cannot carry the lock: a sidecar
-`.NAME.keyresponse-lock` next to it does.
+`.NAME.keyresponse-lock` next to it does, while the edit lasts.
 """
 
 from __future__ import annotations
@@ -38,27 +38,48 @@ def lock_path(real: Path) -> Path:
 @contextmanager
 def locked(lock_file: Path, wait: float) -> Iterator[bool]:
     """flock on `lock_file` (a file's sidecar, `lock_path(real)`, or one in the state
-    folder). Yields False if the lock could not be had within `wait` seconds, or the
-    lock file cannot be created (a read-only folder: the caller reports why)."""
-    try:
-        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:
-        yield False
-        return
-    try:
-        deadline = time.monotonic() + wait
-        while True:
+    folder), which is removed again on the way out: nothing is left beside the user's
+    files. Yields False if the lock could not be had within `wait` seconds, or the lock
+    file cannot be created (a read-only folder: the caller reports why).
+
+    Removing a lock file is safe only with a check: a waiter that opened the file before
+    its holder removed it gets a lock on a file nobody else can see any more, so after
+    locking, the file at the path must still be the one locked; if not, it tries again."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            yield False
+            return
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        yield False
+                        return
+                    time.sleep(0.02)
+            if not _still_at(fd, lock_file):
+                continue  # its holder removed it while we waited: lock the current one
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
-                time.sleep(0.02)
-        yield True
-    finally:
-        os.close(fd)  # closing drops the flock
+                yield True
+            finally:
+                Path(lock_file).unlink(missing_ok=True)  # still holding it: no one can be between
+            return
+        finally:
+            os.close(fd)  # closing drops the flock
+
+
+def _still_at(fd: int, path: Path) -> bool:
+    try:
+        at = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (at.st_dev, at.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def replace(real: Path, data: bytes, *, crash_label: str) -> None:

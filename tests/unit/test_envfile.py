@@ -182,6 +182,7 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
         t.join()
     values = {b.name: b.value for b in parse(env.read_text())}
     assert all(values[n] == secret.reveal() for n in names), "a concurrent update was lost"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]  # no lock or temp file left beside it
 
 
 # --- kill -9 of a writer
