@@ -38,13 +38,15 @@ def web(sandbox: Any) -> WebClient:
 def test_auth_test_and_channel_info(web: WebClient, slack_spec: dict[str, Any]) -> None:
     me = web.auth_test()
     check(slack_spec, "/auth.test", "200", me.data)
-    info = web.conversations_info(channel="#incidents")
+    posted = web.chat_postMessage(channel="#incidents", text="which channel is this?")  # names work here
+    info = web.conversations_info(channel=posted["channel"])
     check(slack_spec, "/conversations.info", "200", info.data)
-    by_id = web.conversations_info(channel=info["channel"]["id"])
-    assert by_id["channel"]["name"] == "incidents"
-    with pytest.raises(SlackApiError) as missing:
-        web.conversations_info(channel="C0NOSUCHCHAN")
-    check(slack_spec, "/conversations.info", "default", missing.value.response.data)
+    assert info["channel"]["name"] == "incidents"
+    for wrong in ("C0NOSUCHCHAN", "#incidents", "incidents"):  # as in Slack, only an id is found
+        with pytest.raises(SlackApiError) as missing:
+            web.conversations_info(channel=wrong)
+        assert missing.value.response["error"] == "channel_not_found"
+        check(slack_spec, "/conversations.info", "default", missing.value.response.data)
 
 
 def test_a_thread_with_an_update_is_kept_for_reading(sandbox: Any, web: WebClient,

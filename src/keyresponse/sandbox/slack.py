@@ -3,8 +3,8 @@ chat.update, conversations.info. Answers use Slack's {"ok": ...} envelope with
 HTTP 200, as Slack does; every message is kept for tests and humans to read
 (GET /_sandbox/slack/messages).
 
-Leniency, on purpose: conversations.info also accepts a channel *name*
-("#incidents"); real Slack wants the id there.
+As in Slack, chat.postMessage takes a channel name or id; conversations.info only
+an id (a name is `channel_not_found`).
 """
 
 from __future__ import annotations
@@ -150,7 +150,8 @@ async def update_message(call: Call) -> Response:
 async def conversation_info(call: Call) -> Response:
     if isinstance(args := await _args(call), Response):
         return args
-    ch = _channel(call, args.get("channel"))
+    wanted = str(args.get("channel") or "")
+    ch = next((c for c in call.state.slack["channels"].values() if c["id"] == wanted), None)  # ids only
     if ch is None:
         return fail("channel_not_found")
     return JSONResponse({"ok": True, "channel": _channel_obj(ch)})
