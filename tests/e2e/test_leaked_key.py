@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import yaml
+
 from tests.e2e.conftest import World, assert_restored, inventory_key_id, leaked, replacements, slack_threads
 
 
@@ -85,3 +87,22 @@ def test_after_a_rotation_the_next_incident_revokes_the_key_in_service(world: Wo
     [current] = [k for k in replacements(world) if k["live"]]
     assert inventory_key_id(world) == current["id"] != rotated_in["id"]
     assert "is another key than" in out.stderr  # the stale value proved nothing; the listing did
+
+
+def test_a_key_outside_the_inventory_is_revoked_and_no_replacement_is_left_orphaned(world: World) -> None:
+    listed = {e["key_id"] for e in yaml.safe_load(world.config.read_text())["keys"].values()}
+    stray = next(k for k in world.sandbox.state.openai_keys() if k["live"] and k["id"] not in listed)
+    value = world.sandbox.state.openai_key_value(stray["id"])
+    out = world.kr("run", "leaked-key", "--leaked-stdin", "--yes", "--json", stdin=value + "\n",
+                   env={"CHATBOT_PROD_OPENAI_KEY": ""})
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.splitlines()[-1])
+    statuses = {s["id"]: s["status"] for s in result["steps"]}
+    assert statuses["revoke"] == statuses["dead"] == statuses["issue"] == "applied"
+    assert {statuses[s] for s in ("deploy", "restart", "live", "record")} == {"skipped"}
+    state = {k["id"]: k for k in world.sandbox.state.openai_keys()}
+    assert not state[stray["id"]]["live"]
+    assert replacements(world) == []  # a replacement nobody could be given would be an orphan live key
+    report = (world.dir / ".keyresponse" / "incidents" / result["incident"] / "report.md").read_text()
+    assert "No replacement key was issued: the key (it is not in the inventory) has no targets" in report
+    assert value not in world.everything_written(out.stdout, out.stderr)

@@ -345,3 +345,13 @@ def test_a_failed_early_lookup_is_made_again_by_the_step(world: Path, sandbox: A
     assert _key_reads(sandbox) == 2
     assert key_state(sandbox, sandbox.state.truth["leaked_key_id"])["live"] is False
 
+
+
+def test_issue_mints_nothing_for_a_key_with_nowhere_to_go(world: Path, sandbox: Any) -> None:
+    before = len(sandbox.state.service_accounts)
+    failed = run(world, "- {id: issue, uses: key.issue}\n", key=None)  # not in the inventory: no targets
+    issue = step(failed, "issue")
+    assert issue.status == "failed" and "has no targets" in (issue.error or "") and "targets" in (issue.hint or "")
+    skipped = run(world, "- {id: issue, uses: key.issue, with: {without_targets: skip}}\n", key=None)
+    assert skipped.ok and step(skipped, "issue").outputs["issued"] is False
+    assert len(sandbox.state.service_accounts) == before

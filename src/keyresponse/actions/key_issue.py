@@ -23,12 +23,21 @@ from keyresponse.providers.base import iso
 MINT_TRIES = 2  # the second only after listing proved what the first one left behind
 
 
+def _no_targets(ctx: StepContext) -> str:
+    who = f"keys.{ctx.key_name}" if ctx.key else "the key (it is not in the inventory)"
+    return (f"{who} has no targets, so a replacement would go nowhere: its value is shown only at "
+            "creation, and keyresponse hands it only to targets")
+
+
 class IssueArgs(With):
     project: str | None = None
     mode: Literal["service_account", "service_account_key"] | None = None
     service_account_id: str | None = None
     name_prefix: str | None = None
     keep_deployed: bool = False  # keep earlier replacements targets hold, for key.retire
+    # a key with no targets: a replacement would go nowhere (its value is shown once, at creation,
+    # and keyresponse hands it only to targets), so none is minted; `skip` says so, `fail` stops
+    without_targets: Literal["skip", "fail"] = "fail"
 
 
 @dataclass
@@ -49,6 +58,8 @@ class Issue:
     def plan(self, args: IssueArgs, ctx: StepContext) -> Plan:
         from keyresponse.inventory import IssuePolicy
 
+        if not (ctx.key and ctx.key.targets) and args.without_targets == "skip":
+            return Plan(summary=f"nothing: {_no_targets(ctx)}", outputs={"issued": False})
         policy = ctx.key.issue if ctx.key else IssuePolicy()
         work = _IssueWork(args.mode or policy.mode, args.service_account_id or policy.service_account_id,
                           args.name_prefix or policy.name_prefix, args.project or (ctx.key.project if ctx.key else None),
@@ -62,7 +73,12 @@ class Issue:
         return Plan(summary=f"issue a replacement key in {where}", changes=[change], data=work, destructive=True)
 
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
-        work: _IssueWork = plan.data
+        work: _IssueWork | None = plan.data
+        if work is None:
+            return []
+        if not (ctx.key and ctx.key.targets):
+            return [Check("somewhere to deploy the replacement", False, _no_targets(ctx),
+                          f"list where the key is used under keys.{ctx.key_name or 'NAME'}.targets in the inventory")]
         what = "the admin key can create the replacement"
         try:
             provider, _ = provider_for(ctx)
@@ -87,7 +103,10 @@ class Issue:
         from keyresponse import http
         from keyresponse.providers.base import IssueSpec
 
-        work: _IssueWork = plan.data
+        work: _IssueWork | None = plan.data
+        if work is None:
+            ctx.warn(f"no replacement issued: {_no_targets(ctx)}")
+            return {"issued": False, "reason": _no_targets(ctx)}
         with http.retry_budget(ctx.remaining()):
             provider, _ = provider_for(ctx)
             project = work.project or resolve(ctx, provider=provider).project_id
@@ -120,7 +139,7 @@ class Issue:
                        service_account_id=issued.service_account_id, redacted_value=issued.redacted_value,
                        masked=issued.secret.masked)  # targets.deploy journals the same mask per target
         crashpoint("key.issue:after-mint")
-        return {"secret": issued.secret, "key_id": issued.key_id, "service_account_id": issued.service_account_id,
+        return {"issued": True, "secret": issued.secret, "key_id": issued.key_id, "service_account_id": issued.service_account_id,
                 "name": issued.name, "redacted_value": issued.redacted_value, "project_id": project,
                 "created_at": iso(issued.created_at), "replaced": replaced, "earlier": earlier}
 

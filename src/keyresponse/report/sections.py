@@ -80,8 +80,10 @@ def replacement(steps: Steps) -> dict[str, Any]:
     kept_live = [str(k.get("service_account_id") or k.get("key_id")) for k in _list(out.get("earlier"))
                  if isinstance(k, dict) and str(k.get("service_account_id") or k.get("key_id")) not in retired]
     # Only ids and the mask: the journal holds no value, and the report must not pretend to.
+    skipped = out.get("issued") is False  # nothing minted: the key had nowhere to go
     return {
-        "status": issue["status"] if issue else None, "error": issue["error"] if issue else None,
+        "status": issue["status"] if issue and not skipped else None, "error": issue["error"] if issue else None,
+        "not_issued": out.get("reason") if skipped else None,
         **{f: out.get(f) for f in ("key_id", "name", "redacted_value", "service_account_id", "project_id")},
         "probe_status": probe["status"] if probe else None, "probe_step": probe["id"] if probe else None,
         "probe_result": view.get("result"), "kept_live": kept_live,
