@@ -39,15 +39,19 @@ def run(config: Path, steps: str, mode: Mode = Mode.APPLY) -> RunResult:
 RECORD = f"- {{id: record, uses: inventory.record, with: {{key_id: {NEW}}}}}\n"
 
 
-@pytest.mark.parametrize("style", sorted(ENTRIES))
+@pytest.mark.parametrize("style", sorted(ENTRIES) + ["crlf", "bom"])
 def test_only_the_entrys_key_id_changes(tmp_path: Path, style: str) -> None:
-    config = inventory(tmp_path, ENTRIES[style])
+    config = inventory(tmp_path, ENTRIES.get(style, ENTRIES["block"]))
+    if style == "crlf":
+        config.write_bytes(config.read_bytes().replace(b"\n", b"\r\n"))
+    if style == "bom":
+        config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes())
     os.chmod(config, 0o640)
-    before = config.read_text()
+    before = config.read_bytes()
     result = run(config, RECORD)
     assert result.ok, [s.error for s in result.steps]
-    after = config.read_text()
-    assert after == before.replace("key_old000000000001", NEW, 1)  # this entry's, not `other`'s
+    after = config.read_bytes()
+    assert after == before.replace(b"key_old000000000001", NEW.encode(), 1)  # this entry's, not `other`'s
     assert load_inventory(config).model.keys["app"].key_id == NEW
     assert load_inventory(config).model.keys["other"].key_id == "key_old000000000001"
     assert os.stat(config).st_mode & 0o777 == 0o640

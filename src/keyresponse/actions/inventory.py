@@ -84,7 +84,7 @@ class Record:
             if problem or not held:
                 detail = problem[0] if problem else f"another run has held {lock} for {LOCK_WAIT:g}s"
                 raise StepError(f"{edit.path}: {detail}", hint=f"{problem[1] + '; or ' if problem else ''}{fix}")
-            text = edit.path.read_text(encoding="utf-8")
+            text = edit.path.read_bytes().decode("utf-8")  # as written: no newline translation
             current, (start, end) = _current(text, edit.field)
             if current == new:
                 return {"path": str(edit.path), "key_id": new, "was": edit.old, "changed": False}
@@ -125,7 +125,7 @@ def _problem(edit: _Edit) -> tuple[str, str] | None:
     import yaml
 
     try:
-        text = edit.path.read_text(encoding="utf-8")
+        text = edit.path.read_bytes().decode("utf-8")  # as written: no newline translation
     except (OSError, UnicodeDecodeError) as exc:
         return f"cannot read it: {exc}", "check the inventory's path and permissions"
     # the mode bit too: root may write anything, but a read-only inventory says "leave me alone"
