@@ -56,3 +56,17 @@ def test_sandbox_flag_runs_against_a_fresh_sandbox_here(tmp_path: Path) -> None:
         assert out.returncode == 0, out.stderr[-3000:]
         assert json.loads(out.stdout.splitlines()[-1])["ok"]
     assert (tmp_path / "keyresponse.yaml").is_file() and (tmp_path / ".keyresponse" / "drills").is_dir()
+
+
+def test_demo_runs_a_whole_incident_in_an_empty_folder(world: World) -> None:
+    folder = world.dir / "newcomer"
+    folder.mkdir()
+    out = world.kr("demo", cwd=folder, env={k: "" for k in world.sandbox.env})  # needs no credentials of yours
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = out.stderr[out.stderr.index("── demo incident"):]
+    assert "revoked, probe says dead" in summary and "probe says live" in summary
+    assert "targets      6/6 updated" in summary
+    assert "inventory    keyresponse.yaml: keys.chatbot-prod.key_id" in summary
+    assert "anomalous hours, first at" in summary
+    reports = [line.split()[-1] for line in summary.splitlines() if line.strip().startswith("report ")]
+    assert reports and all(Path(p).is_file() for p in reports)

@@ -83,6 +83,9 @@ def _summary(result: Any, elapsed: float) -> None:
     for t in targets:
         mark = "✔" if t.get("status") == "applied" else "✘"
         lines.append(f"      {mark} {t.get('target')}" + (f" — {t.get('error')}" if t.get("error") else ""))
+    if out("record", "changed"):
+        lines.append(f"  inventory    {Path(out('record', 'path')).name}: keys.{result.key}.key_id "
+                     f"{out('record', 'was')} -> {out('record', 'key_id')}")
     anomalies = out("audit", "anomalies", []) or []
     lines.append(f"  audit        {len(anomalies)} anomalous hours, first at {out('audit', 'first_anomalous_hour', '-')}; "
                  f"new models: {', '.join(out('audit', 'new_models', []) or []) or 'none'}; "
