@@ -71,6 +71,10 @@ class Engine:
             inventory=str(self.inventory.path) if self.inventory.path else None,
             mode=self.mode.value,
             key=key_name,
+            # the key as the inventory named it at the start: a resume identifies the same key, even
+            # after inventory.record has pointed the entry at its replacement
+            key_entry=self.inventory.key(key_name).model_dump(mode="json", include={"key_id", "project"})
+            if key_name is not None else None,
             steps=[{"id": s.id, "uses": s.uses} for s in playbook.model.steps],
             inputs=inputs,
             user=_user(),
@@ -90,6 +94,10 @@ class Engine:
         playbook = load_playbook(incident.dir / "playbook.yaml")
         inputs = from_jsonable(opened.get("inputs") or {})
         key_name = opened.get("key")
+        started_as = opened.get("key_entry")
+        if key_name is not None and isinstance(started_as, dict):
+            entry = self.inventory.key(key_name)
+            self.inventory.model.keys[key_name] = entry.model_copy(update=started_as)
         outputs: dict[str, dict[str, Any]] = {}
         statuses: dict[str, str] = {}
         for r in records:

@@ -9,7 +9,7 @@ import pytest
 
 from keyresponse.playbook import load_playbook
 from tests.conftest import REPO
-from tests.e2e.conftest import World, assert_restored, leaked, slack_threads
+from tests.e2e.conftest import World, assert_restored, inventory_key_id, leaked, replacements, slack_threads
 
 STEPS = [s.id for s in load_playbook(REPO / "playbooks" / "leaked-key.yaml").model.steps]
 CRASH_POINTS = [f"after:{s}" for s in STEPS[:-1]] + ["key.issue:after-mint", "inventory:mid-write"]
@@ -82,3 +82,31 @@ def test_a_crash_after_the_new_key_is_live_does_not_reissue_it(world: World) -> 
     resumed = [json.loads(line) for line in journal.splitlines() if '"incident.resumed"' in line]
     assert resumed and "issue" not in resumed[0]["rerun"] and "deploy" not in resumed[0]["rerun"]
     assert_restored(world)
+
+
+ROTATE_LITE = """name: rotate-lite
+inputs:
+  key: {required: true}
+steps:
+  - {id: issue, uses: key.issue}
+  - {id: deploy, uses: targets.deploy, with: {secret: "${{ steps.issue.outputs.secret }}"}}
+  - {id: record, uses: inventory.record, with: {key_id: "${{ steps.issue.outputs.key_id }}"}}
+  - {id: revoke, uses: key.revoke}
+"""
+
+
+def test_a_resume_after_the_inventory_names_the_new_key_still_revokes_the_old_one(world: World) -> None:
+    # no key.find first: the revoke identifies the key from the inventory entry, as it was at the start
+    book = world.dir / "rotate-lite.yaml"
+    book.write_text(ROTATE_LITE)
+    old = leaked(world)["id"]
+    first = world.kr("run", str(book), "--key", "chatbot-prod", "--yes", env={"KEYRESPONSE_CRASH_AT": "after:record"})
+    assert first.returncode == -9, first.stderr[-2000:]
+    [new] = replacements(world)
+    assert inventory_key_id(world) == new["id"]
+    (incident,) = world.incidents()
+    resumed = world.kr("resume", incident["id"], "--yes")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    state = {k["id"]: k for k in world.sandbox.state.openai_keys()}
+    assert not state[old]["live"] and state[new["id"]]["live"]
+    assert inventory_key_id(world) == new["id"]
