@@ -355,3 +355,13 @@ def test_issue_mints_nothing_for_a_key_with_nowhere_to_go(world: Path, sandbox: 
     skipped = run(world, "- {id: issue, uses: key.issue, with: {without_targets: skip}}\n", key=None)
     assert skipped.ok and step(skipped, "issue").outputs["issued"] is False
     assert len(sandbox.state.service_accounts) == before
+
+
+def test_a_key_revoked_by_hand_is_proven_dead_by_its_value(world: Path, sandbox: Any) -> None:
+    leaked = Secret(os.environ["CHATBOT_PROD_OPENAI_KEY"])
+    assert run(world, "- {id: revoke, uses: key.revoke}\n", {"leaked": leaked}, declare="leaked: {type: secret}").ok
+    # a later run no longer finds the key listed; its value still answers
+    result = run(world, "- {id: dead, uses: key.probe, with: {expect: dead}}\n", {"leaked": leaked},
+                 declare="leaked: {type: secret}")
+    assert result.ok, step(result, "dead").error
+    assert step(result, "dead").outputs["method"] == "models"

@@ -55,6 +55,7 @@ class Probe:
 
     def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
         from keyresponse import http
+        from keyresponse.providers.openai import KeyNotFound
 
         args: ProbeArgs = plan.data.args
         secret = _as_secret(args.secret, "with.secret")
@@ -63,7 +64,12 @@ class Probe:
             provider, cfg = provider_for(ctx)
             record = None
             if secret is None:
-                record = resolve(ctx, args.key_id, provider=provider)
+                try:
+                    record = resolve(ctx, args.key_id, provider=provider)
+                except KeyNotFound:
+                    if _known_value(ctx, None) is None:
+                        raise
+                    # not listed (revoked by hand, say): the value itself is all there is to try
                 secret = _known_value(ctx, record, warn=True)
             while True:
                 if secret is not None:
