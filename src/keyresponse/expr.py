@@ -134,6 +134,7 @@ def output_reads(source: str) -> dict[str, set[str] | None]:
 
     tree = _environment().parse("{{" + source + "}}")
     accesses = list(tree.find_all((nodes.Getattr, nodes.Getitem)))
+    called = {id(call.node) for call in tree.find_all(nodes.Call)}  # `outputs.get(...)` is no output name
 
     def name_of(node: Any) -> str | None:
         if isinstance(node, nodes.Getattr):
@@ -156,7 +157,7 @@ def output_reads(source: str) -> dict[str, set[str] | None]:
             reads.setdefault(step, set())
             continue
         output = parent(field) if what == "outputs" else None
-        name = name_of(output) if output is not None else None
+        name = name_of(output) if output is not None and id(output) not in called else None
         known = reads.setdefault(step, set())
         if name is None or known is None:
             reads[step] = None

@@ -23,6 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
     ("steps.issue.outputs", {"issue": None}),
     ("steps.issue", {"issue": None}),
     ("steps.a.outputs[inputs.which]", {"a": None}),
+    ("steps.issue.outputs.get('secret')", {"issue": None}),
+    ("steps.issue.outputs.secret.masked", {"issue": {"secret"}}),
     ("inputs.key", {}),
 ])
 def test_output_reads(source: str, reads: dict[str, set[str] | None]) -> None:
