@@ -47,6 +47,7 @@ class _IssueWork:
     prefix: str
     project: str | None
     keep_deployed: bool = False
+    skip: bool = False  # no targets: mint nothing (only deal with an earlier attempt's mints)
 
 
 class Issue:
@@ -58,12 +59,16 @@ class Issue:
     def plan(self, args: IssueArgs, ctx: StepContext) -> Plan:
         from keyresponse.inventory import IssuePolicy
 
-        if not (ctx.key and ctx.key.targets) and args.without_targets == "skip":
-            return Plan(summary=f"nothing: {_no_targets(ctx)}", outputs={"issued": False})
         policy = ctx.key.issue if ctx.key else IssuePolicy()
         work = _IssueWork(args.mode or policy.mode, args.service_account_id or policy.service_account_id,
                           args.name_prefix or policy.name_prefix, args.project or (ctx.key.project if ctx.key else None),
                           args.keep_deployed)
+        if not (ctx.key and ctx.key.targets) and args.without_targets == "skip":
+            work.skip = True
+            earlier = ctx.notes("key.issue.intent")  # a resumed run whose targets have since gone
+            return Plan(summary=f"nothing: {_no_targets(ctx)}", outputs={"issued": False}, data=work,
+                        changes=[f"revoke the {len(earlier)} replacement(s) an earlier attempt minted that no "
+                                 "target holds"] if earlier else [], destructive=bool(earlier))
         where = work.project or "the leaked key's project"
         if work.mode == "service_account_key":
             change = f"POST .../service_accounts/{work.service_account_id or '?'}/api_keys in {where} (a new key)"
@@ -73,8 +78,8 @@ class Issue:
         return Plan(summary=f"issue a replacement key in {where}", changes=[change], data=work, destructive=True)
 
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
-        work: _IssueWork | None = plan.data
-        if work is None:
+        work: _IssueWork = plan.data
+        if work.skip:
             return []
         if not (ctx.key and ctx.key.targets):
             return [Check("somewhere to deploy the replacement", False, _no_targets(ctx),
@@ -103,10 +108,17 @@ class Issue:
         from keyresponse import http
         from keyresponse.providers.base import IssueSpec
 
-        work: _IssueWork | None = plan.data
-        if work is None:
+        work: _IssueWork = plan.data
+        if work.skip:
+            replaced: list[Any] = []
+            earlier: list[Any] = []
+            intents = ctx.notes("key.issue.intent")
+            if intents:
+                with http.retry_budget(ctx.remaining()):
+                    provider, _ = provider_for(ctx)
+                    replaced, earlier = self._revoke_earlier(ctx, provider, work, intents)
             ctx.warn(f"no replacement issued: {_no_targets(ctx)}")
-            return {"issued": False, "reason": _no_targets(ctx)}
+            return {"issued": False, "reason": _no_targets(ctx), "replaced": replaced, "earlier": earlier}
         with http.retry_budget(ctx.remaining()):
             provider, _ = provider_for(ctx)
             project = work.project or resolve(ctx, provider=provider).project_id
