@@ -13,6 +13,7 @@ The edited file is replaced, so it cannot carry the lock: a sidecar
 from __future__ import annotations
 
 import fcntl
+import glob
 import os
 import stat
 import tempfile
@@ -80,6 +81,15 @@ def _still_at(fd: int, path: Path) -> bool:
         return False
     mine = os.fstat(fd)
     return (at.st_dev, at.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def leftovers(real: Path, *, remove: bool = False) -> list[Path]:
+    """Temp files a writer killed mid-way left beside `real` (removed when asked: only
+    under the lock, where no live writer can own one)."""
+    found = list(real.parent.glob(f".{glob.escape(real.name)}{TMP_MARK}*")) if real.parent.is_dir() else []
+    for leftover in found if remove else ():
+        leftover.unlink(missing_ok=True)
+    return found
 
 
 def replace(real: Path, data: bytes, *, crash_label: str) -> None:

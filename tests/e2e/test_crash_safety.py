@@ -26,6 +26,7 @@ def test_killed_then_resumed_ends_consistent(world: World, point: str) -> None:
     resumed = world.kr("resume", incident["id"], "--yes")
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     value = assert_restored(world)
+    assert not list(world.dir.rglob("*.keyresponse-tmp*")), "a killed writer's temp file was left behind"
 
     assert len(slack_threads(world)) == 1, "a resumed incident must continue its Slack thread"
     folder = world.dir / ".keyresponse" / "incidents" / incident["id"]

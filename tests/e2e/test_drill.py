@@ -71,6 +71,16 @@ def test_read_only_env_file_fails_and_names_the_fix(world: World) -> None:
     assert "apps/chatbot/.env" in problems and "read-only" in problems.lower() and "fix" in problems
 
 
+def test_a_read_only_inventory_does_not_fail_the_drill(world: World) -> None:
+    # mounted read-only (a ConfigMap, say): the response works; only its key_id would need a hand edit
+    world.config.chmod(0o444)
+    try:
+        rc, result, _ = _drill(world, "--key", "chatbot-prod")
+    finally:
+        world.config.chmod(0o644)
+    assert rc == 0, _problems(result)
+
+
 def test_unreachable_slack_fails_the_drill(world: World) -> None:
     world.sandbox.add_fault(service="slack", method="*", path="*", kind="status", status=503, count=None)
     rc, result, _ = _drill(world, "--key", "chatbot-prod")

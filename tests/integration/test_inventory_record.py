@@ -100,3 +100,36 @@ def test_an_entry_without_key_id_needs_nothing(tmp_path: Path) -> None:
     result = run(config, RECORD)
     assert result.ok and result.steps[0].summary.startswith("nothing: keys.app.key_id is not set")
     assert config.read_text() == before
+
+
+def test_a_symlinked_inventory_stays_a_link_to_the_edited_file(tmp_path: Path) -> None:
+    real = inventory(tmp_path, ENTRIES["block"])
+    (tmp_path / "conf").mkdir()
+    link = tmp_path / "conf" / "keyresponse.yaml"
+    link.symlink_to(real)
+    result = run(link, RECORD)
+    assert result.ok, [s.error for s in result.steps]
+    assert link.is_symlink() and NEW in real.read_text()
+
+
+def test_a_block_scalar_is_left_to_the_user(tmp_path: Path) -> None:
+    config = inventory(tmp_path, "  app:\n    provider: openai\n    key_id: |-\n      key_old000000000001\n")
+    before = config.read_text()
+    planned = run(config, RECORD, Mode.PLAN)
+    assert not planned.ok and "not written as a plain value" in (planned.steps[0].error or "")
+    record = run(config, RECORD).steps[0]
+    assert record.status == "failed" and "by hand" in (record.hint or "") and "unexpected" not in (record.error or "")
+    assert config.read_text() == before
+
+
+def test_a_key_named_inventory_and_a_killed_writers_leftovers(tmp_path: Path) -> None:
+    config = inventory(tmp_path, ENTRIES["block"].replace("  app:", "  inventory:"))
+    leftover = tmp_path / ".keyresponse.yaml.keyresponse-tmp1234"
+    leftover.write_text("half of an inventory")
+    book = tmp_path / "book.yaml"
+    book.write_text("name: t\nsteps:\n" + RECORD.replace("- {", "  - {"))
+    pb = load_playbook(book)
+    result = Engine(load_inventory(config), mode=Mode.APPLY, assume_yes=True).start(pb, {}, "inventory")
+    assert result.ok, [s.error for s in result.steps]  # its own key lock is not the inventory's lock
+    assert NEW in config.read_text() and not leftover.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".keyresponse.yaml")) == []

@@ -10,10 +10,13 @@ left for them, with the value to set.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from keyresponse.action import Check, Plan, Planned, StepContext, With
 from keyresponse.errors import StepError
@@ -53,9 +56,10 @@ class Record:
         if args.key_id == entry.key_id:
             return Plan(summary=f"nothing: {where} already names {entry.key_id}")
         shown = "the new key's id" if isinstance(args.key_id, Planned) else str(args.key_id)
+        real = Path(os.path.realpath(path))  # a symlinked inventory: edit the file it points to
         return Plan(summary=f"set {where} to {shown} in {path.name}",
                     changes=[f"{path}: {where}: {entry.key_id} -> {shown}"],
-                    data=_Edit(path, ("keys", str(ctx.key_name), "key_id"), entry.key_id, args.key_id))
+                    data=_Edit(real, ("keys", str(ctx.key_name), "key_id"), entry.key_id, args.key_id))
 
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
         edit: _Edit | None = plan.data
@@ -78,12 +82,14 @@ class Record:
             raise StepError(f"with.key_id: expected the new key's id, got {type(new).__name__}",
                             hint="pass `${{ steps.issue.outputs.key_id }}`")
         fix = f"set {'.'.join(edit.field)} to {new} in {edit.path} by hand"
-        lock = ctx.incident.dir.parent.parent / "locks" / "inventory.lock"  # runs on other keys edit it too
+        # runs on other keys edit the file too; not under locks/, where a key could be named "inventory"
+        lock = ctx.incident.dir.parent.parent / "inventory.lock"
         with atomicfile.locked(lock, wait=LOCK_WAIT) as held:
             problem = _problem(edit)
             if problem or not held:
                 detail = problem[0] if problem else f"another run has held {lock} for {LOCK_WAIT:g}s"
                 raise StepError(f"{edit.path}: {detail}", hint=f"{problem[1] + '; or ' if problem else ''}{fix}")
+            atomicfile.leftovers(edit.path, remove=True)  # from a writer killed mid-write
             text = edit.path.read_bytes().decode("utf-8")  # as written: no newline translation
             current, (start, end) = _current(text, edit.field)
             if current == new:
@@ -93,7 +99,11 @@ class Record:
                                 "left as it is", hint=f"if {new} should be named there, {fix}")
             quote = text[start] if text[start] in "'\"" else ""  # keep the way it was written
             updated = text[:start] + quote + new + quote + text[end:]
-            if _current(updated, edit.field)[0] != new:  # the edit must mean exactly what it says
+            try:
+                meant = _current(updated, edit.field)[0]
+            except yaml.YAMLError:
+                meant = None
+            if meant != new:  # the edit must mean exactly what it says
                 raise StepError(f"{edit.path}: the edit did not read back as {new}; the file is unchanged",
                                 hint=fix)
             ctx.record("inventory.writing", path=str(edit.path), field=".".join(edit.field), was=edit.old, to=new)
@@ -106,23 +116,19 @@ class Record:
 
 
 def _current(text: str, field: tuple[str, ...]) -> tuple[Any, tuple[int, int]]:
-    """The value at `field` and where it is written; raises StepError when it is not a scalar."""
-    import yaml
-
+    """The value at `field` and where it is written; raises StepError when it is not a
+    scalar on one line (a `|` or `>` block is left to the user)."""
     from keyresponse.yamlio import scalar_span
 
     span = scalar_span(text, field)
-    if span is None:
-        raise StepError(f"{'.'.join(field)} is no longer a plain value in the inventory")
+    if span is None or text[span[0]:span[0] + 1] in ("|", ">") or "\n" in text[span[0]:span[1]].rstrip():
+        raise StepError(f"{'.'.join(field)} is not written as a plain value on one line")
     return yaml.safe_load(text[span[0]:span[1]]), span
 
 
 def _problem(edit: _Edit) -> tuple[str, str] | None:
     """(what is wrong, how to fix it), or None when the edit can be made."""
-    import os
     import stat
-
-    import yaml
 
     try:
         text = edit.path.read_bytes().decode("utf-8")  # as written: no newline translation

@@ -13,7 +13,6 @@ locking, the atomic write and confinement of the path to the inventory's folder.
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import stat
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from keyresponse import atomicfile
-from keyresponse.atomicfile import TMP_MARK
 from keyresponse.errors import TargetError
 from keyresponse.targets.dotenv import EnvParseError, edit, parse
 
@@ -103,7 +101,7 @@ class EnvFile:
             real = self._real()
         except TargetError as exc:
             return [Check(self.describe(), False, exc.message.removeprefix(exc.target + ": "), exc.hint)]
-        stale = _stale(real)
+        stale = atomicfile.leftovers(real)
         if stale:  # a killed writer's temp file may hold a secret; preflight only reads, so it says so
             names = ", ".join(p.name for p in stale)
             return [Check(self.describe(), False, f"a killed writer left {names}, which may hold a secret",
@@ -124,7 +122,7 @@ class EnvFile:
                 raise TargetError(self.describe(), problem[0] if problem else
                                   f"another writer has held {atomicfile.lock_path(real).name} for {LOCK_WAIT:g}s",
                                   hint=problem[1] if problem else "find the other writer, or retry")
-            _stale(real, remove=True)
+            atomicfile.leftovers(real, remove=True)
             if problem:
                 raise TargetError(self.describe(), problem[0], hint=problem[1])
             old = real.read_bytes().decode("utf-8") if real.exists() else ""
@@ -147,10 +145,3 @@ class EnvFile:
 
     def restart(self) -> bool | None:
         return None
-
-
-def _stale(real: Path, remove: bool = False) -> list[Path]:
-    found = list(real.parent.glob(f".{glob.escape(real.name)}{TMP_MARK}*")) if real.parent.is_dir() else []
-    for leftover in found if remove else ():
-        leftover.unlink(missing_ok=True)
-    return found
