@@ -71,10 +71,6 @@ class Engine:
             inventory=str(self.inventory.path) if self.inventory.path else None,
             mode=self.mode.value,
             key=key_name,
-            # the key as the inventory named it at the start: a resume identifies the same key, even
-            # after inventory.record has pointed the entry at its replacement
-            key_entry=self.inventory.key(key_name).model_dump(mode="json", include={"key_id", "project"})
-            if key_name is not None else None,
             steps=[{"id": s.id, "uses": s.uses} for s in playbook.model.steps],
             inputs=inputs,
             user=_user(),
@@ -94,10 +90,8 @@ class Engine:
         playbook = load_playbook(incident.dir / "playbook.yaml")
         inputs = from_jsonable(opened.get("inputs") or {})
         key_name = opened.get("key")
-        started_as = opened.get("key_entry")
-        if key_name is not None and isinstance(started_as, dict):
-            entry = self.inventory.key(key_name)
-            self.inventory.model.keys[key_name] = entry.model_copy(update=started_as)
+        if key_name is not None:
+            self._undo_own_record(key_name, records)
         outputs: dict[str, dict[str, Any]] = {}
         statuses: dict[str, str] = {}
         for r in records:
@@ -108,6 +102,17 @@ class Engine:
         incident.mark_running()  # before writing: another process may be working on it
         incident.journal.append("incident.resumed", rerun=[s for s in todo], user=_user(), host=socket.gethostname())
         return self._run(incident, playbook, inputs, key_name, outputs, statuses, todo)
+
+    def _undo_own_record(self, key_name: str, records: list[dict[str, Any]]) -> None:
+        """If this incident's inventory.record already pointed the entry at the replacement,
+        the resumed run must still know the key it started from (a revoke still to come is
+        about that one): in memory only, the entry names it again. Any other change to the
+        inventory since (a fix the user made to resume) stands."""
+        edits = [r for r in records if r.get("event") == "step.note" and r.get("note") == "inventory.writing"
+                 and r.get("field") == f"keys.{key_name}.key_id"]
+        entry = self.inventory.key(key_name)
+        if edits and entry.key_id == edits[-1].get("to"):
+            self.inventory.model.keys[key_name] = entry.model_copy(update={"key_id": edits[-1].get("was")})
 
     # --- the loop
 

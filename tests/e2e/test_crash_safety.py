@@ -111,3 +111,20 @@ def test_a_resume_after_the_inventory_names_the_new_key_still_revokes_the_old_on
     state = {k["id"]: k for k in world.sandbox.state.openai_keys()}
     assert not state[old]["live"] and state[new["id"]]["live"]
     assert inventory_key_id(world) == new["id"]
+
+
+def test_a_resume_uses_the_inventory_the_user_fixed(world: World) -> None:
+    text = world.config.read_text()
+    old_id = leaked(world)["id"]
+    broken = text.replace(f"    key_id: {old_id}\n", "").replace("    secret_env: CHATBOT_PROD_OPENAI_KEY\n", "")
+    assert broken != text
+    world.config.write_text(broken)
+    book = world.dir / "revoke.yaml"
+    book.write_text("name: revoke-only\ninputs:\n  key: {required: true}\nsteps:\n  - {id: revoke, uses: key.revoke}\n")
+    first = world.kr("run", str(book), "--key", "chatbot-prod", "--yes")
+    assert first.returncode == 1 and "nothing identifies the key" in first.stderr
+    world.config.write_text(text)  # the fix the error asked for
+    (incident,) = world.incidents()
+    resumed = world.kr("resume", incident["id"], "--yes")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not leaked(world)["live"]
