@@ -365,3 +365,13 @@ def test_a_key_revoked_by_hand_is_proven_dead_by_its_value(world: Path, sandbox:
                  declare="leaked: {type: secret}")
     assert result.ok, step(result, "dead").error
     assert step(result, "dead").outputs["method"] == "models"
+
+
+def test_a_key_no_longer_listed_is_not_judged_by_another_keys_value(world: Path, sandbox: Any,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run(world, "- {id: revoke, uses: key.revoke}\n").ok
+    other = next(k for k in sandbox.state.openai_keys() if k["live"])
+    monkeypatch.setenv("CHATBOT_PROD_OPENAI_KEY", sandbox.state.openai_key_value(other["id"]))  # stale env
+    result = run(world, "- {id: dead, uses: key.probe, with: {expect: dead}}\n")
+    assert result.ok, step(result, "dead").error
+    assert step(result, "dead").outputs["method"] == "listing"

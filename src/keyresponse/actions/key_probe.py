@@ -63,19 +63,22 @@ class Probe:
         with http.retry_budget(ctx.remaining()):
             provider, cfg = provider_for(ctx)
             record = None
+            unlisted = None  # why the key cannot be found: it is no longer listed
             if secret is None:
                 try:
                     record = resolve(ctx, args.key_id, provider=provider)
-                except KeyNotFound:
-                    if _known_value(ctx, None) is None:
-                        raise
-                    # not listed (revoked by hand, say): the value itself is all there is to try
-                secret = _known_value(ctx, record, warn=True)
+                    secret = _known_value(ctx, record, warn=True)
+                except KeyNotFound as exc:
+                    leaked = ctx.inputs.get("leaked")
+                    # the leaked value is the key by definition; $secret_env may hold another one
+                    secret, unlisted = (leaked, None) if isinstance(leaked, Secret) else (None, exc.message)
             while True:
                 if secret is not None:
                     client = ctx.http("openai-probe", cfg.base_url, {"Authorization": "Bearer " + secret.reveal()})
                     answer = provider.probe(client)
                     result, method, detail = answer.result, "models", answer.detail
+                elif unlisted is not None:
+                    result, method, detail = "dead", "listing", f"not listed: {unlisted}"
                 else:
                     result, detail = _listed(provider, record)  # type: ignore[arg-type]
                     method = "listing"
