@@ -112,6 +112,22 @@ def test_a_symlinked_inventory_stays_a_link_to_the_edited_file(tmp_path: Path) -
     assert link.is_symlink() and NEW in real.read_text()
 
 
+def test_the_lock_is_beside_the_file_every_checkout_edits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from keyresponse import atomicfile
+    from keyresponse.actions import inventory as record_module
+
+    real = inventory(tmp_path, ENTRIES["block"])
+    (tmp_path / "checkout").mkdir()
+    link = tmp_path / "checkout" / "keyresponse.yaml"  # its own state folder, the same file
+    link.symlink_to(real)
+    monkeypatch.setattr(record_module, "LOCK_WAIT", 0.2)
+    with atomicfile.locked(atomicfile.lock_path(real), wait=1) as held:  # another checkout's run, editing
+        assert held
+        record = run(link, RECORD).steps[0]
+    assert record.status == "failed" and "another run has held" in (record.error or "")
+    assert NEW not in real.read_text()
+
+
 def test_a_block_scalar_is_left_to_the_user(tmp_path: Path) -> None:
     config = inventory(tmp_path, "  app:\n    provider: openai\n    key_id: |-\n      key_old000000000001\n")
     before = config.read_text()

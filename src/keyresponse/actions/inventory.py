@@ -82,8 +82,8 @@ class Record:
             raise StepError(f"with.key_id: expected the new key's id, got {type(new).__name__}",
                             hint="pass `${{ steps.issue.outputs.key_id }}`")
         fix = f"set {'.'.join(edit.field)} to {new} in {edit.path} by hand"
-        # runs on other keys edit the file too; not under locks/, where a key could be named "inventory"
-        lock = ctx.incident.dir.parent.parent / "inventory.lock"
+        # beside the real file: runs on other keys, from any checkout that links to it, edit it too
+        lock = atomicfile.lock_path(edit.path)
         with atomicfile.locked(lock, wait=LOCK_WAIT) as held:
             problem = _problem(edit)
             if problem or not held:
