@@ -66,9 +66,10 @@ class Issue:
         if not (ctx.key and ctx.key.targets) and args.without_targets == "skip":
             work.skip = True
             earlier = ctx.notes("key.issue.intent")  # a resumed run whose targets have since gone
+            held = " that no target holds" if work.keep_deployed else ""
+            # only keyresponse's own mints of this incident: no confirmation needed to clean those up
             return Plan(summary=f"nothing: {_no_targets(ctx)}", outputs={"issued": False}, data=work,
-                        changes=[f"revoke the {len(earlier)} replacement(s) an earlier attempt minted that no "
-                                 "target holds"] if earlier else [], destructive=bool(earlier))
+                        changes=[f"revoke what earlier attempts of this incident minted{held}"] if earlier else [])
         where = work.project or "the leaked key's project"
         if work.mode == "service_account_key":
             change = f"POST .../service_accounts/{work.service_account_id or '?'}/api_keys in {where} (a new key)"
