@@ -129,7 +129,8 @@ def check_syntax(source: str) -> None:
 def output_reads(source: str) -> dict[str, set[str] | None]:
     """For each step X an expression reads, the names of X's outputs it reads: empty
     when it reads only `steps.X.status`, None when it may read any of them (`steps.X`
-    or `steps.X.outputs` whole, or a name computed at run time)."""
+    or `steps.X.outputs` whole, or a name computed at run time). The key "*" means a
+    step chosen at run time: any step before it."""
     from jinja2 import nodes
 
     tree = _environment().parse("{{" + source + "}}")
@@ -145,6 +146,10 @@ def output_reads(source: str) -> dict[str, set[str] | None]:
         return next((a for a in accesses if a.node is child), None)
 
     reads: dict[str, set[str] | None] = {}
+    named = {id(a.node) for a in accesses
+             if isinstance(a.node, nodes.Name) and a.node.name == "steps" and name_of(a) is not None}
+    if any(n.name == "steps" and id(n) not in named for n in tree.find_all(nodes.Name)):
+        reads["*"] = None  # `steps[inputs.x]`, `steps | attr(...)`: it may read any step
     for access in accesses:
         if not (isinstance(access.node, nodes.Name) and access.node.name == "steps"):
             continue

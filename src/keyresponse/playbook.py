@@ -189,7 +189,11 @@ def _check_steps(doc: Any, model: Playbook) -> dict[str, dict[str, set[str] | No
                     f"expression reads unknown name(s) {', '.join(sorted(unknown))}",
                     hint="expressions can read inputs, key, steps and incident",
                 )
-            for ref, names in expr.output_reads(source).items():
+            reads = expr.output_reads(source)
+            if "*" in reads:
+                del reads["*"]
+                reads.update({ref: None for ref in seen})
+            for ref, names in reads.items():
                 if ref not in seen:
                     later = any(s.id == ref for s in model.steps)
                     raise doc.error(

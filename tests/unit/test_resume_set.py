@@ -25,6 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
     ("steps.a.outputs[inputs.which]", {"a": None}),
     ("steps.issue.outputs.get('secret')", {"issue": None}),
     ("steps.issue.outputs.secret.masked", {"issue": {"secret"}}),
+    ("steps[inputs.which].outputs.secret", {"*": None}),
+    ("steps | attr('issue')", {"*": None}),
     ("inputs.key", {}),
 ])
 def test_output_reads(source: str, reads: dict[str, set[str] | None]) -> None:
