@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from keyresponse.sandbox import openai_accounts, openai_reports
 from keyresponse.sandbox.app import Call, Service, route
 from keyresponse.sandbox.openai_common import (
-    MODEL_SCOPES, admin, audit, bad_key, bearer, error, finish, key_obj, missing_scopes, no_key, page,
+    MODEL_SCOPES, admin, audit, bad_key, bearer, error, finish, json_body, key_obj, missing_scopes, no_key, page,
     project_obj, service_error,
 )
 
@@ -69,10 +69,8 @@ async def list_projects(call: Call) -> Response:
 async def create_project(call: Call) -> Response:
     if isinstance(who := admin(call), Response):
         return who
-    try:
-        body = await call.body()
-    except ValueError:
-        return error(400, "We could not parse the JSON body of your request.")
+    if isinstance(body := await json_body(call), Response):
+        return body
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         return error(400, "Missing required parameter: 'name'.", param="name")
@@ -96,10 +94,8 @@ async def modify_project(call: Call) -> Response:
         return who
     if isinstance(p := _project(call), Response):
         return p
-    try:
-        body = await call.body()
-    except ValueError:
-        return error(400, "We could not parse the JSON body of your request.")
+    if isinstance(body := await json_body(call), Response):
+        return body
     if p["name"] == "Default project":
         return error(400, "The default project cannot be modified.")
     if isinstance(body.get("name"), str) and body["name"].strip():

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from keyresponse.sandbox.app import Call, Route, route
-from keyresponse.sandbox.openai_common import admin, audit, error, page, sa_obj
+from keyresponse.sandbox.openai_common import admin, audit, error, json_body, page, sa_obj
 from keyresponse.sandbox.state import ADMIN_KEY_PREFIX, URLSAFE, State, redact
 
 
@@ -29,13 +29,6 @@ def _account(call: Call) -> dict[str, Any] | Response:
         return error(404, f"No such service account: {call.params['service_account_id']}",
                      param="service_account_id")
     return sa
-
-
-async def _body(call: Call) -> dict[str, Any] | Response:
-    try:
-        return await call.body()
-    except ValueError:
-        return error(400, "We could not parse the JSON body of your request.")
 
 
 def _mint(st: State, who: dict[str, Any], sa: dict[str, Any], name: str, scopes: list[str] | None) -> dict[str, Any]:
@@ -73,7 +66,7 @@ async def create_account(call: Call) -> Response:
         return who
     if isinstance(p := _project(call, active=True), Response):
         return p
-    if isinstance(body := await _body(call), Response):
+    if isinstance(body := await json_body(call), Response):
         return body
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
@@ -100,7 +93,7 @@ async def update_account(call: Call) -> Response:
         return who
     if isinstance(sa := _account(call), Response):
         return sa
-    if isinstance(body := await _body(call), Response):
+    if isinstance(body := await json_body(call), Response):
         return body
     if body.get("role") not in (None, "member", "owner"):
         return error(400, "Invalid value for 'role': expected 'member' or 'owner'.", param="role")
@@ -135,7 +128,7 @@ async def create_account_key(call: Call) -> Response:
         return who
     if isinstance(sa := _account(call), Response):
         return sa
-    if isinstance(body := await _body(call), Response):
+    if isinstance(body := await json_body(call), Response):
         return body
     scopes = body.get("scopes")
     if scopes is not None and not (isinstance(scopes, list) and all(isinstance(s, str) for s in scopes)):
@@ -174,7 +167,7 @@ async def list_admin_keys(call: Call) -> Response:
 async def create_admin_key(call: Call) -> Response:
     if isinstance(who := admin(call), Response):
         return who
-    if isinstance(body := await _body(call), Response):
+    if isinstance(body := await json_body(call), Response):
         return body
     if not isinstance(body.get("name"), str):
         return error(400, "Missing required parameter: 'name'.", param="name")

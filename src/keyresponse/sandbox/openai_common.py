@@ -22,6 +22,14 @@ def error(status: int, message: str, *, type: str = "invalid_request_error", par
     return JSONResponse({"error": {"message": message, "type": type, "param": param, "code": code}}, status)
 
 
+async def json_body(call: Call) -> dict[str, Any] | Response:
+    """The request's JSON object, or OpenAI's 400 for a body that does not parse."""
+    try:
+        return await call.body()
+    except ValueError:
+        return error(400, "We could not parse the JSON body of your request.")
+
+
 def service_error(status: int, message: str) -> Response:
     if status == 429:
         return error(429, "Rate limit reached for requests in organization. Please try again shortly.",
