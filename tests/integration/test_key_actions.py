@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from keyresponse import http
 from keyresponse.engine import Engine, Mode, RunResult
 from keyresponse.inventory import load_inventory
 from keyresponse.journal import Incident
@@ -28,16 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def world(sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def world(sandbox_config: Path, quick_retries: None) -> Path:
     """The sandbox's inventory in tmp_path, its credentials in the environment, quick retries."""
-    sandbox.write_config(tmp_path)
-    for line in (tmp_path / "sandbox.env").read_text().splitlines():
-        name, _, value = line.partition("=")
-        if name and not name.startswith("#"):
-            monkeypatch.setenv(name.strip(), value.strip())
-    monkeypatch.delenv("KEYRESPONSE_CRASH_AT", raising=False)
-    monkeypatch.setattr(http, "DEFAULT_POLICY", http.RetryPolicy(attempts=4, base=0.02, cap=0.1))
-    return tmp_path / "keyresponse.yaml"
+    return sandbox_config
 
 
 def run(config: Path, steps: str, inputs: dict[str, Any] | None = None, key: str | None = "chatbot-prod",

@@ -40,17 +40,11 @@ LOG_BOOK = """
 
 
 @pytest.fixture
-def world(sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The sandbox's inventory in tmp_path and its credentials in the environment."""
-    sandbox.write_config(tmp_path)
-    for line in (tmp_path / "sandbox.env").read_text().splitlines():
-        name, _, value = line.partition("=")
-        if name and not name.startswith("#"):
-            monkeypatch.setenv(name.strip(), value.strip())
-    monkeypatch.delenv("KEYRESPONSE_CRASH_AT", raising=False)
+def world(sandbox_config: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The sandbox's inventory in tmp_path (the working folder) and its credentials in the environment."""
     monkeypatch.setattr(slack, "RETRY_INTERVAL", 0.01)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "keyresponse.yaml"
+    monkeypatch.chdir(sandbox_config.parent)
+    return sandbox_config
 
 
 class SlackAfterEachStep(Reporter):

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from keyresponse import http
 from keyresponse.actions.targets import Deploy, DeployArgs
 from keyresponse.engine import Engine, Mode, RunResult
 from keyresponse.errors import TargetError
@@ -22,14 +21,9 @@ from tests.helpers.target_contract import Clients, check_equal, check_in, check_
 
 
 @pytest.fixture
-def world(sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def world(sandbox_config: Path, quick_retries: None) -> Path:
     """The sandbox's inventory in tmp_path, its credentials in the environment, quick retries."""
-    sandbox.write_config(tmp_path)
-    for name, value in sandbox.env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("KEYRESPONSE_CRASH_AT", raising=False)
-    monkeypatch.setattr(http, "DEFAULT_POLICY", http.RetryPolicy(attempts=4, base=0.02, cap=0.1))
-    return tmp_path / "keyresponse.yaml"
+    return sandbox_config
 
 
 @pytest.fixture
