@@ -144,13 +144,25 @@ def test_find_by_leaked_value_one_zero_and_two_matches(world: Path, sandbox: Any
 # --- issue, crash, resume -------------------------------------------------------------------
 
 CRASH_RUN = """
-import sys
+import os, sys
 from keyresponse.engine import Engine, Mode
 from keyresponse.inventory import load_inventory
 from keyresponse.playbook import coerce_inputs, load_playbook
-pb = load_playbook(sys.argv[2])
-Engine(load_inventory(sys.argv[1]), mode=Mode.APPLY, assume_yes=True).start(pb, coerce_inputs(pb, {}), "chatbot-prod")
+from keyresponse.secret import Secret
+config, book, key, leaked_env = sys.argv[1:]
+pb = load_playbook(book)
+inputs = coerce_inputs(pb, {"leaked": Secret(os.environ[leaked_env])} if leaked_env else {})
+Engine(load_inventory(config), mode=Mode.APPLY, assume_yes=True).start(pb, inputs, key or None)
 """
+
+
+def killed_run(config: Path, book: Path, point: str, *, key: str = "chatbot-prod",
+               leaked_env: str = "") -> subprocess.CompletedProcess[str]:
+    """Run `book` in a child process that the crash point kills (the leaked value, if any,
+    read there from `leaked_env`)."""
+    return subprocess.run([sys.executable, "-c", CRASH_RUN, str(config), str(book), key, leaked_env],
+                          env={**os.environ, "KEYRESPONSE_CRASH_AT": point}, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
 
 
 def test_crash_right_after_mint_then_resume_leaves_exactly_one_live_replacement(world: Path, sandbox: Any) -> None:
@@ -158,9 +170,7 @@ def test_crash_right_after_mint_then_resume_leaves_exactly_one_live_replacement(
     book.write_text("name: issue\nsteps:\n"
                     "  - {id: issue, uses: key.issue}\n"
                     "  - {id: live, uses: key.probe, with: {secret: '${{ steps.issue.outputs.secret }}', expect: live}}\n")
-    env = {**os.environ, "KEYRESPONSE_CRASH_AT": "key.issue:after-mint"}
-    proc = subprocess.run([sys.executable, "-c", CRASH_RUN, str(world), str(book)], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    proc = killed_run(world, book, "key.issue:after-mint")
     assert proc.returncode == -9, proc.stderr
     [incident] = Incident.all(world.parent / ".keyresponse")
     project = sandbox.state.truth["leaked_project_id"]
@@ -292,14 +302,7 @@ def test_resume_needs_no_leaked_value(world: Path, sandbox: Any) -> None:
     book = world.parent / "contain.yaml"
     book.write_text("name: contain\ninputs: {leaked: {type: secret}}\nsteps:\n"
                     "  - {id: revoke, uses: key.revoke}\n  - {id: dead, uses: key.probe, with: {expect: dead}}\n")
-    script = ("import os, sys\nfrom keyresponse.engine import Engine, Mode\n"
-              "from keyresponse.inventory import load_inventory\nfrom keyresponse.playbook import coerce_inputs, load_playbook\n"
-              "from keyresponse.secret import Secret\npb = load_playbook(sys.argv[2])\n"
-              "inputs = coerce_inputs(pb, {'leaked': Secret(os.environ['SANDBOX_LEAKED_KEY'])})\n"
-              "Engine(load_inventory(sys.argv[1]), mode=Mode.APPLY, assume_yes=True).start(pb, inputs, None)\n")
-    env = {**os.environ, "KEYRESPONSE_CRASH_AT": "after:revoke"}
-    proc = subprocess.run([sys.executable, "-c", script, str(world), str(book)], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    proc = killed_run(world, book, "after:revoke", key="", leaked_env="SANDBOX_LEAKED_KEY")
     assert proc.returncode == -9, proc.stderr
     [incident] = Incident.all(world.parent / ".keyresponse")
     result = Engine(load_inventory(world), mode=Mode.APPLY, assume_yes=True).resume(incident)
