@@ -266,22 +266,17 @@ class Engine:
         opening the incident (the revoke's lookup of the key is the first call of an incident).
         Only when its `with:` needs nothing the incident has yet; any failure is left for the
         step's own call to meet and report."""
-        from keyresponse import expr, registry
+        from keyresponse import expr, http, registry
 
         step = playbook.model.steps[0]
         action_cls = registry.get(step.uses)
         if getattr(action_cls, "prefetch", None) is None or step.if_ is not None:
             return None
-        key: dict[str, Any] = {}
-        if key_name is not None:
-            key = {"name": key_name, **self.inventory.key(key_name).model_dump(mode="json")}
         try:
             args = action_cls.With.model_validate(
-                expr.render(step.with_, {"inputs": dict(inputs), "key": key, "steps": {}}))
+                expr.render(step.with_, {"inputs": dict(inputs), "key": self._key_view(key_name), "steps": {}}))
         except Exception:  # noqa: BLE001 - e.g. it reads `incident`: the step renders it later
             return None
-        from keyresponse import http
-
         early = EarlyContext(inventory=self.inventory, inputs=inputs, key_name=key_name, _http=self._client)
         try:
             # set-up here, not in the thread: under the GIL, imports there would only slow
@@ -370,15 +365,18 @@ class Engine:
     def _template_context(self, incident: Incident, playbook: LoadedPlaybook, inputs: dict[str, Any],
                           key_name: str | None, outputs: dict[str, dict[str, Any]],
                           statuses: dict[str, str]) -> dict[str, Any]:
-        key: dict[str, Any] = {}
-        if key_name is not None:
-            key = {"name": key_name, **self.inventory.key(key_name).model_dump(mode="json")}
         return {
             "inputs": dict(inputs),
-            "key": key,
+            "key": self._key_view(key_name),
             "steps": {sid: {"outputs": outs, "status": statuses.get(sid)} for sid, outs in outputs.items()},
             "incident": {"id": incident.id, "dir": str(incident.dir), "playbook": playbook.name},
         }
+
+    def _key_view(self, key_name: str | None) -> dict[str, Any]:
+        """What expressions read as `key`: the inventory entry and its name."""
+        if key_name is None:
+            return {}
+        return {"name": key_name, **self.inventory.key(key_name).model_dump(mode="json")}
 
     def _client(self, service: str, base_url: str, headers: dict[str, str]) -> Any:
         from keyresponse import http
