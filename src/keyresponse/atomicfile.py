@@ -83,6 +83,21 @@ def _still_at(fd: int, path: Path) -> bool:
     return (at.st_dev, at.st_ino) == (mine.st_dev, mine.st_ino)
 
 
+def unwritable(real: Path) -> tuple[str, str] | None:
+    """(problem, fix) that stops an atomic replace of the existing file `real`, or None."""
+    st = real.stat()
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file", f"point keyresponse at the file itself, not {real}"
+    # the mode bit too: root may write anything, but a read-only file says "leave me alone"
+    if not st.st_mode & stat.S_IWUSR or not os.access(real, os.W_OK):
+        return "the file is read-only; keyresponse does not replace it behind its owner's back", \
+            f"make it writable (chmod u+w {real}) or update it by hand"
+    if not os.access(real.parent, os.W_OK | os.X_OK):
+        return f"its folder {real.parent} is not writable (needed for an atomic replace)", \
+            "make the folder writable for this user"
+    return None
+
+
 def leftovers(real: Path, *, remove: bool = False) -> list[Path]:
     """Temp files a writer killed mid-way left beside `real` (removed when asked: only
     under the lock, where no live writer can own one)."""

@@ -66,9 +66,10 @@ class Record:
         if edit is None:
             return []
         what = f"{edit.path.name} can be updated"
-        problem = _problem(edit)
-        if problem:
-            return [Check(what, False, problem[0], problem[1], blocking=False)]
+        try:
+            _inspect(edit)
+        except _Unfit as unfit:
+            return [Check(what, False, unfit.problem, unfit.fix, blocking=False)]
         return [Check(what, True, f"{'.'.join(edit.field)} is written as a plain value; the file is writable")]
 
     def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
@@ -85,13 +86,13 @@ class Record:
         # beside the real file: runs on other keys, from any checkout that links to it, edit it too
         lock = atomicfile.lock_path(edit.path)
         with atomicfile.locked(lock, wait=LOCK_WAIT) as held:
-            problem = _problem(edit)
-            if problem or not held:
-                detail = problem[0] if problem else f"another run has held {lock} for {LOCK_WAIT:g}s"
-                raise StepError(f"{edit.path}: {detail}", hint=f"{problem[1] + '; or ' if problem else ''}{fix}")
+            if not held:
+                raise StepError(f"{edit.path}: another run has held {lock} for {LOCK_WAIT:g}s", hint=fix)
+            try:
+                text, current, (start, end) = _inspect(edit)
+            except _Unfit as unfit:
+                raise StepError(f"{edit.path}: {unfit.problem}", hint=f"{unfit.fix}; or {fix}") from None
             atomicfile.leftovers(edit.path, remove=True)  # from a writer killed mid-write
-            text = edit.path.read_bytes().decode("utf-8")  # as written: no newline translation
-            current, (start, end) = _current(text, edit.field)
             if current == new:
                 return {"path": str(edit.path), "key_id": new, "was": edit.old, "changed": False}
             if current != edit.old:
@@ -115,6 +116,31 @@ class Record:
         return {"path": str(edit.path), "key_id": new, "was": edit.old, "changed": True}
 
 
+class _Unfit(Exception):
+    def __init__(self, problem: str, fix: str) -> None:
+        self.problem, self.fix = problem, fix
+
+
+def _inspect(edit: _Edit) -> tuple[str, Any, tuple[int, int]]:
+    """The file's text, the value it holds at the field and where; raises _Unfit when the
+    edit cannot be made (unreadable, read-only, or not a plain one-line value there)."""
+    from keyresponse import atomicfile
+
+    try:
+        text = edit.path.read_bytes().decode("utf-8")  # as written: no newline translation
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _Unfit(f"cannot read it: {exc}", "check the inventory's path and permissions") from None
+    unfit = atomicfile.unwritable(edit.path)
+    if unfit:
+        raise _Unfit(*unfit)
+    try:
+        current, span = _current(text, edit.field)
+    except (StepError, yaml.YAMLError):
+        raise _Unfit(f"{'.'.join(edit.field)} is not written as a plain value",
+                     f"write it as `key_id: {edit.old}` under keys.{edit.field[1]}") from None
+    return text, current, span
+
+
 def _current(text: str, field: tuple[str, ...]) -> tuple[Any, tuple[int, int]]:
     """The value at `field` and where it is written; raises StepError when it is not a
     scalar on one line (a `|` or `>` block is left to the user)."""
@@ -124,24 +150,3 @@ def _current(text: str, field: tuple[str, ...]) -> tuple[Any, tuple[int, int]]:
     if span is None or text[span[0]:span[0] + 1] in ("|", ">") or "\n" in text[span[0]:span[1]].rstrip():
         raise StepError(f"{'.'.join(field)} is not written as a plain value on one line")
     return yaml.safe_load(text[span[0]:span[1]]), span
-
-
-def _problem(edit: _Edit) -> tuple[str, str] | None:
-    """(what is wrong, how to fix it), or None when the edit can be made."""
-    import stat
-
-    try:
-        text = edit.path.read_bytes().decode("utf-8")  # as written: no newline translation
-    except (OSError, UnicodeDecodeError) as exc:
-        return f"cannot read it: {exc}", "check the inventory's path and permissions"
-    # the mode bit too: root may write anything, but a read-only inventory says "leave me alone"
-    if (not os.stat(edit.path).st_mode & stat.S_IWUSR or not os.access(edit.path, os.W_OK)
-            or not os.access(edit.path.parent, os.W_OK)):
-        return ("it is read-only (or its folder is), so the replacement cannot be recorded",
-                f"make {edit.path} and its folder writable")
-    try:
-        _current(text, edit.field)
-    except (StepError, yaml.YAMLError):
-        return (f"{'.'.join(edit.field)} is not written as a plain value",
-                f"write it as `key_id: {edit.old}` under keys.{edit.field[1]}")
-    return None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -72,15 +71,9 @@ class EnvFile:
             if not real.parent.is_dir() or not os.access(real.parent, os.W_OK | os.X_OK):
                 return f"the folder {real.parent} is missing or not writable", "create the folder or fix its permissions"
             return None
-        st = real.stat()
-        if not stat.S_ISREG(st.st_mode):
-            return "not a regular file", "point the target at a dotenv file"
-        if not st.st_mode & stat.S_IWUSR or not os.access(real, os.W_OK):
-            return "the file is read-only; keyresponse does not replace it behind its owner's back", \
-                f"make it writable (chmod u+w {real}) or update it by hand"
-        if not os.access(real.parent, os.W_OK | os.X_OK):
-            return f"its folder {real.parent} is not writable (needed for an atomic replace)", \
-                "make the folder writable for this user"
+        unfit = atomicfile.unwritable(real)
+        if unfit:
+            return unfit
         try:
             text = real.read_bytes().decode("utf-8")
         except UnicodeDecodeError:
