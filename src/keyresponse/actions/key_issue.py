@@ -23,7 +23,10 @@ from keyresponse.providers.base import iso
 MINT_TRIES = 2  # the second only after listing proved what the first one left behind
 
 
-def _no_targets(ctx: StepContext) -> str:
+def _no_targets(ctx: StepContext) -> str | None:
+    """Why a replacement would go nowhere, or None when the key has targets."""
+    if ctx.key and ctx.key.targets:
+        return None
     who = f"keys.{ctx.key_name}" if ctx.key else "the key (it is not in the inventory)"
     return (f"{who} has no targets, so a replacement would go nowhere: its value is shown only at "
             "creation, and keyresponse hands it only to targets")
@@ -63,12 +66,13 @@ class Issue:
         work = _IssueWork(args.mode or policy.mode, args.service_account_id or policy.service_account_id,
                           args.name_prefix or policy.name_prefix, args.project or (ctx.key.project if ctx.key else None),
                           args.keep_deployed)
-        if not (ctx.key and ctx.key.targets) and args.without_targets == "skip":
+        nowhere = _no_targets(ctx)
+        if nowhere and args.without_targets == "skip":
             work.skip = True
             earlier = ctx.notes("key.issue.intent")  # a resumed run whose targets have since gone
             held = " that no target holds" if work.keep_deployed else ""
             # only keyresponse's own mints of this incident: no confirmation needed to clean those up
-            return Plan(summary=f"nothing: {_no_targets(ctx)}", outputs={"issued": False}, data=work,
+            return Plan(summary=f"nothing: {nowhere}", outputs={"issued": False}, data=work,
                         changes=[f"revoke what earlier attempts of this incident minted{held}"] if earlier else [])
         where = work.project or "the leaked key's project"
         if work.mode == "service_account_key":
@@ -82,8 +86,9 @@ class Issue:
         work: _IssueWork = plan.data
         if work.skip:
             return []
-        if not (ctx.key and ctx.key.targets):
-            return [Check("somewhere to deploy the replacement", False, _no_targets(ctx),
+        nowhere = _no_targets(ctx)
+        if nowhere:
+            return [Check("somewhere to deploy the replacement", False, nowhere,
                           f"list where the key is used under keys.{ctx.key_name or 'NAME'}.targets in the inventory")]
         what = "the admin key can create the replacement"
         try:
@@ -118,8 +123,9 @@ class Issue:
                 with http.retry_budget(ctx.remaining()):
                     provider, _ = provider_for(ctx)
                     replaced, earlier = self._revoke_earlier(ctx, provider, work, intents)
-            ctx.warn(f"no replacement issued: {_no_targets(ctx)}")
-            return {"issued": False, "reason": _no_targets(ctx), "replaced": replaced, "earlier": earlier}
+            reason = _no_targets(ctx)
+            ctx.warn(f"no replacement issued: {reason}")
+            return {"issued": False, "reason": reason, "replaced": replaced, "earlier": earlier}
         with http.retry_budget(ctx.remaining()):
             provider, _ = provider_for(ctx)
             project = work.project or resolve(ctx, provider=provider).project_id
