@@ -38,9 +38,8 @@ def lock_path(real: Path) -> Path:
 
 @contextmanager
 def locked(lock_file: Path, wait: float) -> Iterator[bool]:
-    """flock on `lock_file` (a file's sidecar, `lock_path(real)`, or one in the state
-    folder), which is removed again on the way out: nothing is left beside the user's
-    files. Yields False if the lock could not be had within `wait` seconds, or the lock
+    """flock on `lock_file` (the edited file's sidecar: `lock_path(real)`), which is
+    removed again on the way out: nothing is left beside the user's files. Yields False if the lock could not be had within `wait` seconds, or the lock
     file cannot be created (a read-only folder: the caller reports why).
 
     Removing a lock file is safe only with a check: a waiter that opened the file before
