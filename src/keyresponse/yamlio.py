@@ -85,9 +85,12 @@ def load_text(text: str, file: str = "<string>") -> Document:
     import yaml
 
     loader = _loader()
+    marks: dict[Loc, Mark] = {}
+    constructor = yaml.SafeLoader(stream="")  # builds scalars only: the tree is walked here
     try:
         node = yaml.compose(text, Loader=loader)
         _refuse_anchors(text, file, loader)
+        data = None if node is None else _construct(node, (), marks, file, constructor)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise ConfigError(
@@ -101,14 +104,6 @@ def load_text(text: str, file: str = "<string>") -> Document:
     except RecursionError:  # the pure-Python parser, without libyaml's own depth limit
         raise ConfigError("invalid YAML: nested too deeply", file=file,
                           hint="flatten the structure; no playbook or inventory needs this depth") from None
-    marks: dict[Loc, Mark] = {}
-    if node is None:
-        return Document(file, None, marks)
-    constructor = yaml.SafeLoader(stream="")  # builds scalars only: the tree is walked here
-    try:
-        data = _construct(node, (), marks, file, constructor)
-    except RecursionError:
-        raise ConfigError("invalid YAML: nested too deeply", file=file) from None
     finally:
         constructor.dispose()
     return Document(file, data, marks)
