@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from keyresponse.engine import Engine, Mode, RunResult
 from keyresponse.inventory import load_inventory
-from keyresponse.playbook import coerce_inputs, load_playbook
+from keyresponse.playbook import load_playbook
 from tests.helpers import actions  # noqa: F401  (registers test.replace_text)
+from tests.integration.conftest import run_steps
 
 NEW = "key_replacement000001"
 
@@ -30,10 +30,7 @@ def inventory(tmp_path: Path, entry: str) -> Path:
 
 
 def run(config: Path, steps: str, mode: Mode = Mode.APPLY) -> RunResult:
-    book = config.parent / "book.yaml"
-    book.write_text("name: t\nsteps:\n" + textwrap.indent(textwrap.dedent(steps), "  "))
-    pb = load_playbook(book)
-    return Engine(load_inventory(config), mode=mode, assume_yes=True).start(pb, coerce_inputs(pb, {}), "app")
+    return run_steps(config, steps, key="app", mode=mode)
 
 
 RECORD = f"- {{id: record, uses: inventory.record, with: {{key_id: {NEW}}}}}\n"

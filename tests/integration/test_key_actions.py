@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from keyresponse.inventory import load_inventory
 from keyresponse.journal import Incident
 from keyresponse.playbook import coerce_inputs, load_playbook
 from keyresponse.secret import Secret
+from tests.integration.conftest import run_steps
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,14 +32,7 @@ def world(sandbox_config: Path, quick_retries: None) -> Path:
     return sandbox_config
 
 
-def run(config: Path, steps: str, inputs: dict[str, Any] | None = None, key: str | None = "chatbot-prod",
-        declare: str = "") -> RunResult:
-    book = config.parent / "book.yaml"
-    book.write_text("name: t\n" + (f"inputs:\n{textwrap.indent(declare, '  ')}\n" if declare else "")
-                    + "steps:\n" + textwrap.indent(textwrap.dedent(steps), "  "))
-    pb = load_playbook(book)
-    engine = Engine(load_inventory(config), mode=Mode.APPLY, assume_yes=True)
-    return engine.start(pb, coerce_inputs(pb, inputs or {}), key)
+run = run_steps
 
 
 def step(result: RunResult, sid: str) -> Any:

@@ -4,7 +4,6 @@ every file the run wrote is searched for the new value."""
 
 from __future__ import annotations
 
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -12,11 +11,10 @@ from typing import Any
 import pytest
 
 from keyresponse.actions.targets import Deploy, DeployArgs
-from keyresponse.engine import Engine, Mode, RunResult
+from keyresponse.engine import Mode, RunResult
 from keyresponse.errors import TargetError
-from keyresponse.inventory import load_inventory
-from keyresponse.playbook import load_playbook
 from tests.helpers.target_contract import Clients, check_equal, check_in, check_not_in, make_ctx, new_secret
+from tests.integration.conftest import run_steps
 
 
 
@@ -34,10 +32,7 @@ def clients() -> Any:
 
 
 def run(config: Path, steps: str, mode: Mode = Mode.APPLY) -> RunResult:
-    book = config.parent / "book.yaml"
-    book.write_text("name: t\nsteps:\n" + textwrap.indent(textwrap.dedent(steps), "  "))
-    engine = Engine(load_inventory(config), mode=mode, assume_yes=True)
-    return engine.start(load_playbook(book), {}, "chatbot-prod")
+    return run_steps(config, steps, mode=mode)
 
 
 def everything_written(folder: Path) -> str:
