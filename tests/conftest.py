@@ -10,7 +10,9 @@ import tests.helpers.actions  # noqa: F401  (registers the test-only actions)
 pytest_plugins = ["tests.helpers.sandbox_fixture"]
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = REPO.parent / "shared"  # the team's shared folder, beside the repository when present
+SPECS = REPO / "tests" / "specs"  # the API descriptions the tests validate against (see its README)
+ALERT_FIXTURES = REPO / "tests" / "fixtures" / "alerts"  # scanners' published alert payloads
 
 
 @pytest.fixture

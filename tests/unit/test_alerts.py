@@ -8,15 +8,12 @@ import pytest
 
 from keyresponse import alerts
 from keyresponse.errors import UsageError
-from tests.conftest import SHARED, fake_key
+from tests.conftest import ALERT_FIXTURES, fake_key
 
-FIXTURES = SHARED / "fixtures" / "alerts"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"alert fixtures not found at {FIXTURES}")
+FIXTURES = ALERT_FIXTURES
 
 
-@needs_fixtures
-@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.json*") if p.suffix != ".jsonc")
-                         if FIXTURES.is_dir() else [])
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.json*") if p.suffix != ".jsonc"))
 def test_every_fixture_parses(name: str) -> None:
     found = alerts.load(FIXTURES / name)
     assert found and all(a.source for a in found)
@@ -26,7 +23,6 @@ def test_every_fixture_parses(name: str) -> None:
             assert a.secret.reveal() not in str(summary)
 
 
-@needs_fixtures
 def test_locations_and_times() -> None:
     (gl,) = alerts.load(FIXTURES / "gitleaks-report.json")
     assert gl.locations[0].path == "auth.py" and gl.locations[0].line == 1
@@ -41,7 +37,6 @@ def test_locations_and_times() -> None:
     assert len(locs.locations) == 13
 
 
-@needs_fixtures
 def test_placeholders_are_not_secrets() -> None:
     (rest,) = alerts.load(FIXTURES / "github-rest-secret-scanning-alert.json")
     assert rest.secret is None  # XXXX…-us2 is GitHub's example placeholder
