@@ -80,7 +80,7 @@ def assert_restored(world: World) -> str:
         assert state.github_secret_value(scope, "OPENAI_API_KEY") == value, scope
     assert state.gitlab_variable("project:acme/chatbot", "OPENAI_API_KEY")["value"] == value
     assert inventory_key_id(world) == live[0]["id"], "the inventory does not name the live replacement"
-    return value
+    return str(value)
 
 
 def inventory_key_id(world: World, name: str = "chatbot-prod") -> str:

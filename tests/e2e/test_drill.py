@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-
+from typing import Any
 
 from tests.e2e.conftest import World
 
@@ -15,7 +15,7 @@ def _fingerprint(folder: Path) -> dict[str, str]:
             for p in folder.rglob("*") if p.is_file() and ".keyresponse" not in p.parts}
 
 
-def _drill(world: World, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict, str]:
+def _drill(world: World, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any], str]:
     before_files = _fingerprint(world.dir)
     before = world.sandbox.state.mutation_count
     out = world.kr("drill", *args, "--json", env=env)
@@ -35,7 +35,7 @@ def test_healthy_sandbox_passes_for_every_key(world: World) -> None:
     assert history.returncode == 0 and "chatbot-prod" in history.stdout and "✔" in history.stdout
 
 
-def _problems(result: dict) -> str:
+def _problems(result: dict[str, Any]) -> str:
     return "\n".join(p for d in result["drills"] for p in d["problems"])
 
 

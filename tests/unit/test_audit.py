@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
+from typing import Any
 
 from keyresponse import audit
 from keyresponse.providers.base import UsagePoint, epoch, iso
@@ -15,7 +17,8 @@ END = START + DAYS * 24 * H
 PRICES = {"gpt-4o": (2.5, 10.0), "gpt-4o-mini": (0.15, 0.6), "o1": (15.0, 60.0)}
 
 
-def series(level: callable, model: str = "gpt-4o-mini", seed: int = 1, skip: set[int] | None = None) -> list[UsagePoint]:  # type: ignore[valid-type]
+def series(level: Callable[[int], float], model: str = "gpt-4o-mini", seed: int = 1,
+           skip: set[int] | None = None) -> list[UsagePoint]:
     rng = random.Random(seed)
     out = []
     for i in range(DAYS * 24):
@@ -36,7 +39,7 @@ def spike(at: int, hours: int, model: str = "o1", tokens: int = 200_000) -> list
     return [UsagePoint(START + (at + j) * H, model, tokens // 400, tokens * 3 // 4, tokens // 4) for j in range(hours)]
 
 
-def run(points: list[UsagePoint], **kw: object) -> dict:
+def run(points: list[UsagePoint], **kw: object) -> dict[str, Any]:
     return audit.analyze(points, window_start=START, window_end=END, prices=PRICES, **kw)  # type: ignore[arg-type]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ def _pb(tmp_path: Path, text: str) -> Path:
     return p
 
 
-def _error(path: Path, loader=load_playbook) -> ConfigError:
+def _error(path: Path, loader: Callable[[Path], object] = load_playbook) -> ConfigError:
     with pytest.raises(ConfigError) as info:
         loader(path)
     return info.value

@@ -13,7 +13,7 @@ import functools
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 import pytest
@@ -212,7 +212,7 @@ def make_ctx(tmp_path: Path, notify: Notify, step_id: str = "open") -> StepConte
                  outputs={}, assume_yes=True, interactive=False, deadline=None,
                  _http=lambda *a: None, _emit=lambda kind, msg: events.append((kind, msg)), playbook_name="t")
     known = {f.name for f in dataclasses.fields(StepContext)}  # the engine's context grows; pass what it takes
-    ctx = StepContext(**{k: v for k, v in given.items() if k in known})
+    ctx = StepContext(**cast(dict[str, Any], {k: v for k, v in given.items() if k in known}))
     ctx.events = events  # type: ignore[attr-defined]
     return ctx
 
