@@ -4,6 +4,15 @@ The sandbox stops attribute games (``''.__class__.__mro__``) but not resource
 exhaustion (``'a' * 10**9``), so this environment also bounds the operands of
 ``*``/``**``/``+``, the integers passed to any call, the length of every result,
 and the wall time of one evaluation.
+
+The wall-time bound cannot stop one long C call (a big-integer power, a gigabyte
+``str.replace``): the thread holds the GIL, and it goes on in the background after
+the refusal. So every operation that can grow its result far beyond its operands
+is sized *before* it runs: integer ``*``/``**`` by the bits of the result,
+sequence ``*``/``+`` by the total size of their items, the text filters and methods
+that multiply (``join``, ``replace``, ``indent``, ``expandtabs``) by the length they
+would produce, and lazy sequences (``map``, ``select``, ``range``...) by what they
+have yielded so far.
 """
 
 from __future__ import annotations
@@ -17,7 +26,9 @@ from keyresponse.errors import KeyresponseError
 EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.S)
 WHOLE = re.compile(r"^\s*\$\{\{((?:(?!\}\}).)*)\}\}\s*$", re.S)
 MAX_OUTPUT = 64 * 1024
+MAX_TOTAL = 1024 * 1024  # characters (or items) in one value, counted through nested sequences
 MAX_INT_ARG = 100_000
+MAX_INT_BITS = 256  # an integer result larger than this is no id, count or time
 TIME_BUDGET = 1.0  # seconds per evaluation
 
 
@@ -51,17 +62,26 @@ def _environment() -> Any:
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
             if operator == "%" and isinstance(left, str):
                 raise SecurityError("%-formatting is not available; use ~ to join text")
-            if operator == "**" and (not isinstance(right, (int, float)) or abs(right) > 64):
-                raise SecurityError("exponent too large")
+            if operator == "**":
+                if not isinstance(right, (int, float)) or abs(right) > 64:
+                    raise SecurityError("exponent too large")
+                if _is_int(left) and _is_int(right) and right > 0 and abs(left).bit_length() * right > MAX_INT_BITS:
+                    raise SecurityError(f"number too large (more than {MAX_INT_BITS} bits)")
             if operator == "*":
-                seq, n = (left, right) if isinstance(right, int) else (right, left)
-                if isinstance(seq, (str, list, tuple)) and isinstance(n, int):
-                    if len(seq) * n > MAX_OUTPUT:
-                        raise SecurityError("result too large")
+                if _is_int(left) and _is_int(right):
+                    if abs(left).bit_length() + abs(right).bit_length() > MAX_INT_BITS:
+                        raise SecurityError(f"number too large (more than {MAX_INT_BITS} bits)")
+                else:
+                    seq, n = (left, right) if _is_int(right) else (right, left)
+                    if isinstance(seq, (str, list, tuple)) and _is_int(n):
+                        limit = MAX_OUTPUT if isinstance(seq, str) else MAX_TOTAL
+                        if n > 0 and _size(seq, limit) * n > limit:
+                            raise SecurityError("result too large")
             if operator == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
-                if len(left) + len(right) > MAX_OUTPUT:
+                limit = MAX_OUTPUT if isinstance(left, str) else MAX_TOTAL
+                if _size(left, limit) + _size(right, limit) > limit:
                     raise SecurityError("result too large")
-            return super().call_binop(context, operator, left, right)
+            return _checked(super().call_binop(context, operator, left, right), SecurityError)
 
         def wrap_str_format(self, value: Any) -> Any:
             # a format spec can ask for a gigabyte of padding; playbooks need no str.format
@@ -76,26 +96,136 @@ def _environment() -> Any:
 
         def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
             for a in list(args) + list(kwargs.values()):
-                if isinstance(a, int) and not isinstance(a, bool) and abs(a) > MAX_INT_ARG:
+                if _is_int(a) and abs(a) > MAX_INT_ARG:
                     raise SecurityError(f"number argument {a} too large")
-            return super().call(__context, __obj, *args, **kwargs)
+            receiver = getattr(__obj, "__self__", None)
+            if isinstance(receiver, str) and getattr(__obj, "__name__", None) in _GROWTH:
+                if __obj.__name__ == "join" and args:
+                    args = (_bounded_list(args[0], SecurityError), *args[1:])
+                if _GROWTH[__obj.__name__](receiver, *args, **kwargs) > MAX_OUTPUT:
+                    raise SecurityError(f"str.{__obj.__name__} would produce more than {MAX_OUTPUT} characters")
+            return _checked(super().call(__context, __obj, *args, **kwargs), SecurityError)
 
     env = BoundedEnvironment(undefined=StrictUndefined, autoescape=False)
-    env.filters = {name: _bounded(f, SecurityError) for name, f in env.filters.items() if name != "format"}
+    env.filters = {name: _bounded(name, f, SecurityError) for name, f in env.filters.items() if name != "format"}
+    range_: Any = env.globals["range"]
+    env.globals["range"] = lambda *a: _BoundedIter(iter(range_(*a)), SecurityError)
     _env = env
     return _env
 
 
-def _bounded(fn: Any, error: type[Exception]) -> Any:
-    """Filters are not routed through `call`; bound their integer arguments too."""
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _size(value: Any, limit: int) -> int:
+    """The characters (or items) in `value`, through nested sequences; counting stops past `limit`."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, (list, tuple, dict)):
+        total = len(value)
+        for item in value.values() if isinstance(value, dict) else value:
+            total += _size(item, limit)
+            if total > limit:
+                break
+        return total
+    return 1
+
+
+def _text_len(value: Any) -> int:
+    return len(value) if isinstance(value, str) else len(str(value)) if isinstance(value, (int, float)) else 16
+
+
+def _join_len(sep: Any, items: list[Any]) -> int:
+    return len(str(sep)) * max(0, len(items) - 1) + sum(_text_len(i) for i in items)
+
+
+def _replace_len(s: Any, old: Any, new: Any, count: Any = -1) -> int:
+    if not isinstance(s, str):
+        return 0
+    old, new = str(old), str(new)
+    hits = s.count(old) if old else len(s) + 1
+    if _is_int(count) and count >= 0:
+        hits = min(hits, count)
+    return len(s) + hits * max(0, len(new) - len(old))
+
+
+def _indent_len(s: Any, width: Any = 4, *rest: Any, **kw: Any) -> int:
+    pad = len(width) if isinstance(width, str) else width if _is_int(width) else 0
+    return _text_len(s) + (str(s).count("\n") + 1) * max(0, pad)
+
+
+# What a text operation that multiplies its input would produce, computed before it runs
+# (a str method's receiver, or a filter's value, comes first).
+_GROWTH: dict[str, Any] = {
+    "join": lambda sep, items, *a, **k: _join_len(sep, items),
+    "replace": _replace_len,
+    "expandtabs": lambda s, tabsize=8, *a, **k: len(s) + s.count("\t") * max(0, tabsize if _is_int(tabsize) else 8),
+    "indent": _indent_len,
+}
+_FILTER_GROWTH: dict[str, Any] = {
+    "join": lambda items, sep="", *a, **k: _join_len(sep, items),
+    "replace": _replace_len,
+    "indent": _indent_len,
+}
+
+
+class _BoundedIter:
+    """A lazy sequence (`map`, `select`, `range`...) that refuses to yield more than
+    MAX_TOTAL characters or items in all: what consumes it (`list`, `join`) stays bounded."""
+
+    def __init__(self, inner: Any, error: type[Exception]) -> None:
+        self._inner, self._error, self._total = inner, error, 0
+
+    def __iter__(self) -> _BoundedIter:
+        return self
+
+    def __next__(self) -> Any:
+        item = next(self._inner)
+        self._total += 1 + _size(item, MAX_TOTAL)
+        if self._total > MAX_TOTAL:
+            raise self._error(f"a sequence grew past {MAX_TOTAL} items or characters")
+        return item
+
+
+def _bounded_list(value: Any, error: type[Exception]) -> Any:
+    """A lazy sequence read into a list, bounded; anything else as it is."""
+    if isinstance(value, (str, list, tuple, dict)) or not hasattr(value, "__iter__"):
+        return value
+    return list(_BoundedIter(iter(value), error))
+
+
+def _checked(value: Any, error: type[Exception]) -> Any:
+    """A result, refused when too large; a lazy one wrapped so that it stays bounded."""
+    if isinstance(value, str):
+        if len(value) > MAX_OUTPUT:
+            raise error(f"result too large (more than {MAX_OUTPUT} characters)")
+    elif isinstance(value, (list, tuple, dict)):
+        if _size(value, MAX_TOTAL) > MAX_TOTAL:
+            raise error(f"result too large (more than {MAX_TOTAL} items or characters)")
+    elif hasattr(value, "__next__") and not isinstance(value, _BoundedIter):
+        return _BoundedIter(value, error)
+    return value
+
+
+def _bounded(name: str, fn: Any, error: type[Exception]) -> Any:
+    """Filters are not routed through `call`: bound their integer arguments, size the
+    ones that multiply text before they run, and every result after."""
     import functools
+
+    skip = 1 if getattr(fn, "jinja_pass_arg", None) is not None else 0  # the context Jinja passes first
+    growth = _FILTER_GROWTH.get(name)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        for a in list(args[1:]) + list(kwargs.values()):
-            if isinstance(a, int) and not isinstance(a, bool) and abs(a) > MAX_INT_ARG:
+        for a in list(args[skip + 1:]) + list(kwargs.values()):
+            if _is_int(a) and abs(a) > MAX_INT_ARG:
                 raise error(f"number argument {a} too large")
-        return fn(*args, **kwargs)
+        if len(args) > skip:
+            args = (*args[:skip], _bounded_list(args[skip], error), *args[skip + 1:])
+        if growth is not None and len(args) > skip and growth(*args[skip:], **kwargs) > MAX_OUTPUT:
+            raise error(f"`{name}` would produce more than {MAX_OUTPUT} characters")
+        return _checked(fn(*args, **kwargs), error)
 
     return wrapper
 
@@ -118,12 +248,24 @@ def expressions_in(value: Any) -> Iterator[str]:
 
 
 def check_syntax(source: str) -> None:
-    from jinja2 import TemplateSyntaxError
+    from jinja2 import TemplateSyntaxError, nodes
 
     try:
-        _environment().parse("{{" + source + "}}")
+        tree = _environment().parse("{{" + source + "}}")
     except TemplateSyntaxError as exc:
-        raise ExpressionError(f"invalid expression `${{{{{source.strip()}}}}}`: {exc.message}") from None
+        raise ExpressionError(f"invalid expression `${{{{ {_shown(source)} }}}}`: {exc.message}") from None
+    except ValueError:  # the lexer's int() of a literal with thousands of digits
+        raise ExpressionError(f"invalid expression `${{{{ {_shown(source)} }}}}`: a number too large") from None
+    for const in tree.find_all(nodes.Const):
+        if _is_int(const.value) and abs(const.value).bit_length() > MAX_INT_BITS:
+            raise ExpressionError(f"invalid expression `${{{{ {_shown(source)} }}}}`: the number {_shown(str(const.value), 20)} "
+                                  f"is too large (more than {MAX_INT_BITS} bits)")
+
+
+def _shown(source: str, limit: int = 120) -> str:
+    """An expression as error messages quote it: a hostile one can be a megabyte long."""
+    text = source.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def output_reads(source: str) -> dict[str, set[str] | None]:
@@ -233,7 +375,7 @@ def _evaluate(source: str, context: dict[str, Any]) -> Any:
     worker = threading.Thread(target=work, daemon=True, name="keyresponse-expr")
     worker.start()
     worker.join(TIME_BUDGET)
-    shown = source.strip()
+    shown = _shown(source)
     if worker.is_alive():
         raise ExpressionError(f"`${{{{ {shown} }}}}` took longer than {TIME_BUDGET:g}s; refused")
     if error:

@@ -182,13 +182,19 @@ def _check_steps(doc: Any, model: Playbook) -> dict[str, dict[str, set[str] | No
                 expr.check_syntax(source)
             except expr.ExpressionError as exc:
                 raise doc.error(where, exc.message) from None
-            unknown = expr.names_used(source) - CONTEXT_NAMES
+            used = expr.names_used(source)
+            unknown = used - CONTEXT_NAMES
             if unknown:
                 raise doc.error(
                     where,
                     f"expression reads unknown name(s) {', '.join(sorted(unknown))}",
                     hint="expressions can read inputs, key, steps and incident",
                 )
+            if not used:  # a constant: its value is known now, so is any refusal (never mid-incident)
+                try:
+                    expr.render("${{" + source + "}}", {})
+                except expr.ExpressionError as exc:
+                    raise doc.error(where, exc.message) from None
             reads = expr.output_reads(source)
             if "*" in reads:
                 del reads["*"]

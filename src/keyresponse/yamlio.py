@@ -15,6 +15,7 @@ from typing import Any
 from keyresponse.errors import ConfigError
 
 MAX_BYTES = 1024 * 1024
+MAX_INT_DIGITS = 30  # beyond any id, port, count or timeout; Python itself refuses 4,300
 
 Loc = tuple[Any, ...]
 
@@ -130,6 +131,7 @@ def _construct(node: Any, loc: Loc, marks: dict[Loc, Mark], file: str, construct
 
     marks[loc] = Mark(node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
+        _standard_tag(node, "tag:yaml.org,2002:map", file)
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
@@ -158,13 +160,30 @@ def _construct(node: Any, loc: Loc, marks: dict[Loc, Mark], file: str, construct
             marks[child] = Mark(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
+        _standard_tag(node, "tag:yaml.org,2002:seq", file)
         return [_construct(v, loc + (i,), marks, file, constructor) for i, v in enumerate(node.value)]
+    if node.tag == "tag:yaml.org,2002:int" and len(node.value.lstrip("+-0_")) > MAX_INT_DIGITS:
+        m = node.start_mark
+        raise ConfigError(f"number too large ({len(node.value)} digits)", file=file,
+                          line=m.line + 1, column=m.column + 1,
+                          hint=f"no setting takes a number of more than {MAX_INT_DIGITS} digits; "
+                               "quote it if it is meant as text")
     try:
         return constructor.construct_object(node, deep=True)
     except yaml.constructor.ConstructorError as exc:
         m = node.start_mark
         raise ConfigError(f"invalid value: {exc.problem}", file=file,
                           line=m.line + 1, column=m.column + 1) from None
+
+
+def _standard_tag(node: Any, tag: str, file: str) -> None:
+    """Collections take only YAML's own tag (`!!python/object:...`, `!include` and the like
+    are refused, as the safe constructor refuses them on scalars)."""
+    if node.tag != tag:
+        m = node.start_mark
+        raise ConfigError(f"invalid value: the tag {node.tag!r} is not allowed", file=file,
+                          line=m.line + 1, column=m.column + 1,
+                          hint="remove the tag: playbooks and inventories are plain YAML")
 
 
 def scalar_span(text: str, path: Loc) -> tuple[int, int] | None:
