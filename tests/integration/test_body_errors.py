@@ -42,3 +42,15 @@ def test_every_mint_cut_off_fails_the_step_with_nothing_left_live(
     assert "unexpected" not in (issue.error or "")
     made, live = incident_accounts(sandbox, result.incident.id)
     assert made and not live  # each cut-off mint was found and revoked
+
+
+def test_a_read_cut_off_mid_body_over_a_real_socket_is_retried(sandbox: Any) -> None:
+    from keyresponse import http
+
+    sandbox.add_fault(service="openai", method="GET", path="/models", kind="headers_then_reset", count=1)
+    with http.build_client("openai", sandbox.urls["openai"],
+                           {"Authorization": f"Bearer {sandbox.env['SANDBOX_LEAKED_KEY']}"},
+                           policy=http.RetryPolicy(attempts=3, base=0.01, cap=0.02)) as client:
+        response = client.get("models")
+    assert response.status_code == 200 and response.json()["data"]
+    assert sandbox.state.requests[("openai", "GET", "/models")] == 2  # the cut one, then the whole one
