@@ -3,13 +3,22 @@
     KeyresponseError            message + optional hint; exit code 1
     ├── UsageError              bad flags, missing input; exit code 2
     ├── ConfigError             bad inventory or playbook (file:line:col); exit code 2
-    ├── SecretLeakRefused       a literal credential where an env var name belongs; exit 2
-    ├── LockedError             another run holds the key's lock; exit 1
-    ├── StepError               a step failed (which step, what happened)
-    │   ├── ProviderError       a provider call failed (service, status, redacted answer)
-    │   ├── TargetError         a target failed (which target, redacted answer)
-    │   └── ApprovalRefused     a confirmation was declined or impossible
-    └── ServiceError            an HTTP call failed after retries (raised by http.py)
+    │   └── SecretLeakRefused   a literal credential where an env var name belongs
+    ├── LockedError             another run holds the key's lock
+    ├── ExpressionError         a `${{ }}` expression that cannot be evaluated (expr.py)
+    ├── ReadOnlyViolation       a write from a plan-mode client: a bug in a plan (http.py)
+    └── StepError               a step failed (which step, what happened); `retryable`
+        ├── ServiceError        an HTTP call failed: method, path, status, redacted answer
+        │   ├── ProviderError   a provider's call failed (KeyNotFound, in providers/, below it)
+        │   ├── Unreachable     the request never left (no connection): nothing changed; no status
+        │   └── AnswerLost      sent, but no whole answer came back (timeout, reset, body cut
+        │                       off or undecodable): a write may have taken effect; no status
+        ├── TargetError         a target failed (which target, redacted answer)
+        └── ApprovalRefused     a confirmation was declined or impossible (not retryable)
+
+http.py raises every ServiceError of an HTTP exchange; no httpx exception leaves it.
+Code that must know whether a write took effect treats a ServiceError without a
+status (Unreachable or AnswerLost) as "maybe": it looks before doing it again.
 
 Every message is redacted before it is shown (see secret.Redactor); still, code
 that builds one never formats a secret value into it.
@@ -100,6 +109,17 @@ class ServiceError(StepError):
 
 class ProviderError(ServiceError):
     pass
+
+
+class Unreachable(ServiceError):
+    """The request provably never left (no connection could be made, or no request could be
+    built): nothing was changed. `status` is None."""
+
+
+class AnswerLost(ServiceError):
+    """The request was sent (or may have been) and no whole answer came back: a timeout, a
+    reset, a body cut off or one that cannot be decoded. A write may have taken effect, so
+    the caller looks before doing it again. `status` is None."""
 
 
 class TargetError(StepError):

@@ -1,17 +1,29 @@
 """One place for HTTP clients: timeouts, retries, Retry-After, user agent, redaction.
 
+One boundary around each whole exchange (`Client.send`, like httpx's own
+`map_httpcore_exceptions` around sending *and* reading): building the request,
+sending it, every retry, reading the body and decoding it all happen inside it,
+and any httpx error that crosses it becomes the project's (`_exchange`):
+`Unreachable` when the request provably never left (nothing changed), else
+`AnswerLost` (the answer was lost, cut off or unreadable: a write may have taken
+effect). Both are `ServiceError`s with no status. Bodies are read whole by
+`RetryTransport` before it returns, so a connection reset mid-body happens where
+it can be retried (this client does not stream).
+
 Retries (exponential backoff with full jitter) cover 429 and 500/502/503/504 and
-connection failures, for idempotent methods only. A POST is retried only when it
-provably never reached the service (connect error) or was refused with 429; a
-POST that mints something is never retried blindly — the caller checks whether
-the first attempt took effect (actions/key_issue.py, `Issue.apply`: list by the journaled name).
+connection failures and answers cut off mid-body, for idempotent methods only. A POST
+is retried only when it provably never reached the service (connect error) or was
+refused with 429; a POST that mints something is never retried blindly — even when
+its 201 headers arrived and the body was cut — the caller checks whether the first
+attempt took effect (actions/key_issue.py, `Issue.apply`: list by the journaled name).
 
 Waiting is bounded three ways: attempts per request, seconds per request
 (`RetryPolicy.budget`), and seconds per step (`retry_budget()`, shared by every
 request the step makes, in any thread that copies the context). A Retry-After
 longer than the cap is not waited out: the answer goes back to the caller at once.
 A request that gave up carries `response.extensions["keyresponse_retries"]`, and
-`error_for` says how many attempts were made and why it stopped.
+`error_for` says how many attempts were made and why it stopped (an exchange that
+failed says so in its `AnswerLost`/`Unreachable` message).
 
 In plan mode the client is read-only: any method but GET/HEAD raises before a byte
 is sent, unless the request is marked ``extensions={"read_only_ok": True}`` (for
@@ -31,7 +43,7 @@ from typing import Any, Iterable, Iterator
 import httpx
 
 from keyresponse import __version__
-from keyresponse.errors import KeyresponseError, ServiceError
+from keyresponse.errors import AnswerLost, KeyresponseError, ServiceError, Unreachable
 from keyresponse.secret import REDACTOR
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -39,6 +51,18 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 READ_METHODS = frozenset({"GET", "HEAD"})
 USER_AGENT = f"keyresponse/{__version__}"
 CREDENTIAL_HEADERS = frozenset({"authorization", "private-token", "x-api-key", "job-token"})
+
+# the request provably never left this machine: nothing can have changed
+NEVER_SENT: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+                                           httpx.UnsupportedProtocol, httpx.InvalidURL)
+# worth another try whatever the method: the connection could not be made
+RETRY_ANY_METHOD = (httpx.ConnectError, httpx.ConnectTimeout)
+# worth another try for an idempotent method: sent, but the whole answer never came back
+# (a timeout, a reset, a connection closed before the body was complete)
+RETRY_IDEMPOTENT = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError,
+                    httpx.RemoteProtocolError)
+# everything httpx raises about an exchange (InvalidURL and StreamError are not HTTPErrors)
+HTTPX_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
 
 
 class RetryPolicy:
@@ -108,6 +132,10 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 class RetryTransport(httpx.BaseTransport):
+    """Retries as the module docstring says, and reads every body whole before returning it.
+    It lets httpx's errors through (noting the attempts on the request): `Client`, the
+    boundary around it, translates them."""
+
     def __init__(self, inner: httpx.BaseTransport, service: str, policy: RetryPolicy,
                  read_only: bool, sleep: Any = time.sleep, credential_env: str | None = None) -> None:
         self.credential_env = credential_env
@@ -133,17 +161,25 @@ class RetryTransport(httpx.BaseTransport):
         waited = 0.0
         attempt = 0
         while True:
+            # what the boundary says if this attempt's error ends the exchange
+            tries: dict[str, Any] = {"attempts": attempt + 1, "waited": round(waited, 2)}
+            request.extensions["keyresponse_tries"] = tries
             try:
-                response = self.inner.handle_request(request)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                response = _read_body(self.inner.handle_request(request))
+            except RETRY_ANY_METHOD:
                 # never reached the service: safe to retry whatever the method
                 delay = self.policy.backoff(attempt)
-                if self._stop(attempt, waited, delay, budget):
-                    raise _unreachable(self.service, request, exc, attempt + 1, waited) from None
-            except (httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                tries["reason"] = self._stop(attempt, waited, delay, budget)
+                if tries["reason"]:
+                    raise
+            except RETRY_IDEMPOTENT:
+                # sent, and the answer lost (maybe half way through its body): only an
+                # idempotent request may be sent again; any other may have taken effect
                 delay = self.policy.backoff(attempt)
-                if method not in IDEMPOTENT or self._stop(attempt, waited, delay, budget):
-                    raise _unreachable(self.service, request, exc, attempt + 1, waited) from None
+                tries["reason"] = (self._stop(attempt, waited, delay, budget) if method in IDEMPOTENT
+                                   else f"not retried: a {method} may have taken effect")
+                if tries["reason"]:
+                    raise
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
@@ -159,7 +195,6 @@ class RetryTransport(httpx.BaseTransport):
                     response.extensions["keyresponse_retries"] = {
                         "attempts": attempt + 1, "waited": round(waited, 2), "reason": reason}
                     return response
-                response.read()
                 response.close()
             attempt += 1
             waited += delay
@@ -181,26 +216,84 @@ class RetryTransport(httpx.BaseTransport):
         self.inner.close()
 
 
-def _unreachable(service: str, request: httpx.Request, exc: Exception, tries: int, waited: float = 0.0) -> ServiceError:
-    return ServiceError(
-        f"{service}: {request.method} {request.url.path}: {type(exc).__name__} after {tries} "
-        f"attempt{'s' if tries != 1 else ''} ({waited:.1f} s waiting): {REDACTOR.redact(str(exc)) or 'no answer'}",
-        service=service, method=request.method, path=request.url.path,
-        hint=f"check that {request.url.scheme}://{request.url.host} is reachable from here",
-    )
+def _read_body(response: httpx.Response) -> httpx.Response:
+    """The response with its whole body read (still encoded: the client decodes it), so
+    that a connection cut mid-body fails inside the retry loop and the boundary."""
+    if response.is_stream_consumed:  # built in memory (a mock transport): nothing to read
+        return response
+    try:
+        body = b"".join(response.iter_raw())
+    except BaseException:
+        with contextlib.suppress(Exception):
+            response.close()  # give the broken connection back to be discarded
+        raise
+    return httpx.Response(response.status_code, headers=response.headers, stream=httpx.ByteStream(body),
+                          extensions=response.extensions)
+
+
+@contextlib.contextmanager
+def _exchange(service: str, method: str, path: str, request: httpx.Request | None) -> Iterator[None]:
+    """The one boundary: any httpx error raised inside becomes `Unreachable` or `AnswerLost`."""
+    try:
+        yield
+    except HTTPX_ERRORS as exc:
+        raise _lost(service, method, path, request, exc) from None
+
+
+def _lost(service: str, method: str, path: str, request: httpx.Request | None, exc: Exception) -> ServiceError:
+    tries = (request.extensions.get("keyresponse_tries") if request is not None else None) or {}
+    n, waited = int(tries.get("attempts", 1)), float(tries.get("waited", 0.0))
+    text = (f"{service}: {method} {path}: {type(exc).__name__} after {n} attempt{'s' if n != 1 else ''} "
+            f"({waited:.1f} s waiting): {REDACTOR.redact(str(exc)) or 'no answer'}")
+    if tries.get("reason"):
+        text += f"; {tries['reason']}"
+    where = f"{request.url.scheme}://{request.url.host}" if request is not None else "the service"
+    if isinstance(exc, NEVER_SENT):
+        return Unreachable(text, service=service, method=method, path=path,
+                           hint=f"check that {where} is reachable from here")
+    if method.upper() in IDEMPOTENT:
+        hint = f"the answer from {where} was lost or unreadable; `keyresponse resume` tries again"
+    else:
+        hint = f"the answer was lost: the {method} may have taken effect at {where}; check before doing it again"
+    return AnswerLost(text, service=service, method=method, path=path, hint=hint)
+
+
+class Client(httpx.Client):
+    """An httpx.Client whose every exchange runs inside the one boundary (`_exchange`):
+    building the request, sending it, the transport's retries, reading and decoding the
+    body. No httpx error leaves it; the body is always read (even with ``stream=True``)."""
+
+    def __init__(self, *, service: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+
+    def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
+        with _exchange(self.service, method.upper(), str(url), None):
+            return super().build_request(method, url, **kwargs)
+
+    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        with _exchange(self.service, request.method, request.url.path, request):
+            response = super().send(request, **kwargs)
+            try:
+                response.read()  # decoding errors too are raised inside the boundary
+            except BaseException:
+                response.close()
+                raise
+            return response
 
 
 def build_client(service: str, base_url: str, headers: dict[str, str] | None = None, *,
                  read_only: bool = False, policy: RetryPolicy | None = None,
                  transport: httpx.BaseTransport | None = None,
                  timeout: float = 30.0, max_connections: int = 64,
-                 credential_env: str | None = None) -> httpx.Client:
+                 credential_env: str | None = None) -> Client:
     for name, value in (headers or {}).items():
         if name.lower() in CREDENTIAL_HEADERS:  # not Accept or API-version headers
             REDACTOR.add(value.split(" ", 1)[-1])
     inner = transport or httpx.HTTPTransport(verify=_ssl_context(base_url), limits=httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections))
-    return httpx.Client(
+    return Client(
+        service=service,
         base_url=base_url.rstrip("/") + "/",
         headers={"User-Agent": USER_AGENT, **(headers or {})},
         timeout=httpx.Timeout(timeout, connect=10.0),

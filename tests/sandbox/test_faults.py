@@ -1,4 +1,4 @@
-"""Faults on demand: exact 429s, measured latency, hangs, drops, commit-then-fail."""
+"""Faults on demand: exact 429s, measured latency, hangs, drops, commit-then-fail, headers-then-reset."""
 
 from __future__ import annotations
 
@@ -162,3 +162,52 @@ def test_cli_fault_specs() -> None:
                 "openai:*:*:status:colour=red"):
         with pytest.raises(ValueError):
             parse_fault(bad)
+
+
+def _mint_over_a_raw_socket(sandbox: Any, name: str) -> tuple[bytes, BaseException | None]:
+    """POST a new service account by hand; what arrived, and how the connection ended."""
+    import json
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(sandbox.urls["openai"] + f"/organization/projects/{sandbox.state.truth['leaked_project_id']}"
+                   "/service_accounts")
+    body = json.dumps({"name": name}).encode()
+    head = (f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {sandbox.env['OPENAI_ADMIN_KEY']}\r\nContent-Length: {len(body)}\r\n\r\n")
+    received = b""
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(head.encode() + body)
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except OSError as exc:
+            return received, exc
+    return received, None
+
+
+def test_headers_then_reset_commits_sends_the_head_then_resets_mid_body(sandbox: Any) -> None:
+    sandbox.add_fault(service="openai", method="POST", path="/organization/projects/*/service_accounts",
+                      kind="headers_then_reset", count=1)
+    received, ended = _mint_over_a_raw_socket(sandbox, "cut-off-mint")
+    assert isinstance(ended, ConnectionResetError), ended  # a reset, not a clean close
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0].split(" ")[1] in ("200", "201")  # the mint's success status
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    assert 0 < len(body) < int(headers["content-length"])  # the body began, and was cut
+    # the mutation committed: the account exists, with a live key nobody heard of
+    [made] = [s for s in sandbox.state.service_accounts.values() if s["name"] == "cut-off-mint"]
+    assert any(k["service_account_id"] == made["id"] and k["live"] for k in sandbox.state.openai_keys())
+    # the count is spent: the next mint is answered whole
+    received, ended = _mint_over_a_raw_socket(sandbox, "whole-mint")
+    assert ended is None and received.split(b" ")[1] in (b"200", b"201")
+
+
+def test_headers_then_reset_is_a_read_error_to_httpx(sandbox: Any, models: httpx.Client) -> None:
+    sandbox.add_fault(service="openai", method="GET", path="/models", kind="headers_then_reset", count=1)
+    with models.stream("GET", "/models") as response:
+        assert response.status_code == 200 and int(response.headers["content-length"]) > 0
+        with pytest.raises(httpx.ReadError):
+            response.read()
+    assert models.get("/models").status_code == 200

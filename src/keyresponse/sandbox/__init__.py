@@ -35,6 +35,9 @@ A dict (or JSON object) with these fields, all but `kind` optional:
                 drop              close the connection without a response
                 commit_then_fail  make the change, then answer `status` (default 502)
                 commit_then_drop  make the change, then close without a response
+                headers_then_reset make the change, send the status line, the
+                                  headers and half the body, then reset the
+                                  connection (RST): the answer is cut mid-body
                 rotate_public_key rotate the GitHub public key of the scope the
                                   request names, then serve it (a stale key_id -> 422)
     status      HTTP status for status / commit_then_fail
@@ -50,6 +53,7 @@ On the command line (`--fault`, repeatable) the same as a JSON object or as
     openai:GET:/models:latency:latency_ms=100
     openai:*:/organization/*:status:status=429,retry_after=1,count=2
     github:PUT:/repos/*/actions/secrets/*:commit_then_fail
+    openai:POST:/organization/projects/*/service_accounts:headers_then_reset:count=1
     github:GET:*/public-key:rotate_public_key:count=1
 
 Latency and rotation combine with one deciding fault (the first that matches).

@@ -11,6 +11,8 @@ import asyncio
 import json
 import logging
 import re
+import socket
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -170,6 +172,10 @@ class App:
         if terminal is not None and kind == "commit_then_drop":
             await _drop(send)
             return None
+        if terminal is not None and kind == "headers_then_reset":
+            service.finish(response)
+            await _headers_then_reset(send, response)
+            return None
         if terminal is not None and kind == "commit_then_fail":
             response = service.error(terminal.status or 502, "injected fault after the change was made")
         service.finish(response)
@@ -230,3 +236,24 @@ async def _drop(send: Any) -> None:
         return
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
     raise ConnectionAbortedError("sandbox dropped the connection on purpose")
+
+
+async def _headers_then_reset(send: Any, response: Response) -> None:
+    """Send the status line, the headers and the first half of the body, then reset the
+    connection (RST, not a clean close): the client has heard the answer begin and loses
+    the rest. A body of one byte or none is cut before its last byte or at its start."""
+    body = bytes(response.body)
+    await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is None:  # not uvicorn: the unfinished response is the best there is
+        raise ConnectionResetError("sandbox reset the connection mid-body on purpose")
+    while transport.get_write_buffer_size():  # what was sent reaches the socket before the reset
+        await asyncio.sleep(0.001)
+    sock = transport.get_extra_info("socket")
+    if sock is not None:  # linger 0: closing sends RST, the client reads ECONNRESET after the data
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    # let the loop run connection_lost() so uvicorn sees the disconnect
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)

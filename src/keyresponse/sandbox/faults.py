@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-KINDS = ("latency", "status", "hang", "drop", "commit_then_fail", "commit_then_drop", "rotate_public_key")
+KINDS = ("latency", "status", "hang", "drop", "commit_then_fail", "commit_then_drop", "headers_then_reset",
+         "rotate_public_key")
 SERVICES = ("openai", "github", "gitlab", "slack", "*")
 DEFAULT_STATUS = {"status": 503, "commit_then_fail": 502}
 
