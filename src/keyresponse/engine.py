@@ -20,7 +20,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ContextManager
+from typing import TYPE_CHECKING, Any
 
 from keyresponse import __version__
 from keyresponse.action import Check, EarlyContext, Plan, PlannedOutputs, StepContext
@@ -34,6 +34,8 @@ from keyresponse.resume import resume_set
 from keyresponse.secret import REDACTOR
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     import httpx
 
     from keyresponse.action import Action
@@ -533,7 +535,7 @@ class Engine:
             self._clients.clear()
 
 
-def _retry_budget(ctx: StepContext) -> ContextManager[None]:
+def _retry_budget(ctx: StepContext) -> AbstractContextManager[None]:
     """Every HTTP retry inside one step shares one waiting budget, bounded by its timeout."""
     from keyresponse import http
 
