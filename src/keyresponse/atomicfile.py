@@ -1,5 +1,5 @@
-"""Editing a file in place, safely: a sidecar flock across read-modify-write, and an
-atomic replacement that keeps the file's owner and mode.
+"""Writing files safely: the one atomic-write helper (`write_atomic`) and, for files
+edited in place, a sidecar flock across read-modify-write.
 
 The new bytes go to a temp file in the same folder (mode 0600 while it is being
 written: it may hold a secret), which is fsynced, given the original's owner and
@@ -106,36 +106,63 @@ def leftovers(real: Path, *, remove: bool = False) -> list[Path]:
     return found
 
 
-def replace(real: Path, data: bytes, *, crash_label: str) -> None:
-    """Atomically make `real` hold `data`. `crash_label` names the fault-injection points
-    (`<label>:mid-write`, `<label>:before-replace`) the crash-safety tests kill at."""
+def write_atomic(real: Path, data: bytes, *, crash_label: str | None = None) -> Path:
+    """Make `real` hold exactly `data`, atomically and durably. The one way keyresponse
+    writes a whole file (incident files, env files, the inventory).
+
+    The guarantee: a reader sees the old content or the new, never a mix; once this
+    returns, the content and its name survive a power cut (the file and its folder are
+    fsynced); while it is written the bytes sit in a temp file of a unique name
+    (`.NAME.keyresponse-tmp*`, mode 0600: they may be a secret), so two writers of one
+    file never share one, and a writer killed mid-way leaves only that temp file. A
+    file that existed keeps its owner and mode; a new one is created 0600.
+    `crash_label` names the fault-injection points (`<label>:mid-write`,
+    `<label>:before-replace`) the crash-safety tests kill at."""
     st = real.stat() if real.exists() else None
     fd, tmp = tempfile.mkstemp(prefix=f".{real.name}{TMP_MARK}", dir=real.parent)
     try:
         try:
             if st is not None:
                 _keep_owner(fd, st)
-            for part, crash in ((data[: len(data) // 2], f"{crash_label}:mid-write"), (data[len(data) // 2 :], None)):
-                view = memoryview(part)
-                while view:
-                    view = view[os.write(fd, view):]
-                if crash:
-                    crashpoint(crash)
+            half = len(data) // 2
+            write_all(fd, data[:half])
+            if crash_label:
+                crashpoint(f"{crash_label}:mid-write")
+            write_all(fd, data[half:])
             os.fsync(fd)
             # mode last: chown may clear set-id bits; mkstemp's 0600 held the value until now
             os.fchmod(fd, stat.S_IMODE(st.st_mode) if st is not None else 0o600)
         finally:
             os.close(fd)
-        crashpoint(f"{crash_label}:before-replace")
+        if crash_label:
+            crashpoint(f"{crash_label}:before-replace")
         os.replace(tmp, real)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    folder = os.open(real.parent, os.O_RDONLY)
+    fsync_dir(real.parent)  # the rename itself must survive a power cut
+    return real
+
+
+def replace(real: Path, data: bytes, *, crash_label: str) -> None:
+    """Atomically make `real` hold `data` (see `write_atomic`, which this is)."""
+    write_atomic(real, data, crash_label=crash_label)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """os.write may write less than it was given (a signal, a full pipe): loop until done."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make the entries of `folder` (a file created, renamed or removed in it) durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(folder)  # the rename itself must survive a power cut
+        os.fsync(fd)
     finally:
-        os.close(folder)
+        os.close(fd)
 
 
 def _keep_owner(fd: int, st: os.stat_result) -> None:

@@ -291,9 +291,14 @@ def main() -> None:
         sys.exit(rc if isinstance(rc, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted. `keyresponse incidents` shows the incident; "
-                         "`keyresponse resume ID` continues it.\n")
+    except KeyboardInterrupt as exc:
+        incident_id = getattr(exc, "incident_id", None)  # engine.RunInterrupted: journaled as interrupted
+        if incident_id:
+            sys.stderr.write(f"\ninterrupted: incident {incident_id} is journaled as interrupted; "
+                             f"continue it with `keyresponse resume {incident_id}`.\n")
+        else:
+            sys.stderr.write("\ninterrupted. `keyresponse incidents` shows the incident; "
+                             "`keyresponse resume ID` continues it.\n")
         sys.exit(130)
     except KeyresponseError as exc:
         from keyresponse.secret import redact

@@ -4,7 +4,11 @@ For each step: render `with:` and `if:` in the expression sandbox, validate the
 arguments, `plan`, `preflight`, journal the plan; in plan mode stop there; in
 apply mode confirm (once, before the first destructive step), `apply` with the
 step's timeout and retries, and journal the outcome. Outcomes are one of
-planned, applied, skipped, failed.
+planned, applied, skipped, failed (and interrupted, for the step Ctrl-C stopped).
+
+A step's `apply` runs in a thread that cannot be stopped. While such a thread lives
+(a step that timed out, or the one Ctrl-C interrupted) it may still change things, so
+the key's lock is held until it ends, or until the process exits and takes it along.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import socket
 import threading
 import time
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keyresponse import __version__
 from keyresponse.action import Check, EarlyContext, Plan, PlannedOutputs, StepContext
@@ -28,13 +33,62 @@ from keyresponse.playbook import LoadedPlaybook, Step, load_playbook
 from keyresponse.resume import resume_set
 from keyresponse.secret import REDACTOR
 
-__all__ = ["Engine", "Mode", "Reporter", "RunResult", "StepResult"]
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    import httpx
+
+    from keyresponse.action import Action
+    from keyresponse.inventory import LoadedInventory
+
+__all__ = ["Engine", "Mode", "Reporter", "RunInterrupted", "RunResult", "RunState", "StepResult"]
+
+# How long the always-steps (report, close) wait for a timed-out step's thread before
+# they run beside it: what it still does should be in the report.
+ABANDONED_GRACE = 30.0
+
+
+@dataclass
+class RunState:
+    """One run of one incident: what it runs with, and what its steps have produced."""
+
+    incident: Incident
+    playbook: LoadedPlaybook
+    inputs: dict[str, Any]
+    key_name: str | None
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # step id -> outputs
+    statuses: dict[str, str] = field(default_factory=dict)  # step id -> status
+
+
+@dataclass
+class _Worker:
+    """A step's apply thread. Its end is watched through `done`, not Thread.join: a
+    KeyboardInterrupt that lands in join() makes CPython 3.11 mark a live thread as
+    stopped (its bpo-45274 fix releases the thread's state lock), and is_alive() lies."""
+
+    step_id: str
+    deadline: float | None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def alive(self) -> bool:
+        return not self.done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: journaled as `interrupted`, resumable; the CLI exits 130."""
+
+    def __init__(self, incident_id: str) -> None:
+        super().__init__(incident_id)
+        self.incident_id = incident_id
 
 
 class Engine:
     def __init__(
         self,
-        inventory: Any,
+        inventory: LoadedInventory,
         *,
         mode: Mode,
         reporter: Reporter | None = None,
@@ -48,8 +102,8 @@ class Engine:
         self.assume_yes = assume_yes
         self.interactive = interactive
         self.state_dir = state_dir or inventory.root / ".keyresponse"
-        self._clients: dict[Any, Any] = {}
-        self._abandoned: list[threading.Thread] = []
+        self._clients: dict[tuple[str, str, tuple[tuple[str, str], ...]], httpx.Client] = {}
+        self._abandoned: list[_Worker] = []
         self._clients_lock = threading.Lock()
         self._confirmed = False
         self._early: tuple[str, Future[Any]] | None = None
@@ -77,7 +131,14 @@ class Engine:
             host=socket.gethostname(),
             version=__version__,
         )
-        return self._run(incident, playbook, inputs, key_name, outputs={}, statuses={}, todo=None)
+        incident.mark_running()
+        try:
+            lock = self._lock_key(incident, key_name)
+        except BaseException:
+            incident.journal.append("incident.finished", status="refused")  # this new incident did nothing
+            incident.mark_stopped()
+            raise
+        return self._run(RunState(incident, playbook, inputs, key_name), todo=None, lock=lock)
 
     def resume(self, incident: Incident) -> RunResult:
         records = list(incident.journal.records())
@@ -99,9 +160,24 @@ class Engine:
                 statuses[r["step"]] = r["status"]
                 outputs[r["step"]] = from_jsonable(r.get("outputs") or {})
         todo = resume_set(playbook, statuses, outputs)
-        incident.mark_running()  # before writing: another process may be working on it
+        # both locks before writing: a refused resume leaves the incident as it was (say,
+        # `interrupted` with the key revoked and no replacement yet), not `refused`
+        incident.mark_running()
+        try:
+            lock = self._lock_key(incident, key_name)
+        except BaseException:
+            incident.mark_stopped()
+            raise
         incident.journal.append("incident.resumed", rerun=[s for s in todo], user=_user(), host=socket.gethostname())
-        return self._run(incident, playbook, inputs, key_name, outputs, statuses, todo)
+        return self._run(RunState(incident, playbook, inputs, key_name, outputs, statuses), todo, lock)
+
+    def _lock_key(self, incident: Incident, key_name: str | None) -> KeyLock | None:
+        """The key's lock, for a real run on a key; LockedError if another run holds it."""
+        if key_name is None or self.mode is not Mode.APPLY:
+            return None
+        lock = KeyLock(self.state_dir, key_name)
+        lock.acquire(incident.id)
+        return lock
 
     def _undo_own_record(self, key_name: str, records: list[dict[str, Any]]) -> None:
         """If this incident's inventory.record already pointed the entry at the replacement,
@@ -116,90 +192,111 @@ class Engine:
 
     # --- the loop
 
-    def _run(
-        self,
-        incident: Incident,
-        playbook: LoadedPlaybook,
-        inputs: dict[str, Any],
-        key_name: str | None,
-        outputs: dict[str, dict[str, Any]],
-        statuses: dict[str, str],
-        todo: list[str] | None,
-    ) -> RunResult:
-        lock = None
-        incident.mark_running()
-        if key_name is not None and self.mode is Mode.APPLY:
-            lock = KeyLock(self.state_dir, key_name)
-            try:
-                lock.acquire(incident.id)
-            except BaseException:
-                incident.journal.append("incident.finished", status="refused")
-                incident.mark_stopped()
-                raise
+    def _run(self, run: RunState, todo: list[str] | None, lock: KeyLock | None) -> RunResult:
+        incident, playbook = run.incident, run.playbook
         steps = [s for s in playbook.model.steps if todo is None or s.id in todo]
         results: list[StepResult] = []
         self.reporter.run_started(incident, playbook, self.mode, steps)
         follower = ThreadFollower(incident, self.inventory) if self.mode is Mode.APPLY else None
-        stopped = False
+        stopped = interrupted = completed = False
         try:
             for step in steps:
                 if stopped and not step.always:
                     continue
-                self._wait_for_abandoned()  # nothing runs beside a timed-out step still at work
+                self._wait_for_abandoned(ABANDONED_GRACE)  # nothing runs beside a timed-out step still at work
                 if follower and step.uses == "notify.slack":
                     follower.drain()  # the thread's own steps come after every update before them
-                result = self._step(incident, playbook, step, inputs, key_name, outputs, statuses)
+                result = self._step(run, step)
                 results.append(result)
-                statuses[step.id] = result.status
-                outputs[step.id] = result.outputs
+                run.statuses[step.id] = result.status
+                run.outputs[step.id] = result.outputs
                 crashpoint(f"after:{step.id}")
                 if follower:
                     follower.submit(step.id, step.uses, result.status)
                 if result.status == "failed" and (step.on_failure == "stop" or result.timed_out):
                     stopped = True  # after a timeout the state is unknown: never go on as if it failed cleanly
+            completed = True
+        except KeyboardInterrupt:
+            interrupted = True
         finally:
-            if follower:
-                follower.drain()
-            self._wait_for_abandoned()
-            self._close_clients()
-            ok = all(r.status in OK_STATUSES for r in results) and not stopped
-            final = "planned" if self.mode is Mode.PLAN and ok else ("succeeded" if ok else "failed")
-            incident.journal.append("incident.finished", status=final)
-            self._after_run(incident, playbook, results)
-            if lock:
-                lock.release()
-            incident.mark_stopped()
-        run_result = RunResult(incident, self.mode, playbook.name, key_name, results)
+            try:
+                if interrupted:
+                    self._end_interrupted(run)
+                else:
+                    if follower:
+                        follower.drain()
+                    self._wait_for_abandoned(ABANDONED_GRACE)
+                    ok = completed and all(r.status in OK_STATUSES for r in results) and not stopped
+                    final = "planned" if self.mode is Mode.PLAN and ok else ("succeeded" if ok else "failed")
+                    incident.journal.append("incident.finished", status=final)
+                    self._after_run(incident, results)
+            finally:
+                self._release_when_idle(run, lock)
+        if interrupted:
+            raise RunInterrupted(incident.id)
+        run_result = RunResult(incident, self.mode, playbook.name, run.key_name, results)
         self.reporter.run_finished(run_result)
         return run_result
 
-    def _step(
-        self,
-        incident: Incident,
-        playbook: LoadedPlaybook,
-        step: Step,
-        inputs: dict[str, Any],
-        key_name: str | None,
-        outputs: dict[str, dict[str, Any]],
-        statuses: dict[str, str],
-    ) -> StepResult:
-        from keyresponse import expr, registry
+    def _end_interrupted(self, run: RunState) -> None:
+        """Ctrl-C: the journal says so first (the step that was running is already
+        `interrupted`), then the step's thread gets until its own deadline to end while
+        the key stays locked. A second Ctrl-C stops waiting: the process exits, and the
+        lock goes with it."""
+        run.incident.journal.append("incident.finished", status="interrupted")
+        alive = [w for w in self._abandoned if w.alive()]
+        try:
+            for worker in alive:
+                left = None if worker.deadline is None else max(0.0, worker.deadline - time.monotonic())
+                self.reporter.event(
+                    worker.step_id, "warning",
+                    f"interrupted: step {worker.step_id!r} is still running (a call in flight cannot be stopped); "
+                    f"waiting for it to end{f', up to {left:.0f}s,' if left is not None else ''} before "
+                    f"{self._locked_what(run)} is unlocked. Ctrl-C again to quit now")
+                worker.wait(left)
+        except KeyboardInterrupt:
+            pass  # quit now: what is still running stops with the process
 
-        action = registry.get(step.uses)()
-        journal = incident.journal
+    def _step(self, run: RunState, step: Step) -> StepResult:
+        from keyresponse import registry
+
+        action: Action = registry.get(step.uses)()
         self.reporter.step_started(step)
         started = time.monotonic()
         result = StepResult(step.id, step.uses, "failed")
+        try:
+            self._attempts(run, step, action, result)
+        except KeyboardInterrupt:
+            result.status, result.error = "interrupted", "interrupted (Ctrl-C) while the step was running"
+            result.hint = f"keyresponse resume {run.incident.id} runs it again"
+            self._finished(run, step, result, started)
+            raise
+        self._finished(run, step, result, started)
+        return result
+
+    def _finished(self, run: RunState, step: Step, result: StepResult, started: float) -> None:
+        result.duration = time.monotonic() - started
+        run.incident.journal.append(
+            "step.finished", step=step.id, uses=step.uses, status=result.status,
+            duration=round(result.duration, 3), summary=result.summary, outputs=result.outputs,
+            error=result.error, hint=result.hint,
+        )
+        self.reporter.step_finished(step, result)
+
+    def _attempts(self, run: RunState, step: Step, action: Action, result: StepResult) -> None:
+        from keyresponse import expr
+
+        journal = run.incident.journal
         attempts = step.retries + 1
         for attempt in range(1, attempts + 1):
             journal.append("step.started", step=step.id, uses=step.uses, attempt=attempt, mode=self.mode.value)
-            ctx = self._context(incident, playbook, step, inputs, key_name, outputs, statuses, attempt)
+            ctx = self._context(run, step, attempt)
             if self._early and self._early[0] == step.id and attempt == 1:
                 ctx.early = self._early[1]
-            template_ctx = self._template_context(incident, playbook, inputs, key_name, outputs, statuses)
+            template_ctx = self._template_context(run)
             try:
                 if step.if_ is not None and not expr.truthy(step.if_, template_ctx):
-                    result = StepResult(step.id, step.uses, "skipped", summary="condition is false")
+                    result.status, result.summary = "skipped", "condition is false"
                     break
                 args = action.With.model_validate(expr.render(step.with_, template_ctx))
                 plan: Plan = action.plan(args, ctx)
@@ -219,7 +316,7 @@ class Engine:
                     result.outputs = PlannedOutputs(step.id, plan.outputs)
                     break
                 if plan.destructive:
-                    self._confirm(playbook, step, plan)
+                    self._confirm(run.playbook, step, plan)
                 result.outputs = self._apply(action, plan, ctx, step)
                 result.status = "applied"
                 result.error = result.hint = None
@@ -251,14 +348,6 @@ class Engine:
                     result.error = REDACTOR.redact(f"unexpected {type(exc).__name__}: {exc}")
                 result.status = "failed"
                 break
-        result.duration = time.monotonic() - started
-        journal.append(
-            "step.finished", step=step.id, uses=step.uses, status=result.status,
-            duration=round(result.duration, 3), summary=result.summary, outputs=result.outputs,
-            error=result.error, hint=result.hint,
-        )
-        self.reporter.step_finished(step, result)
-        return result
 
     def _prefetch(self, playbook: LoadedPlaybook, inputs: dict[str, Any],
                   key_name: str | None) -> tuple[str, Future[Any]] | None:
@@ -300,7 +389,7 @@ class Engine:
         threading.Thread(target=work, name=f"prefetch-{step.id}", daemon=True).start()
         return step.id, future
 
-    def _after_run(self, incident: Incident, playbook: LoadedPlaybook, results: list[StepResult]) -> None:
+    def _after_run(self, incident: Incident, results: list[StepResult]) -> None:
         from keyresponse import registry
 
         for r in results:
@@ -312,8 +401,9 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - the run is over; say so, do not fail it
                 self.reporter.event(r.id, "warning", REDACTOR.redact(f"after the run: {exc}"))
 
-    def _apply(self, action: Any, plan: Plan, ctx: StepContext, step: Step) -> dict[str, Any]:
+    def _apply(self, action: Action, plan: Plan, ctx: StepContext, step: Step) -> dict[str, Any]:
         box: dict[str, Any] = {}
+        worker = _Worker(step.id, ctx.deadline)
 
         def work() -> None:
             try:
@@ -321,17 +411,22 @@ class Engine:
                     box["out"] = action.apply(plan, ctx) or {}
             except BaseException as exc:  # noqa: BLE001 - re-raised below
                 box["exc"] = exc
+            finally:
+                worker.done.set()
 
-        worker = threading.Thread(target=work, name=f"step-{step.id}", daemon=True)
-        worker.start()
-        worker.join(step.timeout)
-        if worker.is_alive():
+        threading.Thread(target=work, name=f"step-{step.id}", daemon=True).start()
+        try:
+            ended = worker.wait(step.timeout)
+        except KeyboardInterrupt:
+            self._abandoned.append(worker)  # _end_interrupted waits for it, with the key locked
+            raise
+        if not ended:
             # The thread cannot be stopped and may still change things (a mint may yet land),
-            # so no retry runs beside it, and the key stays locked until it ends (_run).
+            # so no retry runs beside it, and the key stays locked until it ends or the
+            # process exits (_release_when_idle).
             self._abandoned.append(worker)
-            err = _TimedOut(f"timed out after {step.timeout:g}s; it may still finish in the background",
+            raise _TimedOut(f"timed out after {step.timeout:g}s; it may still finish in the background",
                             hint="check the service, raise the step's `timeout:`, then `keyresponse resume`")
-            raise err
         if "exc" in box:
             raise box["exc"]
         return dict(box["out"])
@@ -350,26 +445,22 @@ class Engine:
 
     # --- contexts
 
-    def _context(self, incident: Incident, playbook: LoadedPlaybook, step: Step, inputs: dict[str, Any],
-                 key_name: str | None, outputs: dict[str, dict[str, Any]], statuses: dict[str, str],
-                 attempt: int) -> StepContext:
+    def _context(self, run: RunState, step: Step, attempt: int) -> StepContext:
         return StepContext(
-            incident=incident, inventory=self.inventory, inputs=inputs, key_name=key_name,
-            step_id=step.id, attempt=attempt, outputs=outputs,
+            incident=run.incident, inventory=self.inventory, inputs=run.inputs, key_name=run.key_name,
+            step_id=step.id, attempt=attempt, outputs=run.outputs,
             assume_yes=self.assume_yes, interactive=self.interactive,
             deadline=time.monotonic() + step.timeout,
             _http=self._client, _emit=lambda kind, msg: self.reporter.event(step.id, kind, msg),
-            playbook_name=playbook.name, statuses=statuses,
+            playbook_name=run.playbook.name, statuses=run.statuses,
         )
 
-    def _template_context(self, incident: Incident, playbook: LoadedPlaybook, inputs: dict[str, Any],
-                          key_name: str | None, outputs: dict[str, dict[str, Any]],
-                          statuses: dict[str, str]) -> dict[str, Any]:
+    def _template_context(self, run: RunState) -> dict[str, Any]:
         return {
-            "inputs": dict(inputs),
-            "key": self._key_view(key_name),
-            "steps": {sid: {"outputs": outs, "status": statuses.get(sid)} for sid, outs in outputs.items()},
-            "incident": {"id": incident.id, "dir": str(incident.dir), "playbook": playbook.name},
+            "inputs": dict(run.inputs),
+            "key": self._key_view(run.key_name),
+            "steps": {sid: {"outputs": outs, "status": run.statuses.get(sid)} for sid, outs in run.outputs.items()},
+            "incident": {"id": run.incident.id, "dir": str(run.incident.dir), "playbook": run.playbook.name},
         }
 
     def _key_view(self, key_name: str | None) -> dict[str, Any]:
@@ -378,7 +469,7 @@ class Engine:
             return {}
         return {"name": key_name, **self.inventory.key(key_name).model_dump(mode="json")}
 
-    def _client(self, service: str, base_url: str, headers: dict[str, str]) -> Any:
+    def _client(self, service: str, base_url: str, headers: dict[str, str]) -> httpx.Client:
         from keyresponse import http
 
         cache_key = (service, base_url, tuple(sorted(headers.items())))
@@ -401,13 +492,41 @@ class Engine:
         values = {v.split(" ", 1)[-1] for v in headers.values()}
         return next((n for n in names if os.environ.get(n, "").strip() in values and os.environ.get(n)), None)
 
-    def _wait_for_abandoned(self, grace: float = 30.0) -> None:
-        """A timed-out step's thread may still be writing: give it time to end before the
-        key's lock is released and the clients closed (what it does is still journaled)."""
+    def _wait_for_abandoned(self, grace: float) -> None:
+        """Give a timed-out step's thread up to `grace` seconds to end (what it does is
+        still journaled), then forget the ones that did."""
         deadline = time.monotonic() + grace
         for worker in self._abandoned:
-            worker.join(max(0.0, deadline - time.monotonic()))
-        self._abandoned = [w for w in self._abandoned if w.is_alive()]
+            worker.wait(max(0.0, deadline - time.monotonic()))
+        self._abandoned = [w for w in self._abandoned if w.alive()]
+
+    def _release_when_idle(self, run: RunState, lock: KeyLock | None) -> None:
+        """Unlock the key and the incident, and close the clients, once no step's thread
+        is still at work: now, or when the last one ends (a thread of its own waits for
+        that). A process that exits first takes its locks along; the kernel drops them."""
+        alive = [w for w in self._abandoned if w.alive()]
+        self._abandoned = []
+
+        def release() -> None:
+            for worker in alive:
+                worker.wait()
+            self._close_clients()
+            if lock:
+                lock.release()
+            run.incident.mark_stopped()
+
+        if not alive:
+            release()
+            return
+        for worker in alive:
+            self.reporter.event(worker.step_id, "warning",
+                                f"step {worker.step_id!r} is still running in the background; "
+                                f"{self._locked_what(run)} stays locked until it ends or this process exits")
+        threading.Thread(target=release, name=f"unlock-after-{alive[-1].step_id}", daemon=True).start()
+
+    def _locked_what(self, run: RunState) -> str:
+        return f"key {run.key_name!r}" if run.key_name is not None and self.mode is Mode.APPLY \
+            else f"incident {run.incident.id}"
 
     def _close_clients(self) -> None:
         with self._clients_lock:
@@ -416,7 +535,7 @@ class Engine:
             self._clients.clear()
 
 
-def _retry_budget(ctx: StepContext) -> Any:
+def _retry_budget(ctx: StepContext) -> AbstractContextManager[None]:
     """Every HTTP retry inside one step shares one waiting budget, bounded by its timeout."""
     from keyresponse import http
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import queue
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
 from keyresponse.journal import Incident
 from keyresponse.secret import REDACTOR
+
+if TYPE_CHECKING:
+    from keyresponse.inventory import LoadedInventory
 
 
 DRAIN_TIMEOUT = 30.0
@@ -17,22 +21,21 @@ class ThreadFollower:
     updates are posted in order by one background thread, so the next step (say, the
     probe after a revoke) does not wait for Slack. Never raises."""
 
-    def __init__(self, incident: Incident, inventory: Any) -> None:
+    def __init__(self, incident: Incident, inventory: LoadedInventory) -> None:
         self.incident = incident
         self.inventory = inventory
         self.enabled = inventory.model.notify.slack is not None
-        self._queue: Any = None
+        self._queue: queue.Queue[tuple[str, str, str]] | None = None
         self._worker: threading.Thread | None = None
 
     def submit(self, step_id: str, uses: str, status: str) -> None:
         if not self.enabled:
             return
         if self._worker is None:
-            import queue
-
             self._queue = queue.Queue()
             self._worker = threading.Thread(target=self._work, name="slack-follower", daemon=True)
             self._worker.start()
+        assert self._queue is not None
         self._queue.put((step_id, uses, status))
 
     def drain(self, timeout: float = DRAIN_TIMEOUT) -> None:
@@ -41,10 +44,10 @@ class ThreadFollower:
         if self._queue is None:
             return
         done = threading.Event()
-        queue = self._queue
+        pending = self._queue
 
         def wait() -> None:
-            queue.join()
+            pending.join()
             done.set()
 
         threading.Thread(target=wait, daemon=True).start()
@@ -55,6 +58,7 @@ class ThreadFollower:
     def _work(self) -> None:
         from keyresponse.actions.notify import after_step
 
+        assert self._queue is not None
         while True:
             step_id, uses, status = self._queue.get()
             try:

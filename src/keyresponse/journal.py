@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
+from keyresponse.atomicfile import fsync_dir, write_all, write_atomic
 from keyresponse.errors import KeyresponseError, LockedError
 from keyresponse.secret import REDACTOR, Secret
 
@@ -102,12 +103,15 @@ class Journal:
             if not self._tail_checked:
                 self._cut_torn_tail()
                 self._tail_checked = True
+            created = not self.path.exists()
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, line.encode("utf-8"))
+                write_all(fd, line.encode("utf-8"))
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            if created:
+                fsync_dir(self.path.parent)  # the journal's name must survive a power cut too
         return record
 
     def _cut_torn_tail(self) -> None:
@@ -156,6 +160,7 @@ class Incident:
             try:
                 folder.mkdir(mode=0o700)
                 os.chmod(folder, 0o700)
+                fsync_dir(base)
                 return cls(incident_id, folder)
             except FileExistsError:
                 continue
@@ -295,23 +300,16 @@ class KeyLock:
 
 
 def write_private(path: Path, data: bytes) -> Path:
-    """Write a file atomically (temp file, fsync, rename), mode 0600: a reader never
-    sees half of it, and nobody else can read it."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    return path
+    """Write a file atomically and durably, mode 0600 if new (atomicfile.write_atomic:
+    one helper, one guarantee, for the incident folder and the files targets edit)."""
+    return write_atomic(path, data)
 
 
 def _mkdir_private(path: Path) -> None:
+    missing = [p for p in [path, *path.parents] if not p.exists()]
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for p in missing:  # each new folder's name lives in its parent: make it durable there
+        fsync_dir(p.parent)
     for p in [path, *path.parents]:
         if p.name == STATE_DIR or p == path:
             try:
