@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from keyresponse.engine import Mode, Reporter, RunResult, StepResult
 from keyresponse.secret import REDACTOR
 
-SYMBOL = {"applied": "✔", "planned": "○", "skipped": "–", "failed": "✘", "running": "…", "pending": " "}
+SYMBOL = {"applied": "✔", "planned": "○", "skipped": "–", "failed": "✘", "running": "…", "pending": " ", "interrupted": "⏸"}
 
 
 def _out(stream: TextIO, text: str) -> None:
@@ -125,7 +125,8 @@ class LiveReporter(PlainReporter):
         table = Table.grid(padding=(0, 1))
         for step in self.order:
             status, detail = self.rows[step.id]
-            style = {"failed": "red", "applied": "green", "planned": "cyan", "running": "yellow"}.get(status, "dim")
+            style = {"failed": "red", "applied": "green", "planned": "cyan", "running": "yellow",
+                     "interrupted": "yellow"}.get(status, "dim")
             table.add_row(f"[{style}]{SYMBOL.get(status, '?')}[/]", step.title, f"[dim]{step.uses}[/]",
                           REDACTOR.redact(detail))
         return table
