@@ -35,6 +35,9 @@ A dict (or JSON object) with these fields, all but `kind` optional:
                 drop              close the connection without a response
                 commit_then_fail  make the change, then answer `status` (default 502)
                 commit_then_drop  make the change, then close without a response
+                commit_after_timeout  hold the request until the client gives up,
+                                  then latency_ms later make the change (a mint that
+                                  commits after the client's timeout)
                 rotate_public_key rotate the GitHub public key of the scope the
                                   request names, then serve it (a stale key_id -> 422)
     status      HTTP status for status / commit_then_fail

@@ -22,6 +22,9 @@ KINDS = ("latency", "status", "hang", "drop", "commit_then_fail", "commit_then_d
 SERVICES = ("openai", "github", "gitlab", "slack", "*")
 DEFAULT_STATUS = {"status": 503, "commit_then_fail": 502}
 
+# A change that takes effect after the client gave up waiting (sandbox/app.py).
+KINDS = KINDS + ("commit_after_timeout",)
+
 
 @dataclass
 class Fault:
