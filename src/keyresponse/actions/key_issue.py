@@ -184,7 +184,7 @@ class Issue:
         if not names:
             return []
         keep = {k.get("service_account_id") or k.get("key_id") for k in kept}
-        keep.add(issued.service_account_id if work.mode != "service_account_key" else issued.key_id)
+        keep |= {issued.service_account_id, issued.key_id} - {""}
         found = [f for f in provider.find_minted(project, names, keys=work.mode == "service_account_key")
                  if f.ident not in keep]
         revoked = [f.ident for f in found if _revoke_one(provider, work, project, f)]
