@@ -11,17 +11,21 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator
 
 from keyresponse.errors import ConfigError, SecretLeakRefused
+from keyresponse.providers.settings import ProviderSettings
+
+if TYPE_CHECKING:
+    from keyresponse.providers.base import ProviderModule
 
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 # Shapes of credentials keyresponse knows; a match in a config file is refused.
+# Each provider module adds its own (`KEY_PATTERNS`, see providers/__init__.py).
 CREDENTIAL_PATTERNS = [
-    ("OpenAI key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}")),
     ("GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")),
     ("GitLab token", re.compile(r"\bglpat-[A-Za-z0-9_-]{16,}")),
     ("Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
@@ -34,16 +38,6 @@ class _Model(BaseModel):
 
 def _env_field(description: str) -> Any:
     return Field(pattern=ENV_NAME, description=description)
-
-
-class OpenAIProvider(_Model):
-    kind: Literal["openai"] = "openai"
-    base_url: str = Field("https://api.openai.com/v1", description="API base URL, up to /v1")
-    admin_key_env: str = _env_field("Env var holding an OpenAI admin API key")
-    prices: dict[str, tuple[float, float]] = Field(
-        default_factory=dict,
-        description="USD per 1M input/output tokens by model, overriding the built-in table",
-    )
 
 
 class GitHubPlatform(_Model):
@@ -151,12 +145,29 @@ class KeyEntry(_Model):
     targets: list[Target] = Field(default_factory=list)
 
 
-Provider = Annotated[Union[OpenAIProvider], Field(discriminator="kind")]
+def _provider_settings(data: Any) -> ProviderSettings:
+    """A `providers:` entry as the settings model its `kind` names (providers/__init__.py)."""
+    from keyresponse import providers
+
+    if isinstance(data, ProviderSettings):
+        return data
+    if not isinstance(data, dict):
+        raise ValueError("a provider entry must be a mapping with a `kind:`")
+    kind = data.get("kind", "openai")
+    if kind not in providers.kinds():
+        raise ValueError(f"unknown provider kind {kind!r} (known: {', '.join(providers.kinds())})")
+    return providers.module(str(kind)).Settings.model_validate(data)
+
+
+# A `providers:` entry: checked against the registry when the inventory is read, so a
+# provider registered at run time is known; json_schema() lists every kind.
+ProviderEntry = Annotated[ProviderSettings, PlainValidator(_provider_settings),
+                          WithJsonSchema({"type": "object", "description": "A provider (json_schema() lists the kinds)"})]
 
 
 class Inventory(_Model):
     version: Literal[1] = 1
-    providers: dict[str, Provider] = Field(default_factory=dict)
+    providers: dict[str, ProviderEntry] = Field(default_factory=dict)
     platforms: dict[str, Platform] = Field(default_factory=dict)
     notify: Notify = Notify()
     report: ReportSettings = ReportSettings()
@@ -234,10 +245,9 @@ def refuse_literal_credentials(doc: Any, data: Any, loc: tuple[Any, ...]) -> Non
         for i, v in enumerate(data):
             refuse_literal_credentials(doc, v, loc + (i,))
     elif isinstance(data, str):
-        for kind, pattern in CREDENTIAL_PATTERNS:
+        for kind, pattern, env in _credential_patterns():
             if pattern.search(data):
                 field = str(loc[-1]) if loc else "value"
-                env = _suggest_env(loc, kind)
                 raise SecretLeakRefused(
                     f"{'.'.join(map(str, loc))}: this looks like a literal {kind}; "
                     "keyresponse never reads credentials from files",
@@ -258,13 +268,18 @@ class _NoMark:
 _NOMARK: Any = _NoMark()
 
 
-def _suggest_env(loc: tuple[Any, ...], kind: str) -> str:
-    return {
-        "OpenAI key": "OPENAI_ADMIN_KEY",
-        "GitHub token": "GITHUB_TOKEN",
-        "GitLab token": "GITLAB_TOKEN",
-        "Slack token": "SLACK_BOT_TOKEN",
-    }[kind]
+_SUGGEST_ENV = {"GitHub token": "GITHUB_TOKEN", "GitLab token": "GITLAB_TOKEN", "Slack token": "SLACK_BOT_TOKEN"}
+
+
+def _credential_patterns() -> Iterator[tuple[str, re.Pattern[str], str]]:
+    """(label, pattern, env var to suggest) for every credential shape keyresponse knows."""
+    from keyresponse import providers
+
+    for module in providers.modules():
+        for p in module.KEY_PATTERNS:
+            yield p.label, p.pattern, p.env
+    for label, pattern in CREDENTIAL_PATTERNS:
+        yield label, pattern, _SUGGEST_ENV[label]
 
 
 def _check_references(doc: Any, model: Inventory) -> None:
@@ -294,8 +309,22 @@ def _check_references(doc: Any, model: Inventory) -> None:
                 raise doc.error(loc, "a gitlab target needs exactly one of `project:` or `group:`")
 
 
+def _provider_modules() -> list[ProviderModule]:
+    from keyresponse import providers
+
+    return providers.modules()
+
+
 def json_schema() -> dict[str, Any]:
     schema = Inventory.model_json_schema()
+    defs = schema.setdefault("$defs", {})
+    choices = []
+    for module in _provider_modules():  # one branch per registered provider kind
+        sub = module.Settings.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(sub.pop("$defs", {}))
+        defs[module.Settings.__name__] = sub
+        choices.append({"$ref": f"#/$defs/{module.Settings.__name__}"})
+    schema["properties"]["providers"]["additionalProperties"] = {"oneOf": choices}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "keyresponse inventory (keyresponse.yaml)"
     return schema

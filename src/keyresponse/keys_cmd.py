@@ -6,33 +6,47 @@ entry already covers the key (by `key_id`, or by the value in its `secret_env`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keyresponse.errors import ConfigError
 
+if TYPE_CHECKING:
+    import httpx
 
-def list_keys(inventory: Any, provider_name: str | None = None) -> list[dict[str, Any]]:
+    from keyresponse.inventory import LoadedInventory
+    from keyresponse.providers.base import KeyRecord
+
+
+def list_keys(inventory: LoadedInventory, provider_name: str | None = None) -> list[dict[str, Any]]:
     """Rows of project_id, project_name, key_id, name, redacted_value, owner_type, owner_id,
     owner_name, created_at, last_used_at (ISO 8601 UTC or None), provider, inventory_name;
     most recently used first within each project."""
     from keyresponse import http
-    from keyresponse.providers.openai import OpenAIProvider
+    from keyresponse.actions.key_common import connect
 
     providers = inventory.model.providers
     if provider_name is not None and provider_name not in providers:
         raise ConfigError(f"no provider {provider_name!r} in the inventory",
                           hint=f"known: {', '.join(providers) or 'none'}")
-    chosen = {n: p for n, p in providers.items() if provider_name in (None, n) and p.kind == "openai"}
+    chosen = {n: p for n, p in providers.items() if provider_name in (None, n)}
     if not chosen:
-        raise ConfigError("the inventory names no OpenAI provider",
+        raise ConfigError("the inventory names no provider",
                           hint="add `providers: {openai: {kind: openai, admin_key_env: OPENAI_ADMIN_KEY}}`")
     rows: list[dict[str, Any]] = []
     for name, cfg in chosen.items():
-        token = inventory.credential(cfg.admin_key_env, "OpenAI admin key")
-        with http.build_client("openai", cfg.base_url, {"Authorization": f"Bearer {token}"}, read_only=True) as client:
-            provider = OpenAIProvider(client, prices=cfg.prices)
+        clients: list[httpx.Client] = []
+
+        def client(service: str, base_url: str, headers: dict[str, str]) -> httpx.Client:
+            clients.append(http.build_client(service, base_url, headers, read_only=True))
+            return clients[-1]
+
+        try:
+            provider = connect(inventory, cfg, client)
             projects = provider.project_names()
-            keys = [k for batch in provider.fan_out(provider.list_keys, list(projects)) for k in batch]
+            keys = provider.list_keys()
+        finally:
+            for c in clients:
+                c.close()
         covers = _inventory_index(inventory, name)
         for k in keys:
             row = k.outputs()
@@ -43,12 +57,12 @@ def list_keys(inventory: Any, provider_name: str | None = None) -> list[dict[str
     return rows
 
 
-def _inventory_index(inventory: Any, provider_name: str) -> dict[str, str]:
+def _inventory_index(inventory: LoadedInventory, provider_name: str) -> dict[str, str]:
     return {entry.key_id: kname for kname, entry in inventory.model.keys.items()
             if entry.key_id and entry.provider == provider_name}
 
 
-def _by_value(inventory: Any, provider_name: str, key: Any) -> str | None:
+def _by_value(inventory: LoadedInventory, provider_name: str, key: KeyRecord) -> str | None:
     from keyresponse.secret import secret_from_env
 
     for kname, entry in inventory.model.keys.items():

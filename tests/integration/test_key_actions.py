@@ -6,6 +6,7 @@ call lists. Every run's journal is searched for the secret values it touched.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -204,6 +205,37 @@ def test_mint_that_commits_then_fails_is_found_by_name_and_revoked(world: Path, 
     live_owners = {k["service_account_id"] for k in sandbox.state.openai_keys() if k["live"]}
     assert len([s for s in made if s["id"] in live_owners]) == 1
     assert step(result, "issue").outputs["service_account_id"] in live_owners
+
+
+
+def test_a_mint_that_commits_after_the_timeout_is_found_later_and_revoked(
+        world: Path, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the client gives up on the first mint after 0.5 s; the sandbox makes that mint 0.3 s
+    # after that, when the step has already looked for it once and minted again
+    from keyresponse import http
+
+    monkeypatch.setattr(http, "build_client", functools.partial(http.build_client, timeout=0.5))
+    world.write_text(world.read_text().replace("    admin_key_env: OPENAI_ADMIN_KEY\n",
+                                               "    admin_key_env: OPENAI_ADMIN_KEY\n    mint_settle: 20\n", 1))
+    sandbox.add_fault(service="openai", method="POST", path="/organization/projects/*/service_accounts",
+                      kind="commit_after_timeout", latency_ms=300, count=1)
+    result = run(world, """
+        - {id: issue, uses: key.issue, with: {keep_deployed: true}}
+        - {id: live, uses: key.probe, with: {secret: "${{ steps.issue.outputs.secret }}", expect: live}}
+        - {id: retire, uses: key.retire}
+        """)
+    assert result.ok, [s.error for s in result.steps]
+    prefix = f"keyresponse-{result.incident.id}-"
+
+    def made() -> list[dict[str, Any]]:
+        return [s for s in list(sandbox.state.service_accounts.values()) if s["name"].startswith(prefix)]
+
+    deadline = time.monotonic() + 15  # the late mint lands in the sandbox, whatever the run did
+    while len(made()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(s["name"] for s in made()) == [prefix + "1", prefix + "2"]
+    live_owners = {k["service_account_id"] for k in sandbox.state.openai_keys() if k["live"]}
+    assert [s["id"] for s in made() if s["id"] in live_owners] == [step(result, "issue").outputs["service_account_id"]]
 
 
 # --- retries ----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from keyresponse.actions.key_issue import held_masks, written_masks
+from keyresponse.actions.key_common import held_masks, written_masks
 from keyresponse.journal import Incident
 
 

@@ -18,8 +18,8 @@ import pytest
 
 from keyresponse import http
 from keyresponse.errors import ProviderError, ServiceError
-from keyresponse.providers.base import IssueSpec, KeyRecord, UsagePoint
-from keyresponse.providers.openai import KeyNotFound, OpenAIProvider
+from keyresponse.providers.base import IssueSpec, KeyNotFound, KeyRecord, UsagePoint
+from keyresponse.providers.openai import OpenAIClient
 from keyresponse.secret import Secret
 
 BASE = "https://api.test/v1"
@@ -230,14 +230,14 @@ def fake() -> FakeOpenAI:
 
 
 @pytest.fixture
-def provider(fake: FakeOpenAI) -> OpenAIProvider:
-    return OpenAIProvider(client_for(fake))
+def provider(fake: FakeOpenAI) -> OpenAIClient:
+    return OpenAIClient(client_for(fake), key_client=lambda secret: client_for(fake, secret.reveal()))
 
 
 # --- finding -----------------------------------------------------------------------------
 
 
-def test_list_keys_reads_every_page_of_every_project(fake: FakeOpenAI, provider: OpenAIProvider) -> None:
+def test_list_keys_reads_every_page_of_every_project(fake: FakeOpenAI, provider: OpenAIClient) -> None:
     made = [fake.add_key("proj_a", f"a{i}") for i in range(5)] + [fake.add_key("proj_b", "b", "service_account")]
     listed = provider.list_keys()
     assert sorted(k.key_id for k in listed) == sorted(k["id"] for k in made)
@@ -247,7 +247,7 @@ def test_list_keys_reads_every_page_of_every_project(fake: FakeOpenAI, provider:
     assert all(q.get("owner_project_access") == ["any"] for _, p, q in fake.queries if p.endswith("/api_keys"))
 
 
-def test_find_by_leaked_value_one_zero_two(fake: FakeOpenAI, provider: OpenAIProvider) -> None:
+def test_find_by_leaked_value_one_zero_two(fake: FakeOpenAI, provider: OpenAIClient) -> None:
     leaked = fake.add_key("proj_b", "leaky")
     fake.add_key("proj_a", "other")
     assert provider.find(value=Secret(leaked["value"])).key_id == leaked["id"]
@@ -264,7 +264,7 @@ def test_find_by_leaked_value_one_zero_two(fake: FakeOpenAI, provider: OpenAIPro
     assert twin["id"] in two.value.message and leaked["value"] not in str(two.value)
 
 
-def test_find_by_id_searches_projects_when_none_given(fake: FakeOpenAI, provider: OpenAIProvider) -> None:
+def test_find_by_id_searches_projects_when_none_given(fake: FakeOpenAI, provider: OpenAIClient) -> None:
     k = fake.add_key("proj_b", "x", "service_account")
     rec = provider.find(key_id=k["id"])
     assert (rec.project_id, rec.owner_type) == ("proj_b", "service_account")
@@ -282,7 +282,7 @@ def test_redacted_match_needs_prefix_and_suffix() -> None:
 # --- revoking ----------------------------------------------------------------------------
 
 
-def test_revoke_user_key_and_service_account_key(fake: FakeOpenAI, provider: OpenAIProvider) -> None:
+def test_revoke_user_key_and_service_account_key(fake: FakeOpenAI, provider: OpenAIClient) -> None:
     user = fake.add_key("proj_a", "u")
     svc = fake.add_key("proj_a", "s", "service_account")
     r1 = provider.revoke(provider.find(key_id=user["id"], project_id="proj_a"))
@@ -294,7 +294,7 @@ def test_revoke_user_key_and_service_account_key(fake: FakeOpenAI, provider: Ope
     assert again.already_gone and again.revoked_at is None
 
 
-def test_revoke_learns_the_owner_when_the_api_refuses(fake: FakeOpenAI, provider: OpenAIProvider) -> None:
+def test_revoke_learns_the_owner_when_the_api_refuses(fake: FakeOpenAI, provider: OpenAIClient) -> None:
     svc = fake.add_key("proj_a", "s", "service_account")
     stale = KeyRecord(svc["id"], "proj_a", owner_type="user")  # e.g. from an old note
     result = provider.revoke(stale)
@@ -304,7 +304,7 @@ def test_revoke_learns_the_owner_when_the_api_refuses(fake: FakeOpenAI, provider
 def test_revoke_failure_is_an_error_naming_the_call(fake: FakeOpenAI) -> None:
     user = fake.add_key("proj_a", "u")
     fake.fail_next = [("DELETE", r".*/api_keys/.*", 503, False)] * 4
-    p = OpenAIProvider(client_for(fake))
+    p = OpenAIClient(client_for(fake), key_client=lambda secret: client_for(fake, secret.reveal()))
     with pytest.raises(ProviderError) as err:
         p.revoke(KeyRecord(user["id"], "proj_a"))
     text = str(err.value)
@@ -315,20 +315,20 @@ def test_revoke_failure_is_an_error_naming_the_call(fake: FakeOpenAI) -> None:
 # --- probing -----------------------------------------------------------------------------
 
 
-def test_probe_live_dead_restricted(fake: FakeOpenAI, provider: OpenAIProvider) -> None:
+def test_probe_live_dead_restricted(fake: FakeOpenAI, provider: OpenAIClient) -> None:
     live = fake.add_key("proj_a", "live")
     limited = fake.add_key("proj_a", "limited")
     fake.restricted.add(limited["id"])
-    assert provider.probe(client_for(fake, live["value"])).result == "live"
-    assert provider.probe(client_for(fake, limited["value"])).result == "restricted"
-    dead = provider.probe(client_for(fake, key_value()))
+    assert provider.probe(Secret(live["value"])).result == "live"
+    assert provider.probe(Secret(limited["value"])).result == "restricted"
+    dead = provider.probe(Secret(key_value()))
     assert dead.result == "dead" and dead.status == 401
 
 
 # --- issuing -----------------------------------------------------------------------------
 
 
-def test_issue_service_account_and_key_on_existing_account(fake: FakeOpenAI, provider: OpenAIProvider) -> None:
+def test_issue_service_account_and_key_on_existing_account(fake: FakeOpenAI, provider: OpenAIClient) -> None:
     issued = provider.issue(IssueSpec("proj_a", "keyresponse-inc-1"))
     assert isinstance(issued.secret, Secret) and issued.secret.reveal() not in repr(issued)
     assert fake.sas[issued.service_account_id]["name"] == "keyresponse-inc-1"
@@ -336,22 +336,22 @@ def test_issue_service_account_and_key_on_existing_account(fake: FakeOpenAI, pro
     second = provider.issue(IssueSpec("proj_a", "keyresponse-inc-2", service_account_id=sa["id"]))
     assert fake.keys[second.key_id]["owner_id"] == sa["id"]
     found = provider.find_minted("proj_a", ["keyresponse-inc-1", "keyresponse-inc-2"], keys=True)
-    assert {f["service_account_id"] for f in found} >= {issued.service_account_id}
-    assert second.key_id in {f["key_id"] for f in found}
+    assert {f.service_account_id for f in found} >= {issued.service_account_id}
+    assert second.key_id in {f.key_id for f in found}
 
 
-def test_minting_post_is_not_retried_on_a_5xx(fake: FakeOpenAI, provider: OpenAIProvider) -> None:
+def test_minting_post_is_not_retried_on_a_5xx(fake: FakeOpenAI, provider: OpenAIClient) -> None:
     fake.fail_next = [("POST", r".*/service_accounts", 502, True)]
     with pytest.raises(ServiceError):
         provider.issue(IssueSpec("proj_a", "keyresponse-inc-1"))
     assert len(fake.sas) == 1  # made once (commit then fail), never twice
-    assert [f["service_account_id"] for f in provider.find_minted("proj_a", ["keyresponse-inc-1"])]
+    assert [f.service_account_id for f in provider.find_minted("proj_a", ["keyresponse-inc-1"])]
 
 
 # --- usage, events, costs ----------------------------------------------------------------
 
 
-def test_usage_pages_hourly_buckets_with_repeated_query_names(fake: FakeOpenAI, provider: OpenAIProvider) -> None:
+def test_usage_pages_hourly_buckets_with_repeated_query_names(fake: FakeOpenAI, provider: OpenAIClient) -> None:
     k = fake.add_key("proj_a", "u")
     start = 1_700_000_000 // 3600 * 3600
     for h in range(0, 400, 7):
@@ -369,7 +369,7 @@ def test_usage_pages_hourly_buckets_with_repeated_query_names(fake: FakeOpenAI, 
     assert usage_queries[0]["bucket_width"] == ["1h"] and usage_queries[0]["limit"] == ["168"]
 
 
-def test_events_and_costs(fake: FakeOpenAI, provider: OpenAIProvider) -> None:
+def test_events_and_costs(fake: FakeOpenAI, provider: OpenAIClient) -> None:
     k = fake.add_key("proj_a", "s", "service_account")
     rec = provider.find(key_id=k["id"], project_id="proj_a")
     provider.revoke(rec)
@@ -479,7 +479,7 @@ class _NoCalls:
 
 
 def test_resolve_prefers_earlier_notes_then_earlier_outputs_without_calls(fake: FakeOpenAI,
-                                                                       provider: OpenAIProvider) -> None:
+                                                                       provider: OpenAIClient) -> None:
     from keyresponse.actions.key import resolve
 
     leaked = KeyRecord("key_old", "proj_a", owner_type="service_account", owner_id="svc_1", redacted_value="sk-...abcd")

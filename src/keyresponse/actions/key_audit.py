@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from keyresponse.action import Check, Plan, StepContext, With
-from keyresponse.actions.key import _failed, _Work, provider_for, resolve
+from keyresponse.actions.key_common import Work, failed, provider_for, resolve
 from keyresponse.errors import KeyresponseError, ServiceError
 from keyresponse.providers.base import epoch, iso
 
@@ -29,19 +29,19 @@ class Audit:
     With = AuditArgs
 
     def plan(self, args: AuditArgs, ctx: StepContext) -> Plan:
-        return Plan(summary=f"audit {args.days} days of the key's usage, events and costs", data=_Work(args))
+        return Plan(summary=f"audit {args.days} days of the key's usage, events and costs", data=Work(args))
 
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
         try:
-            provider, _ = provider_for(ctx)
-            return [Check("the admin key can read usage", True, provider.preflight())]
+            return [Check("the admin key can read usage", True, provider_for(ctx).preflight())]
         except KeyresponseError as exc:
-            return _failed("the admin key can read usage", exc)
+            return failed("the admin key can read usage", exc)
 
     def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
         from keyresponse import audit, http
 
-        args: AuditArgs = plan.data.args
+        work: Work[AuditArgs] = plan.data
+        args = work.args
         now = int(time.time())
         leak = epoch(args.leaked_at if args.leaked_at not in (None, "") else ctx.inputs.get("leaked_at"))
         start = now - args.days * 86400
@@ -49,7 +49,7 @@ class Audit:
             start = min(start, leak)  # and everything since the suspected leak, however long ago
         end = (now // audit.HOUR + 1) * audit.HOUR  # through the current, partial hour
         with http.retry_budget(ctx.remaining()):
-            provider, _ = provider_for(ctx)
+            provider = provider_for(ctx)
             rec = resolve(ctx, args.key_id, provider=provider)
             ctx.progress(f"reading {args.days} days of usage of {rec.key_id}")
             points = provider.usage(rec, start, end)

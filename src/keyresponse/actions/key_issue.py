@@ -11,14 +11,18 @@ then failed.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from keyresponse.action import Check, NoArgs, Plan, StepContext, With
-from keyresponse.actions.key import _failed, provider_for, resolve
+from keyresponse.actions.key_common import failed, held_masks, journal_notes, provider_for, resolve, written_masks
 from keyresponse.errors import ConfigError, KeyresponseError, ProviderError, ServiceError, StepError
 from keyresponse.faults import crashpoint
-from keyresponse.providers.base import iso
+from keyresponse.providers.base import CannotRevoke, IssueSpec, Minted, iso
+
+if TYPE_CHECKING:
+    from keyresponse.providers.base import IssuedKey, Provider
 
 MINT_TRIES = 2  # the second only after listing proved what the first one left behind
 
@@ -76,9 +80,9 @@ class Issue:
                         changes=[f"revoke what earlier attempts of this incident minted{held}"] if earlier else [])
         where = work.project or "the leaked key's project"
         if work.mode == "service_account_key":
-            change = f"POST .../service_accounts/{work.service_account_id or '?'}/api_keys in {where} (a new key)"
+            change = f"mint a new key on service account {work.service_account_id or '?'} in {where}"
         else:
-            change = f"POST .../service_accounts in {where}: new service account {work.prefix}-{ctx.incident.id}-N"
+            change = f"mint a new service account {work.prefix}-{ctx.incident.id}-N with its key in {where}"
         # minting creates a live credential: confirm it like a revoke (nobody may hold it otherwise)
         return Plan(summary=f"issue a replacement key in {where}", changes=[change], data=work, destructive=True)
 
@@ -92,77 +96,104 @@ class Issue:
                           f"list where the key is used under keys.{ctx.key_name or 'NAME'}.targets in the inventory")]
         what = "the admin key can create the replacement"
         try:
-            provider, _ = provider_for(ctx)
+            provider = provider_for(ctx)
             work.project = work.project or resolve(ctx, provider=provider).project_id
-            if work.mode == "service_account_key":
-                if not work.service_account_id:
-                    raise ConfigError("issue.mode service_account_key needs issue.service_account_id in the inventory")
-                if not provider.service_account_exists(work.project, work.service_account_id):
-                    return [Check(what, False, f"no service account {work.service_account_id} in {work.project}",
-                                  "fix issue.service_account_id, or use issue.mode: service_account")]
-            else:
-                provider.get(f"organization/projects/{work.project}/service_accounts", {"limit": 1}, what=what)
+            if work.mode == "service_account_key" and not work.service_account_id:
+                raise ConfigError("issue.mode service_account_key needs issue.service_account_id in the inventory")
+            detail = provider.preflight_issue(work.project, self._account(work))
         except KeyresponseError as exc:
-            return _failed(what, exc)
+            return failed(what, exc)
+        plan.changes[:] = [provider.issue_call(IssueSpec(work.project, f"{work.prefix}-{ctx.incident.id}-N",
+                                                         self._account(work)))]
         earlier = ctx.notes("key.issue.intent")
         if earlier:
             plan.changes.insert(0, f"first deal with {len(earlier)} earlier mint(s) of this incident: revoke those "
                                    "no target holds, keep the others for key.retire")
-        return [Check(what, True, f"project {work.project}")]
+        return [Check(what, True, detail)]
+
+    @staticmethod
+    def _account(work: _IssueWork) -> str | None:
+        return work.service_account_id if work.mode == "service_account_key" else None
 
     def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
         from keyresponse import http
-        from keyresponse.providers.base import IssueSpec
 
         work: _IssueWork = plan.data
         if work.skip:
-            replaced: list[Any] = []
-            earlier: list[Any] = []
+            replaced: list[str] = []
+            earlier: list[dict[str, Any]] = []
             intents = ctx.notes("key.issue.intent")
             if intents:
                 with http.retry_budget(ctx.remaining()):
-                    provider, _ = provider_for(ctx)
-                    replaced, earlier = self._revoke_earlier(ctx, provider, work, intents)
+                    replaced, earlier = self._revoke_earlier(ctx, provider_for(ctx), work, intents)
             reason = _no_targets(ctx)
             ctx.warn(f"no replacement issued: {reason}")
             return {"issued": False, "reason": reason, "replaced": replaced, "earlier": earlier}
         with http.retry_budget(ctx.remaining()):
-            provider, _ = provider_for(ctx)
+            provider = provider_for(ctx)
             project = work.project or resolve(ctx, provider=provider).project_id
             intents = ctx.notes("key.issue.intent")
             replaced, earlier = self._revoke_earlier(ctx, provider, work, intents)
-            spec_sa = work.service_account_id if work.mode == "service_account_key" else None
-            for attempt in range(len(intents) + 1, len(intents) + 1 + MINT_TRIES):
-                name = f"{work.prefix}-{ctx.incident.id}-{attempt}"
-                # journaled before the POST: if we die before hearing the answer, a resume finds it by name
-                ctx.record("key.issue.intent", name=name, project_id=project, mode=work.mode,
-                           service_account_id=spec_sa)
-                try:
-                    issued = provider.issue(IssueSpec(project, name, spec_sa))
-                    break
-                except ServiceError as exc:
-                    if exc.status is not None and 400 <= exc.status < 500:
-                        raise  # refused outright: nothing was made
-                    # no answer, or a 5xx: it may have taken effect; look before minting again
-                    left = provider.find_minted(project, [name], keys=work.mode == "service_account_key")
-                    for found in left:
-                        _revoke_one(provider, work, project, found.get("service_account_id"), found.get("key_id"))
-                    replaced += [f.get("service_account_id") or f.get("key_id") for f in left]
-                    ctx.record("key.issue.failed", name=name, error=exc.message, left_behind=len(left))
-                    if attempt == len(intents) + MINT_TRIES:
-                        raise ProviderError(f"could not mint the replacement: {exc.message}", service="openai",
-                                            hint="nothing was left live; `keyresponse resume` tries again") from None
-                    ctx.warn(f"minting {name} failed ({exc.message}); "
-                             f"{'removed what it left' if left else 'it left nothing'}; minting once more")
+            issued = self._mint(ctx, provider, work, project, len(intents), replaced)
             ctx.record("key.issue.minted", name=issued.name, project_id=project, key_id=issued.key_id,
                        service_account_id=issued.service_account_id, redacted_value=issued.redacted_value,
                        masked=issued.secret.masked)  # targets.deploy journals the same mask per target
+            replaced += self._sweep(ctx, provider, work, project, issued, earlier)
         crashpoint("key.issue:after-mint")
         return {"issued": True, "secret": issued.secret, "key_id": issued.key_id, "service_account_id": issued.service_account_id,
                 "name": issued.name, "redacted_value": issued.redacted_value, "project_id": project,
                 "created_at": iso(issued.created_at), "replaced": replaced, "earlier": earlier}
 
-    def _revoke_earlier(self, ctx: StepContext, provider: Any, work: _IssueWork,
+    def _mint(self, ctx: StepContext, provider: Provider, work: _IssueWork, project: str, before: int,
+              replaced: list[str]) -> IssuedKey:
+        """Mint under a fresh journaled name, once more only after a lookup showed what the
+        first try left; an unanswered try is journaled with how long it may still land."""
+        by_key = work.mode == "service_account_key"
+        for attempt in range(before + 1, before + 1 + MINT_TRIES):
+            name = f"{work.prefix}-{ctx.incident.id}-{attempt}"
+            # journaled before the POST: if we die before hearing the answer, a resume finds it by name
+            ctx.record("key.issue.intent", name=name, project_id=project, mode=work.mode,
+                       service_account_id=self._account(work))
+            started = time.time()
+            try:
+                return provider.issue(IssueSpec(project, name, self._account(work)))
+            except ServiceError as exc:
+                if exc.status is not None and 400 <= exc.status < 500:
+                    raise  # refused outright: nothing was made
+                # no answer, or a 5xx: it may have taken effect; look before minting again
+                left = provider.find_minted(project, [name], keys=by_key)
+                for found in left:
+                    _revoke_one(provider, work, project, found)
+                replaced += [f.ident for f in left]
+                # found nothing: it may still land later (key.retire looks again until then)
+                settle = None if left else started + provider.mint_settle
+                ctx.record("key.issue.failed", name=name, project_id=project, error=exc.message,
+                           left_behind=len(left), mode=work.mode, settle_until=settle)
+                if attempt == before + MINT_TRIES:
+                    raise ProviderError(f"could not mint the replacement: {exc.message}", service=provider.service,
+                                        hint="nothing was left live; `keyresponse resume` tries again") from None
+                ctx.warn(f"minting {name} failed ({exc.message}); "
+                         f"{'removed what it left' if left else 'it left nothing yet'}; minting once more")
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _sweep(self, ctx: StepContext, provider: Provider, work: _IssueWork, project: str, issued: IssuedKey,
+               kept: list[dict[str, Any]]) -> list[str]:
+        """After a mint: every earlier attempt of this incident looked up again by name (one
+        that got no answer may have landed meanwhile) and revoked, unless targets hold it."""
+        names = {i["name"] for i in journal_notes(ctx, "key.issue.intent")} - {issued.name}
+        if not names:
+            return []
+        keep = {k.get("service_account_id") or k.get("key_id") for k in kept}
+        keep |= {issued.service_account_id, issued.key_id} - {""}
+        found = [f for f in provider.find_minted(project, names, keys=work.mode == "service_account_key")
+                 if f.ident not in keep]
+        revoked = [f.ident for f in found if _revoke_one(provider, work, project, f)]
+        if revoked:
+            ctx.record("key.issue.orphans_revoked", ids=revoked, kept=[])
+            ctx.warn(f"revoked {len(revoked)} earlier attempt(s) that took effect unheard: {', '.join(revoked)}")
+        return revoked
+
+    def _revoke_earlier(self, ctx: StepContext, provider: Provider, work: _IssueWork,
                         intents: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
         """Revoke every replacement an earlier attempt made (its value died with that
         attempt): by the ids journaled after a mint, and by name for those never heard of.
@@ -189,9 +220,10 @@ class Issue:
         keep_ids = {k["service_account_id"] or k["key_id"] for k in kept}
         for project, names in projects.items():
             for f in provider.find_minted(project, names, keys=by_key):
-                if (f.get("service_account_id") if not by_key else f.get("key_id")) not in keep_ids:
-                    targets[(project, f.get("service_account_id"), f.get("key_id"))] = None
-        revoked = [sa or key or "" for project, sa, key in targets if _revoke_one(provider, work, project, sa, key)]
+                if f.ident not in keep_ids:
+                    targets[(project, f.service_account_id, f.key_id)] = None
+        revoked = [sa or key or "" for project, sa, key in targets
+                   if _revoke_one(provider, work, project, Minted("", sa, key))]
         ctx.record("key.issue.orphans_revoked", ids=revoked, kept=[k["service_account_id"] or k["key_id"] for k in kept])
         ctx.record("key.issue.kept", replacements=kept)  # what key.retire revokes later
         if revoked:
@@ -203,55 +235,30 @@ class Issue:
 
 
 
-def _revoke_one(provider: Any, work: _IssueWork, project: str, sa: str | None, key: str | None) -> bool:
+def _revoke_one(provider: Provider, work: _IssueWork, project: str, found: Minted) -> bool:
     try:
-        return bool(provider.revoke_minted(project, sa, key))
-    except ProviderError as exc:
-        if work.mode == "service_account_key" and exc.status == 400:
-            raise StepError(
-                f"an earlier replacement {key} on {work.service_account_id} cannot be revoked alone "
-                "(OpenAI deletes a service account's keys only with the account); not minting another",
-                hint=f"delete {key} in the OpenAI dashboard, then `keyresponse resume`; "
-                     "issue.mode: service_account avoids this") from None
-        raise
-
-
-def written_masks(ctx: StepContext) -> set[str]:
-    """Masks of every secret a target of this incident was, or may have been, written with
-    (a `target.writing` note is journaled before each write, so a kill mid-write counts)."""
-    return {r["secret"] for r in ctx.incident.journal.records()
-            if r.get("event") == "step.note" and r.get("note") in ("target", "target.writing") and r.get("secret")}
-
-
-def held_masks(ctx: StepContext) -> dict[str, set[str]]:
-    """Per target, the masks it may hold now: its last confirmed write, plus any write
-    that was started and never reported (the process died during it)."""
-    confirmed: dict[str, str] = {}
-    pending: dict[str, str] = {}
-    for r in ctx.incident.journal.records():
-        if r.get("event") != "step.note" or not r.get("secret"):
-            continue
-        target = str(r.get("target"))
-        if r.get("note") == "target.writing":
-            pending[target] = r["secret"]
-        elif r.get("note") == "target":
-            if r.get("status") == "applied" or str(r.get("error") or "").startswith("written"):
-                confirmed[target] = r["secret"]
-            pending.pop(target, None)
-    return {t: {m for m in (confirmed.get(t), pending.get(t)) if m} for t in set(confirmed) | set(pending)}
+        return provider.revoke_minted(project, found.service_account_id, found.key_id)
+    except CannotRevoke as exc:
+        raise StepError(f"an earlier replacement {found.ident} cannot be revoked: {exc.message}; "
+                        "not minting another", hint=exc.hint) from None
 
 
 class Retire:
     name = "key.retire"
     summary = ("Revoke the earlier replacements key.issue kept because targets held them (a run that died "
-               "after deploying), once no target holds them any more.")
+               "after deploying), once no target holds them any more; and any earlier mint of this incident "
+               "that took effect unheard.")
     With = NoArgs
 
     def plan(self, args: NoArgs, ctx: StepContext) -> Plan:
         kept = _kept(ctx)
         changes = [f"revoke {k.get('service_account_id') or k.get('key_id')} ({k.get('masked')})" for k in kept]
+        tries = _earlier_tries(ctx)
+        if tries:
+            changes.append(f"look up {len(tries)} earlier mint attempt(s) of this incident by name; "
+                           "revoke any that took effect and no target holds")
         return Plan(summary=f"revoke {len(kept)} earlier replacement(s)" if kept else "no earlier replacement to revoke",
-                    changes=changes, data=kept, destructive=bool(kept))
+                    changes=changes, data=kept, destructive=bool(changes))
 
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
         return []
@@ -261,23 +268,25 @@ class Retire:
 
         revoked: list[str] = []
         still_held: list[str] = []
-        if not plan.data:
-            return {"revoked": revoked, "still_held": still_held}
         held = held_masks(ctx)
         work = _IssueWork("service_account", None, "", None)
         with http.retry_budget(ctx.remaining()):
-            provider, _ = provider_for(ctx)
-            for item in plan.data:
+            provider = provider_for(ctx) if plan.data or _earlier_tries(ctx) else None
+            for item in plan.data or []:
                 ident = item.get("service_account_id") or item.get("key_id") or ""
                 holders = sorted(t for t, masks in held.items() if item.get("masked") in masks)
                 if holders:  # revoking it now would cut these targets off
                     still_held.append(ident)
                     ctx.warn(f"earlier replacement {ident} is still held by {', '.join(holders)}: left live")
                     continue
-                _revoke_one(provider, work, item["project_id"], item.get("service_account_id"), item.get("key_id"))
+                assert provider is not None
+                _revoke_one(provider, work, item["project_id"], Minted("", item.get("service_account_id"),
+                                                                       item.get("key_id")))
                 ctx.record("key.retire.revoked", id=ident)
                 revoked.append(ident)
                 ctx.progress(f"revoked earlier replacement {ident}")
+            if provider is not None:
+                revoked += self._unheard(ctx, provider, work, held, set(still_held) | set(revoked))
         outputs: dict[str, object] = {"revoked": revoked, "still_held": still_held}
         if still_held:
             err = StepError(f"{len(still_held)} earlier replacement(s) are still held by targets: {', '.join(still_held)}",
@@ -287,16 +296,66 @@ class Retire:
             raise err
         return outputs
 
+    def _unheard(self, ctx: StepContext, provider: Provider, work: _IssueWork, held: dict[str, set[str]],
+                 done: set[str]) -> list[str]:
+        """Every earlier mint attempt of this incident, looked up by name: one that took
+        effect and no target holds is revoked. A try that got no answer may still land
+        until its `settle_until`: it is looked for again until then (or it shows up)."""
+        tries = _earlier_tries(ctx)
+        minted = {m.get("service_account_id") or m.get("key_id"): m for m in journal_notes(ctx, "key.issue.minted")}
+        current = _current(ctx)
+        waiting = {f["name"]: float(f["settle_until"]) for f in journal_notes(ctx, "key.issue.failed")
+                   if f.get("settle_until") and f.get("name") in {t["name"] for t in tries}}
+        revoked: list[str] = []
+        while True:
+            seen: set[str] = set()
+            for project, by_key in {(t["project_id"], t.get("mode") == "service_account_key") for t in tries}:
+                names = {t["name"] for t in tries if t["project_id"] == project}
+                for found in provider.find_minted(project, names, keys=by_key):
+                    seen.add(found.name)
+                    if found.ident in done or found.ident == current:
+                        continue
+                    mask = (minted.get(found.ident) or {}).get("masked")
+                    holders = sorted(t for t, masks in held.items() if mask and mask in masks)
+                    if holders:
+                        ctx.warn(f"earlier mint {found.ident} is held by {', '.join(holders)}: left live")
+                        continue
+                    done.add(found.ident)
+                    if _revoke_one(provider, work, project, found):
+                        ctx.record("key.retire.revoked", id=found.ident)
+                        revoked.append(found.ident)
+                        ctx.warn(f"revoked {found.ident}, an earlier mint that took effect unheard")
+            now = time.time()
+            left = {n: t for n, t in waiting.items() if n not in seen and t > now}
+            budget = ctx.remaining()
+            if not left or (budget is not None and budget < 2.0):
+                return revoked
+            ctx.progress(f"an earlier mint got no answer and may still take effect; looking again "
+                         f"(until {iso(max(left.values()))})")
+            time.sleep(min(1.0, max(0.05, min(left.values()) - now)))
+
+
+def _earlier_tries(ctx: StepContext) -> list[dict[str, Any]]:
+    """The mint intents of this incident other than the replacement now in use."""
+    minted = journal_notes(ctx, "key.issue.minted")
+    last = minted[-1].get("name") if minted else None
+    return [i for i in journal_notes(ctx, "key.issue.intent") if i.get("name") != last]
+
+
+def _current(ctx: StepContext) -> str | None:
+    minted = journal_notes(ctx, "key.issue.minted")
+    if not minted:
+        return None
+    return str(minted[-1].get("service_account_id") or minted[-1].get("key_id") or "") or None
+
 
 def _kept(ctx: StepContext) -> list[dict[str, Any]]:
     """The replacements key.issue last kept, less those already retired."""
     kept: list[dict[str, Any]] = []
     retired: set[str] = set()
-    for r in ctx.incident.journal.records():
-        if r.get("event") != "step.note":
-            continue
+    for r in journal_notes(ctx, "key.issue.kept", "key.retire.revoked"):
         if r.get("note") == "key.issue.kept":
             kept = [k for k in r.get("replacements") or [] if isinstance(k, dict)]
-        elif r.get("note") == "key.retire.revoked":
+        else:
             retired.add(str(r.get("id")))
     return [k for k in kept if (k.get("service_account_id") or k.get("key_id")) not in retired]

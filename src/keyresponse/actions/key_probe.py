@@ -9,9 +9,9 @@ import time
 from typing import Any, Literal
 
 from keyresponse.action import Check, Plan, StepContext, With
-from keyresponse.actions.key import _Work, known_record, provider_for, resolve
+from keyresponse.actions.key_common import Work, known_record, provider_for, resolve
 from keyresponse.errors import StepError, UsageError
-from keyresponse.providers.base import KeyRecord, iso
+from keyresponse.providers.base import KeyNotFound, KeyRecord, iso
 from keyresponse.secret import Secret
 
 
@@ -48,21 +48,21 @@ class Probe:
         secret = args.secret if args.secret is not None else _known_value(ctx, known[0] if known else None)
         how = f"GET /models with {getattr(secret, 'masked', '…')}" if secret is not None \
             else "check the key is no longer listed"
-        return Plan(summary=how + (f", expecting {args.expect}" if args.expect else ""), data=_Work(args))
+        return Plan(summary=how + (f", expecting {args.expect}" if args.expect else ""), data=Work(args))
 
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
         return []  # the probe is itself a read; there is nothing to prove before it
 
     def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
         from keyresponse import http
-        from keyresponse.providers.openai import KeyNotFound
 
-        args: ProbeArgs = plan.data.args
+        work: Work[ProbeArgs] = plan.data
+        args = work.args
         secret = _as_secret(args.secret, "with.secret")
         deadline = time.monotonic() + (args.within if args.expect else 0)
         with http.retry_budget(ctx.remaining()):
-            provider, cfg = provider_for(ctx)
-            record = None
+            provider = provider_for(ctx)
+            record: KeyRecord | None = None
             unlisted = None  # why the key cannot be found: it is no longer listed
             if secret is None:
                 try:
@@ -74,14 +74,13 @@ class Probe:
                     secret, unlisted = (leaked, None) if isinstance(leaked, Secret) else (None, exc.message)
             while True:
                 if secret is not None:
-                    client = ctx.http("openai-probe", cfg.base_url, {"Authorization": "Bearer " + secret.reveal()})
-                    answer = provider.probe(client)
+                    answer = provider.probe(secret)
                     result, method, detail = answer.result, "models", answer.detail
-                elif unlisted is not None:
+                elif unlisted is not None or record is None:
                     result, method, detail = "dead", "listing", f"not listed: {unlisted}"
                 else:
-                    result, detail = _listed(provider, record)  # type: ignore[arg-type]
-                    method = "listing"
+                    listed = provider.probe_listing(record)
+                    result, method, detail = listed.result, "listing", listed.detail
                 if args.expect is None or result == args.expect or time.monotonic() >= deadline:
                     break
                 time.sleep(1.0)
@@ -91,7 +90,7 @@ class Probe:
         if args.expect is not None and result != args.expect:
             still = " — the key is STILL LIVE" if args.expect == "dead" and result == "live" else ""
             raise StepError(f"expected the key to be {args.expect}, it is {result}{still}: {detail}",
-                            hint="revoke it by hand in the OpenAI dashboard" if still else None)
+                            hint=f"revoke it by hand in the {provider.title} dashboard" if still else None)
         return out
 
 
@@ -113,13 +112,3 @@ def _known_value(ctx: StepContext, record: KeyRecord | None, *, warn: bool = Fal
                      "checking its listing instead")
         return None
     return value
-
-
-def _listed(provider: Any, record: KeyRecord) -> tuple[str, str]:
-    found = provider.get_key(record.project_id, record.key_id)
-    if found is None:
-        return "dead", f"{record.key_id} is no longer listed in {record.project_id}"
-    if found.owner_type == "service_account" and found.owner_id:
-        if not provider.service_account_exists(record.project_id, found.owner_id):
-            return "dead", f"{record.key_id}'s service account {found.owner_id} is deleted"
-    return "live", f"{record.key_id} is still listed in {record.project_id}"

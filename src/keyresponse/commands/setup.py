@@ -48,13 +48,14 @@ def _env_names(inventory: Any) -> list[str]:
 
 
 def init(folder: Path, base_url: str, admin_key_env: str, ci: str | None, force: bool) -> int:
-    from keyresponse.inventory import Inventory, LoadedInventory, OpenAIProvider
+    from keyresponse.inventory import Inventory, LoadedInventory
+    from keyresponse.providers.openai import OpenAISettings
     from keyresponse.journal import Incident  # noqa: F401 - keeps the import graph honest
 
     config = folder / "keyresponse.yaml"
     if config.exists() and not force:
         raise UsageError(f"{config} exists", hint="pass --force to overwrite it, or edit it by hand")
-    provider = OpenAIProvider(base_url=base_url, admin_key_env=admin_key_env)
+    provider = OpenAISettings(base_url=base_url, admin_key_env=admin_key_env)
     probe_inventory = LoadedInventory(Inventory(providers={"openai": provider}), None)
     import os
 

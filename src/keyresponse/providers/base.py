@@ -1,21 +1,29 @@
 """What a key issuer must do for an incident, and the records it hands back.
 
-A `Provider` is built around an injected, authenticated `httpx.Client` (see
-http.py) and is the only code that knows the issuer's wire format. The key
-actions (actions/key.py) speak only this protocol, so a second issuer is one
-more module beside `openai.py`.
+A `Provider` is built around injected, authenticated `httpx.Client`s (see
+http.py) and is the only code that knows the issuer's wire format and rules (which
+call revokes which key). The key actions (actions/key*.py) speak only this
+protocol; a provider module (`ProviderModule`) says how to build one from its
+inventory settings, and providers/__init__.py lists the modules.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Protocol, Sequence
+
+from keyresponse.errors import ProviderError
 
 if TYPE_CHECKING:
     import httpx
 
+    from keyresponse.providers.settings import ProviderSettings
     from keyresponse.secret import Secret
+
+    # (service, base_url, headers) -> the run's shared client for it (read-only in plan mode)
+    HttpFactory = Callable[[str, str, dict[str, str]], httpx.Client]
 
 OwnerType = Literal["user", "service_account"]
 ProbeVerdict = Literal["live", "dead", "restricted", "unknown"]
@@ -165,11 +173,57 @@ class AuditEvent:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+class KeyNotFound(ProviderError):
+    """No key, or more than one, fits what we were given. `candidates` lists the near misses."""
+
+    def __init__(self, message: str, *, service: str, candidates: list[KeyRecord] | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, service=service, hint=hint)
+        self.candidates = candidates or []
+
+
+class CannotRevoke(ProviderError):
+    """The issuer will not revoke this one thing alone (the message says why, the hint what to do)."""
+
+
+@dataclass(frozen=True)
+class Minted:
+    """What an earlier `issue` under a journaled name left behind: a whole account
+    (`service_account_id`) or one key (`key_id`)."""
+
+    name: str
+    service_account_id: str | None = None
+    key_id: str | None = None
+
+    @property
+    def ident(self) -> str:
+        return self.service_account_id or self.key_id or ""
+
+
+@dataclass(frozen=True)
+class KeyPattern:
+    """The shape of one of the provider's credentials: a match in a config file is refused,
+    naming `env` as the kind of variable to hold it instead."""
+
+    label: str
+    pattern: re.Pattern[str]
+    env: str
+
+
 class Provider(Protocol):
     """A key issuer. Every method raises `ProviderError` (redacted) when the issuer fails."""
 
+    service: str  # names the issuer in errors ("openai")
+    title: str  # names it to people ("OpenAI"): "revoke it by hand at OpenAI"
+    prices: dict[str, tuple[float, float]]  # USD per 1M input/output tokens by model
+    mint_settle: float  # seconds after a mint that got no answer during which it may still take effect
+
     def preflight(self) -> str:
         """Read-only: prove the admin credential works; returns who/what it can see."""
+        ...
+
+    def project_names(self) -> dict[str, str]:
+        """Every project the admin credential sees: id -> name."""
         ...
 
     def list_keys(self, project_id: str | None = None) -> list[KeyRecord]:
@@ -186,12 +240,29 @@ class Provider(Protocol):
         several matches raise an error that lists the candidates; never a guess."""
         ...
 
+    def revoke_call(self, key: KeyRecord) -> str:
+        """The call `revoke` makes, for the plan ("DELETE /..."), and what else it takes down."""
+        ...
+
     def revoke(self, key: KeyRecord) -> RevokeResult:
         """Make the key unusable; already gone counts as done."""
         ...
 
-    def probe(self, key_client: httpx.Client) -> ProbeResult:
-        """Call the issuer with a client authenticated by the key under test."""
+    def probe(self, secret: Secret) -> ProbeResult:
+        """Call the issuer authenticated by the key under test: live, dead, restricted, unknown."""
+        ...
+
+    def probe_listing(self, key: KeyRecord) -> ProbeResult:
+        """Without its value: "dead" when the issuer no longer lists the key (or its owner), else "live"."""
+        ...
+
+    def preflight_issue(self, project_id: str, service_account_id: str | None) -> str:
+        """Read-only: prove `issue` could mint in this project (on this account); raises
+        `KeyNotFound` for a missing account, `ProviderError` otherwise."""
+        ...
+
+    def issue_call(self, spec: IssueSpec) -> str:
+        """The call `issue` makes, for the plan."""
         ...
 
     def issue(self, spec: IssueSpec) -> IssuedKey:
@@ -199,12 +270,14 @@ class Provider(Protocol):
         `find_minted` after a failure to learn whether it took effect."""
         ...
 
-    def find_minted(self, project_id: str, names: Iterable[str], *, keys: bool = False) -> list[dict[str, Any]]:
-        """What earlier `issue` calls under these names left behind ({service_account_id, key_id, name})."""
+    def find_minted(self, project_id: str, names: Iterable[str], *, keys: bool = False) -> list[Minted]:
+        """What earlier `issue` calls under these names left behind (with `keys`, keys
+        made on an existing account too), whether or not their answer was heard."""
         ...
 
     def revoke_minted(self, project_id: str, service_account_id: str | None, key_id: str | None) -> bool:
-        """Undo an `issue`; True if something was removed, False if it was already gone."""
+        """Undo an `issue`; True if something was removed, False if it was already gone.
+        `CannotRevoke` when the issuer will not remove that one thing alone."""
         ...
 
     def usage(self, key: KeyRecord, start: int, end: int) -> list[UsagePoint]: ...
@@ -212,3 +285,15 @@ class Provider(Protocol):
     def events(self, key: KeyRecord, start: int, end: int) -> list[AuditEvent]: ...
 
     def costs(self, key: KeyRecord, start: int, end: int) -> float | None: ...
+
+
+class ProviderModule(Protocol):
+    """What a provider module exports (providers/__init__.py lists them by `KIND`)."""
+
+    KIND: str
+    Settings: type[ProviderSettings]  # its `providers:` entry in the inventory
+    KEY_PATTERNS: Sequence[KeyPattern]
+
+    def connect(self, settings: ProviderSettings, token: str, http: HttpFactory) -> Provider:
+        """The provider, on clients from `http`, authenticated by `token` (from `admin_key_env`)."""
+        ...

@@ -1,4 +1,5 @@
-"""OpenAI as a key issuer, over the organization (admin) API.
+"""OpenAI as a key issuer, over the organization (admin) API: its inventory settings,
+the shape of its keys, and the client.
 
 Wire contract: ../shared/specs/openai-admin.openapi.yaml. Facts the spec leaves
 out (specs/README.md): a revoked or unknown key gets 401 `invalid_api_key`, a live
@@ -10,45 +11,92 @@ to revoke those is to delete the service account.
 from __future__ import annotations
 
 import contextvars
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, TypeVar
+
+from pydantic import Field
 
 from keyresponse.errors import ProviderError
-from keyresponse.http import check, error_for
 from keyresponse.providers import openai_usage
 from keyresponse.providers.base import (
-    AuditEvent, IssuedKey, IssueSpec, KeyRecord, OwnerType, ProbeResult, RevokeResult, UsagePoint, iso,
+    AuditEvent, CannotRevoke, IssuedKey, IssueSpec, KeyNotFound, KeyPattern, KeyRecord, Minted, OwnerType,
+    ProbeResult, RevokeResult, UsagePoint, iso,
 )
+from keyresponse.providers.settings import ProviderSettings
 from keyresponse.secret import Secret
 
 if TYPE_CHECKING:
     import httpx
 
+    from keyresponse.providers.base import HttpFactory
+
+KIND = "openai"
 SERVICE = "openai"
 PAGE = 100  # the list endpoints' maximum `limit`
 FANOUT = 8  # projects read at once
 T = TypeVar("T")
 
-
-class KeyNotFound(ProviderError):
-    """No key, or more than one, fits what we were given. `candidates` lists the near misses."""
-
-    def __init__(self, message: str, *, candidates: list[KeyRecord] | None = None, hint: str | None = None) -> None:
-        super().__init__(message, service=SERVICE, hint=hint)
-        self.candidates = candidates or []
+KEY_PATTERNS = (
+    KeyPattern("OpenAI key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"), "OPENAI_ADMIN_KEY"),
+)
 
 
-class OpenAIProvider:
-    def __init__(self, client: httpx.Client, prices: dict[str, tuple[float, float]] | None = None) -> None:
+class OpenAISettings(ProviderSettings):
+    """`providers: {NAME: {kind: openai, ...}}` in the inventory."""
+
+    kind: Literal["openai"] = "openai"
+    base_url: str = Field("https://api.openai.com/v1", description="API base URL, up to /v1")
+    admin_key_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                               description="Env var holding an OpenAI admin API key")
+    prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="USD per 1M input/output tokens by model, overriding the built-in table",
+    )
+
+
+Settings = OpenAISettings
+
+
+def connect(settings: ProviderSettings, token: str, http: HttpFactory) -> OpenAIClient:
+    assert isinstance(settings, OpenAISettings)
+    base = settings.base_url
+    return OpenAIClient(http(SERVICE, base, {"Authorization": f"Bearer {token}"}), prices=settings.prices,
+                        key_client=lambda secret: http("openai-probe", base, {"Authorization": "Bearer " + secret.reveal()}),
+                        mint_settle=settings.mint_settle)
+
+
+def _check(response: httpx.Response, *, ok: tuple[int, ...] = (200,), what: str = "") -> httpx.Response:
+    from keyresponse.http import check
+
+    return check(response, SERVICE, ok=ok, what=what, error_class=ProviderError)
+
+
+def _not_found(message: str, *, candidates: list[KeyRecord] | None = None, hint: str | None = None) -> KeyNotFound:
+    return KeyNotFound(message, service=SERVICE, candidates=candidates, hint=hint)
+
+
+class OpenAIClient:
+    """The `Provider` for OpenAI, on an admin-authenticated client; `key_client(secret)`
+    gives a client authenticated by a key under test (for `probe`)."""
+
+    service = SERVICE
+    title = "OpenAI"
+
+    def __init__(self, client: httpx.Client, prices: dict[str, tuple[float, float]] | None = None, *,
+                 key_client: Callable[[Secret], httpx.Client] | None = None, mint_settle: float = 60.0) -> None:
         self.client = client
-        self.prices = {**openai_usage.DEFAULT_PRICES, **{k: tuple(v) for k, v in (prices or {}).items()}}
+        self.prices: dict[str, tuple[float, float]] = {
+            **openai_usage.DEFAULT_PRICES, **{k: (float(v[0]), float(v[1])) for k, v in (prices or {}).items()}}
+        self.key_client = key_client
+        self.mint_settle = mint_settle
 
     # --- plumbing
 
     def get(self, path: str, params: Any = None, *, what: str = "") -> dict[str, Any]:
         response = self.client.get(path, params=params)
-        body: dict[str, Any] = check(response, SERVICE, ok=(200,), what=what, error_class=ProviderError).json()
+        body: dict[str, Any] = _check(response, what=what).json()
         return body
 
     def pages(self, path: str, params: dict[str, Any] | None = None, *, what: str = "") -> Iterator[dict[str, Any]]:
@@ -101,7 +149,7 @@ class OpenAIProvider:
         response = self.client.get(f"organization/projects/{project_id}/api_keys/{key_id}")
         if response.status_code == 404:
             return None
-        check(response, SERVICE, ok=(200,), what=f"read key {key_id}", error_class=ProviderError)
+        _check(response, what=f"read key {key_id}")
         return _record(project_id, response.json())
 
     def find(self, *, key_id: str | None = None, project_id: str | None = None,
@@ -111,11 +159,11 @@ class OpenAIProvider:
             hits = [r for r in self.fan_out(lambda p: self.get_key(p, key_id), projects) if r]
             if not hits:
                 where = project_id or f"any of {len(projects)} projects"
-                raise KeyNotFound(f"no key {key_id} in {where}",
+                raise _not_found(f"no key {key_id} in {where}",
                                   hint="it may be deleted already; `keyresponse keys` lists the keys that exist")
             return hits[0]
         if value is None:
-            raise KeyNotFound("nothing to find the key by: give a key id or the leaked value")
+            raise _not_found("nothing to find the key by: give a key id or the leaked value")
         every = self.list_keys(project_id)
         hits = [r for r in every if r.matches(value.reveal())]
         if len(hits) == 1:
@@ -123,14 +171,14 @@ class OpenAIProvider:
         if not hits:
             tail = value.reveal()[-4:]
             near = [r for r in every if r.redacted_value.endswith(tail)]
-            raise KeyNotFound(
+            raise _not_found(
                 f"no key among {len(every)} listed matches the leaked value {value.masked}"
                 + (": candidates ending alike: " + "; ".join(r.describe() for r in near) if near else ""),
                 candidates=near,
                 hint="it may be deleted or disabled already (check the audit log), or belong to another "
                      "organization; `keyresponse keys` lists every key the admin key can see",
             )
-        raise KeyNotFound(
+        raise _not_found(
             f"{len(hits)} keys match the leaked value {value.masked}; refusing to guess: "
             + "; ".join(r.describe() for r in hits),
             candidates=hits,
@@ -138,6 +186,12 @@ class OpenAIProvider:
         )
 
     # --- changing keys
+
+    def revoke_call(self, key: KeyRecord) -> str:
+        base = f"/organization/projects/{key.project_id}"
+        if key.owner_type == "service_account":
+            return f"DELETE {base}/service_accounts/{key.owner_id or '?'} (the account and every key it holds)"
+        return f"DELETE {base}/api_keys/{key.key_id}"
 
     def revoke(self, key: KeyRecord) -> RevokeResult:
         if key.owner_type == "service_account":
@@ -151,7 +205,7 @@ class OpenAIProvider:
                 return self._delete_service_account(fresh)
         if response.status_code == 404:
             return RevokeResult("DELETE /" + path, already_gone=True, revoked_at=None)
-        check(response, SERVICE, ok=(200,), what=f"revoke {key.key_id}", error_class=ProviderError)
+        _check(response, what=f"revoke {key.key_id}")
         return RevokeResult("DELETE /" + path, already_gone=False, revoked_at=iso(time.time()))
 
     def _delete_service_account(self, key: KeyRecord) -> RevokeResult:
@@ -171,14 +225,17 @@ class OpenAIProvider:
         response = self.client.delete(f"organization/projects/{project_id}/service_accounts/{service_account_id}")
         if response.status_code == 404:
             return False
-        check(response, SERVICE, ok=(200,), what=what or f"delete {service_account_id}", error_class=ProviderError)
+        _check(response, what=what or f"delete {service_account_id}")
         return True
 
-    def probe(self, key_client: httpx.Client) -> ProbeResult:
+    def probe(self, secret: Secret) -> ProbeResult:
         from keyresponse.errors import ServiceError
+        from keyresponse.http import error_for
 
+        if self.key_client is None:
+            raise ProviderError("openai: no client to try a key with", service=SERVICE)
         try:
-            response = key_client.get("models")
+            response = self.key_client(secret).get("models")
         except ServiceError as exc:
             return ProbeResult("unknown", exc.message)
         if response.status_code == 200:
@@ -192,15 +249,39 @@ class OpenAIProvider:
             return ProbeResult("restricted", detail, response.status_code)
         return ProbeResult("unknown", detail, response.status_code)
 
+    def probe_listing(self, key: KeyRecord) -> ProbeResult:
+        found = self.get_key(key.project_id, key.key_id)
+        if found is None:
+            return ProbeResult("dead", f"{key.key_id} is no longer listed in {key.project_id}")
+        if found.owner_type == "service_account" and found.owner_id:
+            if not self.service_account_exists(key.project_id, found.owner_id):
+                return ProbeResult("dead", f"{key.key_id}'s service account {found.owner_id} is deleted")
+        return ProbeResult("live", f"{key.key_id} is still listed in {key.project_id}")
+
+    def preflight_issue(self, project_id: str, service_account_id: str | None) -> str:
+        what = "the admin key can create the replacement"
+        if service_account_id:
+            if not self.service_account_exists(project_id, service_account_id):
+                raise _not_found(f"no service account {service_account_id} in {project_id}",
+                                 hint="fix issue.service_account_id, or use issue.mode: service_account")
+        else:
+            self.get(f"organization/projects/{project_id}/service_accounts", {"limit": 1}, what=what)
+        return f"project {project_id}"
+
+    def issue_call(self, spec: IssueSpec) -> str:
+        if spec.service_account_id:
+            return f"POST .../service_accounts/{spec.service_account_id}/api_keys in {spec.project_id} (a new key)"
+        return f"POST .../service_accounts in {spec.project_id}: new service account {spec.name}"
+
     def issue(self, spec: IssueSpec) -> IssuedKey:
         base = f"organization/projects/{spec.project_id}/service_accounts"
         if spec.service_account_id:
             response = self.client.post(f"{base}/{spec.service_account_id}/api_keys", json={"name": spec.name})
-            body = check(response, SERVICE, ok=(200, 201), what="mint a key", error_class=ProviderError).json()
+            body = _check(response, ok=(200, 201), what="mint a key").json()
             key, account = body, spec.service_account_id
         else:
             response = self.client.post(base, json={"name": spec.name})
-            body = check(response, SERVICE, ok=(200, 201), what="mint a key", error_class=ProviderError).json()
+            body = _check(response, ok=(200, 201), what="mint a key").json()
             key, account = body.get("api_key") or {}, body.get("id", "")
         if not key.get("value"):
             raise ProviderError(f"openai: {spec.name}: the answer carried no key value", service=SERVICE)
@@ -208,22 +289,21 @@ class OpenAIProvider:
         return IssuedKey(secret=secret, key_id=key.get("id", ""), service_account_id=account, name=spec.name,
                          project_id=spec.project_id, redacted_value=secret.masked, created_at=key.get("created_at"))
 
-    def find_minted(self, project_id: str, names: Iterable[str], *, keys: bool = False) -> list[dict[str, Any]]:
+    def find_minted(self, project_id: str, names: Iterable[str], *, keys: bool = False) -> list[Minted]:
         """Service accounts (and with `keys`, keys) carrying one of `names`: what earlier
         mints left behind, whether or not we heard their answer."""
         wanted = set(names)
-        found = [{"service_account_id": sa["id"], "key_id": None, "name": sa.get("name")}
+        found = [Minted(str(sa.get("name")), service_account_id=sa["id"])
                  for sa in self.list_service_accounts(project_id) if sa.get("name") in wanted]
         if keys:
-            found += [{"service_account_id": None, "key_id": k.key_id, "name": k.name}
-                      for k in self._project_keys(project_id) if k.name in wanted]
+            found += [Minted(k.name, key_id=k.key_id) for k in self._project_keys(project_id) if k.name in wanted]
         return found
 
     def service_account_exists(self, project_id: str, service_account_id: str) -> bool:
         response = self.client.get(f"organization/projects/{project_id}/service_accounts/{service_account_id}")
         if response.status_code == 404:
             return False
-        check(response, SERVICE, ok=(200,), what=f"read {service_account_id}", error_class=ProviderError)
+        _check(response, what=f"read {service_account_id}")
         return True
 
     def list_service_accounts(self, project_id: str) -> list[dict[str, Any]]:
@@ -235,7 +315,13 @@ class OpenAIProvider:
         response = self.client.delete(f"organization/projects/{project_id}/api_keys/{key_id}")
         if response.status_code == 404:
             return False
-        check(response, SERVICE, ok=(200,), what=f"revoke orphan key {key_id}", error_class=ProviderError)
+        if response.status_code == 400:
+            raise CannotRevoke(
+                f"openai: {key_id} cannot be revoked alone (OpenAI deletes a service account's keys only "
+                "with the account)", service=SERVICE, status=400,
+                hint=f"delete {key_id} in the OpenAI dashboard, then `keyresponse resume`; "
+                     "issue.mode: service_account avoids this")
+        _check(response, what=f"revoke orphan key {key_id}")
         return True
 
     # --- usage and audit (openai_usage.py)

@@ -13,7 +13,7 @@ from keyresponse.errors import ProviderError
 from keyresponse.providers.base import AuditEvent, KeyRecord, UsagePoint
 
 if TYPE_CHECKING:
-    from keyresponse.providers.openai import OpenAIProvider
+    from keyresponse.providers.openai import OpenAIClient
 
 USAGE_KINDS = ("completions", "embeddings")
 HOURLY_LIMIT = 168  # /organization/usage/*: bucket_width=1h allows at most 168 buckets a page
@@ -38,12 +38,12 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
 }
 
 
-def usage(provider: OpenAIProvider, key: KeyRecord, start: int, end: int) -> list[UsagePoint]:
+def usage(provider: OpenAIClient, key: KeyRecord, start: int, end: int) -> list[UsagePoint]:
     parts = provider.fan_out(lambda kind: list(_usage_kind(provider, kind, key, start, end)), list(USAGE_KINDS))
     return [p for part in parts for p in part]
 
 
-def _usage_kind(provider: OpenAIProvider, kind: str, key: KeyRecord, start: int, end: int) -> Iterator[UsagePoint]:
+def _usage_kind(provider: OpenAIClient, kind: str, key: KeyRecord, start: int, end: int) -> Iterator[UsagePoint]:
     params: dict[str, Any] = {
         "start_time": start, "end_time": end, "bucket_width": "1h", "limit": HOURLY_LIMIT,
         "api_key_ids": [key.key_id], "group_by": ["model"],
@@ -63,7 +63,7 @@ def _usage_kind(provider: OpenAIProvider, kind: str, key: KeyRecord, start: int,
             )
 
 
-def _usage_pages(provider: OpenAIProvider, path: str, params: dict[str, Any], what: str) -> Iterator[dict[str, Any]]:
+def _usage_pages(provider: OpenAIClient, path: str, params: dict[str, Any], what: str) -> Iterator[dict[str, Any]]:
     page: str | None = None
     seen: set[str] = set()
     while True:
@@ -75,7 +75,7 @@ def _usage_pages(provider: OpenAIProvider, path: str, params: dict[str, Any], wh
         seen.add(page)
 
 
-def costs(provider: OpenAIProvider, key: KeyRecord, start: int, end: int) -> float | None:
+def costs(provider: OpenAIClient, key: KeyRecord, start: int, end: int) -> float | None:
     """The Costs API's USD figure for this key over whole days around the window, or
     None when the organization cannot report it (the endpoint is absent or refuses)."""
     day = 86400
@@ -99,7 +99,7 @@ def costs(provider: OpenAIProvider, key: KeyRecord, start: int, end: int) -> flo
     return round(total, 4)
 
 
-def events(provider: OpenAIProvider, key: KeyRecord, start: int, end: int) -> list[AuditEvent]:
+def events(provider: OpenAIClient, key: KeyRecord, start: int, end: int) -> list[AuditEvent]:
     """Key and service-account events in the key's project during the window, plus every
     event ever about the key or its owning account, wherever it was recorded (admin-key
     actions land in the default project) — its creation is usually long before the window."""

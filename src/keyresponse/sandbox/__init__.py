@@ -38,6 +38,9 @@ A dict (or JSON object) with these fields, all but `kind` optional:
                 headers_then_reset make the change, send the status line, the
                                   headers and half the body, then reset the
                                   connection (RST): the answer is cut mid-body
+                commit_after_timeout  hold the request until the client gives up,
+                                  then latency_ms later make the change (a mint that
+                                  commits after the client's timeout)
                 rotate_public_key rotate the GitHub public key of the scope the
                                   request names, then serve it (a stale key_id -> 422)
     status      HTTP status for status / commit_then_fail

@@ -162,6 +162,11 @@ class App:
                 await self._hang(request.receive, terminal.latency_ms / 1000.0 or 600.0)
             await _drop(send)
             return None
+        if terminal is not None and kind == "commit_after_timeout":
+            # the client's timeout passes, then the change lands: nobody hears the answer
+            await request.body()  # kept by the request: the wait below reads the channel
+            await self._hang(request.receive, 600.0)
+            await asyncio.sleep(terminal.latency_ms / 1000.0)
         route, params = service.match(method, rel)
         if route is None:
             response = service.error(404, f"Invalid URL ({method} {service.prefix}{unquote(rel)})")
@@ -169,7 +174,7 @@ class App:
             response = await self._run(route, Call(request, params, self.runtime, service))
             if route.mutating:
                 self.runtime.state.record_mutation(service.name, method, unquote(rel), response.status_code)
-        if terminal is not None and kind == "commit_then_drop":
+        if terminal is not None and kind in ("commit_then_drop", "commit_after_timeout"):
             await _drop(send)
             return None
         if terminal is not None and kind == "headers_then_reset":

@@ -1,0 +1,20 @@
+"""The inventory settings every provider's `providers:` entry shares; each provider
+module subclasses `ProviderSettings` with its own `kind` and fields."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class ProviderSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    base_url: str
+    admin_key_env: str = Field(pattern=ENV_NAME, description="Env var holding the provider's admin credential")
+    mint_settle: float = Field(
+        60.0, ge=0,
+        description="Seconds a mint that got no answer may still take effect; key.retire looks for it that long",
+    )
