@@ -1,8 +1,10 @@
 """The masked secret type and the redactor every outbound text passes through.
 
-A `Secret` holds a credential in memory. Its `str`, `repr`, format, JSON form and
-pickle are a mask such as ``sk-…wxyz``; the value is reachable only through
-`reveal()`, which the provider and target code call at the moment they send it.
+A `Secret` holds a credential in memory. Its `str`, `repr`, format and pickle are a
+mask such as ``sk-…wxyz``; `json.dumps` refuses it, and the JSON keyresponse writes
+turns it into the mask (the journal as ``{"$secret": mask}``, the report through
+`str`). The value is reachable only through `reveal()`, which the provider and
+target code call at the moment they send it.
 Every Secret made registers its value with the process-wide `REDACTOR`, which
 replaces known values in any text keyresponse writes (console, logs, journal,
 report, Slack) — the second guard, for values that escaped the type.
@@ -65,9 +67,6 @@ class Secret:
 
     def __bool__(self) -> bool:
         return True
-
-    def __json__(self) -> str:  # used by keyresponse.jsonutil.default
-        return self.masked
 
 
 def _unpickle_mask(masked: str) -> str:
