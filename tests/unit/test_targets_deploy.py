@@ -29,6 +29,7 @@ class Slow:
 
     def __init__(self, name: str, delay: float = 0.0, fail: str | None = None) -> None:
         self.name, self.delay, self.fail = name, delay, fail
+        self.identity = f"fake||{name}"
         self.writes: list[Secret] = []
 
     def describe(self) -> str:
@@ -213,3 +214,39 @@ def test_engine_retry_rewrites_only_the_failed_target(tmp_path: Path, monkeypatc
     journal = journal_text(result.incident)
     assert journal.count('"step.retrying"') == 1
     check_not_in(secret.reveal(), journal, "the journal")
+
+
+class BudgetSpy(Slow):
+    """Records the step's retry budget as each worker thread sees it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.seen: list[object] = []
+
+    def preflight(self) -> list[Check]:
+        from keyresponse import http
+
+        self.seen.append(http._BUDGET.get())
+        return super().preflight()
+
+    def write(self, secret: Secret) -> str | None:
+        from keyresponse import http
+
+        self.seen.append(http._BUDGET.get())
+        return super().write(secret)
+
+
+def test_deploy_workers_share_the_steps_retry_budget(tmp_path: Path) -> None:
+    """The step's retry budget lives in a ContextVar; the pool's threads must see it, or a
+    target's retries could wait far past the step's `timeout:`."""
+    from keyresponse import http
+
+    ctx, _ = make_ctx(tmp_path, inventory(tmp_path, concurrency=2))
+    spies = [BudgetSpy(f"t{i}") for i in range(3)]
+    plan = Plan("d", data=_Work(spies, new_secret(), False))
+    with http.retry_budget(5.0):
+        budget = http._BUDGET.get()
+        Deploy().preflight(plan, ctx)
+        Deploy().apply(plan, ctx)
+    assert budget is not None
+    assert [s.seen for s in spies] == [[budget, budget]] * 3
