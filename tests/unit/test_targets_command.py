@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from keyresponse.errors import TargetError
-from keyresponse.targets.command import CommandTarget
-from keyresponse.targets.command import Command
+from keyresponse.targets.command import Command, CommandTarget
 from tests.helpers.target_contract import check_equal, check_in, check_not_in, new_secret, run_target
 
 # The child proves what it received by writing its sha256, and waits for a release

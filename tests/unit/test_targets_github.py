@@ -12,9 +12,8 @@ import pytest
 
 from keyresponse.errors import TargetError
 from keyresponse.http import build_client
-from keyresponse.targets.github import GitHubTarget
 from keyresponse.targets.base import Shared
-from keyresponse.targets.github import GitHubSecret
+from keyresponse.targets.github import GitHubSecret, GitHubTarget
 from tests.helpers.target_contract import check_equal, check_not_in, new_secret, run_target
 
 TOKEN = "test-token-" + "x" * 20

@@ -129,7 +129,7 @@ class Restart(BaseAction):
         return _preflight(cast("list[Target]", plan.data), ctx)
 
     def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
-        def one(target: Target) -> tuple[str, str | None]:
+        def one(target: Target) -> tuple[Target, str | None]:
             try:
                 target.restart()
                 error = None
@@ -138,14 +138,14 @@ class Restart(BaseAction):
             ctx.record("restart", target=target.describe(), target_id=target.identity,
                        status="failed" if error else "applied", error=error)
             ctx.progress(f"{'✘' if error else '✔'} restart {target.describe()}" + (f": {error}" if error else ""))
-            return target.describe(), error
+            return target, error
 
         results = fan_out(cast("list[Target]", plan.data), one, ctx.inventory.model.concurrency)
         failed = [(t, e) for t, e in results if e]
         if failed:
             raise TargetError(f"{len(failed)} restart{'s' if len(failed) != 1 else ''}",
-                              "failed:\n" + "\n".join(f"  - {t}: {e}" for t, e in failed))
-        return {"restarted": [t for t, _ in results], "failed": 0}
+                              "failed:\n" + "\n".join(f"  - {t.describe()}: {e}" for t, e in failed))
+        return {"restarted": [t.describe() for t, _ in results], "ids": [t.identity for t, _ in results], "failed": 0}
 
 
 def _deploy_one(target: Target, secret: Secret, restart: bool) -> dict[str, Any]:

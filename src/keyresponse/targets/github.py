@@ -112,7 +112,8 @@ class GitHubSecret:
         self.cfg = cfg
         self.client = client
         self.shared = shared
-        self.host = urlsplit(base_url).netloc or base_url
+        self.host = urlsplit(base_url).netloc or base_url  # rate limits are per host
+        self.address = address(base_url)  # public keys are per platform and scope
         self.platform_name = platform_name
         self.name = cfg.secret.upper()  # GitHub stores names upper-case
         family = "dependabot" if cfg.dependabot else "actions"
@@ -128,7 +129,7 @@ class GitHubSecret:
             self.scope = "dependabot:" + self.scope.split(":", 1)[1]
         self.restart_what = (f"dispatch workflow {cfg.workflow} on {cfg.ref} in {cfg.repo}"
                              if cfg.workflow and cfg.repo else None)
-        self.identity = identity(kind, address(base_url), f"{self.scope}:{self.name}")
+        self.identity = identity(kind, self.address, f"{self.scope}:{self.name}")
         self._before: dict[str, Any] | None = None
         self._seen = False  # whether _before is known (None: the secret did not exist)
 
@@ -173,7 +174,7 @@ class GitHubSecret:
             r = self._check(self._call("GET", f"{self.base}/public-key"), (200,), "read the public key")
             return dict(r.json())
 
-        return self.shared.once(("github-key", self.host, self.base), fetch)
+        return self.shared.once(("github-key", self.address, self.base), fetch)
 
     def _get(self) -> dict[str, Any] | None:
         r = self._call("GET", f"{self.base}/{self.name}")
@@ -215,7 +216,7 @@ class GitHubSecret:
             r = self._call("PUT", f"{self.base}/{self.name}", json=body)
             if r.status_code in (400, 422) and attempt == 1:
                 # the scope's key may have rotated since we cached it: fetch it again, once
-                self.shared.forget(("github-key", self.host, self.base))
+                self.shared.forget(("github-key", self.address, self.base))
                 continue
             self._check(r, (201, 204), "write the secret")
             return "created" if r.status_code == 201 else None
