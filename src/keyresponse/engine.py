@@ -486,9 +486,7 @@ class Engine:
         import os
 
         model = self.inventory.model
-        names = [p.admin_key_env for p in model.providers.values()]
-        names += [p.token_env for p in model.platforms.values()]
-        names += [model.notify.slack.token_env] if model.notify.slack else []
+        names = model.credential_env_names()
         values = {v.split(" ", 1)[-1] for v in headers.values()}
         return next((n for n in names if os.environ.get(n, "").strip() in values and os.environ.get(n)), None)
 

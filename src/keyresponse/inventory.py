@@ -11,17 +11,18 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Iterator, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Iterator, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, PlainValidator, WithJsonSchema, field_validator
+from pydantic_core import CoreSchema
 
 from keyresponse.errors import ConfigError, SecretLeakRefused
+from keyresponse.fields import CREDENTIAL_MARK, ENV_NAME, credential_env
 from keyresponse.providers.settings import ProviderSettings
 
 if TYPE_CHECKING:
     from keyresponse.providers.base import ProviderModule
 
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 # Shapes of credentials keyresponse knows; a match in a config file is refused.
 # Each provider module adds its own (`KEY_PATTERNS`, see providers/__init__.py).
@@ -32,31 +33,14 @@ CREDENTIAL_PATTERNS = [
 ]
 
 
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _env_field(description: str) -> Any:
-    return Field(pattern=ENV_NAME, description=description)
-
-
-class GitHubPlatform(_Model):
-    kind: Literal["github"] = "github"
-    base_url: str = "https://api.github.com"
-    token_env: str = _env_field("Env var holding a GitHub token with secrets write access")
-
-
-class GitLabPlatform(_Model):
-    kind: Literal["gitlab"] = "gitlab"
-    base_url: str = "https://gitlab.com/api/v4"
-    token_env: str = _env_field("Env var holding a GitLab token (api scope)")
-
-
-Platform = Annotated[Union[GitHubPlatform, GitLabPlatform], Field(discriminator="kind")]
-
-
 class SlackNotify(_Model):
-    token_env: str = _env_field("Env var holding a Slack bot token (chat:write)")
+    token_env: str = credential_env("Env var holding a Slack bot token (chat:write)")
     channel: str = Field(description="Channel id or #name for incident threads")
     drill_channel: str | None = Field(None, description="Channel for drill summaries")
     base_url: str = "https://slack.com/api/"
@@ -70,62 +54,49 @@ class ReportSettings(_Model):
     template_dir: str | None = Field(None, description="Folder of templates overriding the built-in ones")
 
 
-class EnvFileTarget(_Model):
-    kind: Literal["envfile"]
-    path: str = Field(description="The dotenv file, relative to the inventory file")
-    variables: list[Annotated[str, Field(pattern=ENV_NAME)]] = Field(min_length=1)
-    create: bool = Field(True, description="Add the variable if the file lacks it")
-    allow_outside: bool = Field(False, description="Allow paths outside the inventory's folder")
+class TargetSettings(_Model):
+    """The settings of one place a key lives (`keys.NAME.targets[]`): the base of every
+    target kind's model, which its module exports as `Settings` (see targets/__init__.py)."""
+
+    kind: str
+    platform_kind: ClassVar[str | None] = None  # the kind of `platforms:` entry it needs, if any
+
+    def platform_name(self) -> str | None:
+        """The `platforms:` entry this target uses (None: it uses none)."""
+        return None
+
+    def problems(self) -> list[str]:
+        """What is wrong across fields (one message each), checked at load time."""
+        return []
 
 
-class GitHubTarget(_Model):
-    kind: Literal["github"]
-    platform: str = "github"
-    repo: str | None = Field(None, pattern=r"^[\w.-]+/[\w.-]+$", description="owner/name")
-    environment: str | None = None
-    org: str | None = None
-    dependabot: bool = False
-    secret: str = Field(pattern=ENV_NAME, description="Secret name; stored upper-case by GitHub")
-    create: bool = False
-    workflow: str | None = Field(None, description="Workflow file to dispatch as the restart")
-    ref: str = "main"
+class PlatformSettings(_Model):
+    """A service that holds targets (`platforms.NAME`): the base of every platform kind's
+    model, which its module exports as `Platform`."""
+
+    kind: str
+
+    def address(self) -> str:
+        """Where the platform is (its API base URL): part of its targets' identity."""
+        raise NotImplementedError
 
 
-    @field_validator("secret")
-    @classmethod
-    def _not_reserved(cls, v: str) -> str:
-        # https://docs.github.com/en/actions/security-guides/using-secrets-in-github-actions#naming-your-secrets
-        if v.upper().startswith("GITHUB_"):
-            raise ValueError("GitHub secret names must not start with GITHUB_")
-        return v
+class _FromRegistry:
+    """The discriminated union of every registered kind's model, built when the schema is
+    (so at first use, after plug-in kinds have registered; `rebuild_models` redoes it)."""
+
+    def __init__(self, family: Literal["target", "platform"]) -> None:
+        self.family = family
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        from keyresponse import targets
+
+        models = targets.settings_models() if self.family == "target" else targets.platform_models()
+        return handler.generate_schema(Annotated[Union[tuple(models)], Field(discriminator="kind")])
 
 
-class GitLabTarget(_Model):
-    kind: Literal["gitlab"]
-    platform: str = "gitlab"
-    project: str | int | None = None
-    group: str | int | None = None
-    variable: str = Field(pattern=ENV_NAME)
-    environment_scope: str = "*"
-    create: bool = False
-    pipeline_ref: str | None = Field(None, description="Run a pipeline on this ref as the restart")
-
-
-class CommandTarget(_Model):
-    kind: Literal["command"]
-    name: str | None = None
-    argv: list[str] = Field(min_length=1)
-    shell: bool = False
-    secret_via: Literal["stdin", "env"] = "stdin"
-    env_name: str = Field("KEYRESPONSE_SECRET", pattern=ENV_NAME)
-    timeout: float = 60.0
-    restart_argv: list[str] | None = None
-    verify_argv: list[str] | None = None
-
-
-Target = Annotated[
-    Union[EnvFileTarget, GitHubTarget, GitLabTarget, CommandTarget], Field(discriminator="kind")
-]
+TargetConfig = Annotated[TargetSettings, _FromRegistry("target")]
+PlatformConfig = Annotated[PlatformSettings, _FromRegistry("platform")]
 
 
 class IssuePolicy(_Model):
@@ -135,14 +106,16 @@ class IssuePolicy(_Model):
 
 
 class KeyEntry(_Model):
+    model_config = ConfigDict(defer_build=True)  # its targets' union is built from the registry
+
     provider: str = "openai"
     project: str | None = Field(None, description="Provider project id (OpenAI: proj_...)")
     key_id: str | None = Field(None, description="The key's id at the provider, if known")
-    secret_env: str | None = Field(None, pattern=ENV_NAME, description="Env var with the live value")
+    secret_env: str | None = credential_env("Env var with the live value", default=None)
     canary: bool = False
     description: str | None = None
     issue: IssuePolicy = IssuePolicy()
-    targets: list[Target] = Field(default_factory=list)
+    targets: list[TargetConfig] = Field(default_factory=list)
 
 
 def _provider_settings(data: Any) -> ProviderSettings:
@@ -166,9 +139,11 @@ ProviderEntry = Annotated[ProviderSettings, PlainValidator(_provider_settings),
 
 
 class Inventory(_Model):
+    model_config = ConfigDict(defer_build=True)  # its platforms' union is built from the registry
+
     version: Literal[1] = 1
     providers: dict[str, ProviderEntry] = Field(default_factory=dict)
-    platforms: dict[str, Platform] = Field(default_factory=dict)
+    platforms: dict[str, PlatformConfig] = Field(default_factory=dict)
     notify: Notify = Notify()
     report: ReportSettings = ReportSettings()
     concurrency: int = Field(16, ge=1, le=256, description="Targets deployed at once")
@@ -181,6 +156,35 @@ class Inventory(_Model):
             if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
                 raise ValueError(f"key name {name!r}: use letters, digits, '.', '_' and '-'")
         return v
+
+    def credential_env_names(self) -> list[str]:
+        """Every env var this inventory names as holding a credential (admin keys, platform
+        and Slack tokens, keys' live values, ...): each field declared with `credential_env`."""
+        return list(dict.fromkeys(_credential_envs(self)))
+
+
+def _credential_envs(value: object) -> Iterator[str]:
+    if isinstance(value, BaseModel):
+        for name, info in type(value).model_fields.items():
+            field = getattr(value, name)
+            extra = info.json_schema_extra
+            if isinstance(extra, dict) and extra.get(CREDENTIAL_MARK) and isinstance(field, str):
+                yield field
+            else:
+                yield from _credential_envs(field)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _credential_envs(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _credential_envs(item)
+
+
+def rebuild_models() -> None:
+    """Build the inventory's schema again from the target and platform registries (after a
+    kind was registered or removed at run time)."""
+    KeyEntry.model_rebuild(force=True)
+    Inventory.model_rebuild(force=True)
 
 
 class LoadedInventory:
@@ -292,21 +296,25 @@ def _check_references(doc: Any, model: Inventory) -> None:
             )
         for i, t in enumerate(key.targets):
             loc = ("keys", name, "targets", i)
-            if isinstance(t, (GitHubTarget, GitLabTarget)):
-                if t.platform not in model.platforms or model.platforms[t.platform].kind != t.kind:
-                    raise doc.error(
-                        loc,
-                        f"target uses platform {t.platform!r}, which is not a {t.kind} entry under `platforms:`",
-                        hint=f"add `platforms: {{{t.platform}: {{kind: {t.kind}, token_env: ...}}}}`",
-                    )
-            if isinstance(t, GitHubTarget):
-                scopes = [t.repo is not None, t.org is not None]
-                if sum(scopes) != 1:
-                    raise doc.error(loc, "a github target needs exactly one of `repo:` or `org:`")
-                if t.environment and not t.repo:
-                    raise doc.error(loc, "`environment:` needs `repo:` (environment secrets live in a repo)")
-            if isinstance(t, GitLabTarget) and (t.project is None) == (t.group is None):
-                raise doc.error(loc, "a gitlab target needs exactly one of `project:` or `group:`")
+            _check_target(doc, model, loc, t)
+
+
+def _check_target(doc: Any, model: Inventory, loc: tuple[Any, ...], t: TargetSettings) -> None:
+    from keyresponse import targets
+
+    platform_kind, platform = t.platform_kind, t.platform_name()
+    if platform_kind is not None and platform is not None:
+        entry = model.platforms.get(platform)
+        if entry is None or entry.kind != platform_kind:
+            needed = ", ".join(f"{f}: ..." for f, info in targets.platform_model(platform_kind).model_fields.items()
+                               if info.is_required() and f != "kind")
+            raise doc.error(
+                loc,
+                f"target uses platform {platform!r}, which is not a {platform_kind} entry under `platforms:`",
+                hint=f"add `platforms: {{{platform}: {{kind: {platform_kind}" + (f", {needed}" if needed else "") + "}}`",
+            )
+    for problem in t.problems():
+        raise doc.error(loc, problem)
 
 
 def _provider_modules() -> list[ProviderModule]:

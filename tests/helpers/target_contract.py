@@ -15,6 +15,7 @@ from keyresponse.action import Check, StepContext
 from keyresponse.inventory import Inventory, LoadedInventory
 from keyresponse.journal import Incident
 from keyresponse.secret import Secret
+from keyresponse.targets.base import Target
 
 
 @dataclass
@@ -25,7 +26,7 @@ class ContractRun:
     verified: bool | None = None
 
 
-def run_target(target: Any, secret: Secret, *, expect_ready: bool = True) -> ContractRun:
+def run_target(target: Target, secret: Secret, *, expect_ready: bool = True) -> ContractRun:
     """describe -> preflight -> write -> verify. With expect_ready=False it stops
     after a preflight that must report at least one problem, each with a fix."""
     value = secret.reveal()
@@ -33,6 +34,7 @@ def run_target(target: Any, secret: Secret, *, expect_ready: bool = True) -> Con
     assert isinstance(description, str) and description and "\n" not in description
     assert value not in description
     assert isinstance(target.kind, str) and target.kind
+    assert target.identity.startswith(target.kind + "|") and value not in target.identity
     checks = target.preflight()
     assert checks and all(isinstance(c, Check) for c in checks)
     assert all(value not in c.line() for c in checks)

@@ -89,12 +89,12 @@ def test_a_token_without_access_fails_only_its_target(world: Path, sandbox: Any,
     plan = Deploy().plan(DeployArgs(secret=secret), ctx)
     checks = Deploy().preflight(plan, ctx)
     [bad] = [c for c in checks if not c.ok]
-    assert bad.what == "GitHub secret acme/billing-api:OPENAI_API_KEY" and "404" in bad.detail
+    assert bad.what == "GitHub secret acme/billing-api:OPENAI_API_KEY (platform limited)" and "404" in bad.detail
     assert "token cannot see or write secrets in acme/billing-api" in (bad.fix or "")
     with pytest.raises(TargetError) as info:
         Deploy().apply(plan, ctx)
     text = str(info.value)
-    assert text.startswith("1 of 4 targets: failed:\n  - GitHub secret acme/billing-api:OPENAI_API_KEY: ")
+    assert text.startswith("1 of 4 targets: failed:\n  - GitHub secret acme/billing-api:OPENAI_API_KEY (platform limited): ")
     assert "GET /github/repos/acme/billing-api/actions/secrets/public-key -> 404" in text and "request id" in text
     for scope in ("repo:acme/chatbot", "env:acme/chatbot:production", "org:acme"):
         check_equal(sandbox.state.github_secret_value(scope, "OPENAI_API_KEY"), secret.reveal())

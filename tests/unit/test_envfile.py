@@ -16,9 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keyresponse.errors import TargetError
-from keyresponse.inventory import EnvFileTarget
 from keyresponse.targets.dotenv import edit, parse
-from keyresponse.targets.envfile import EnvFile
+from keyresponse.targets.envfile import EnvFile, EnvFileTarget
 from tests.helpers.target_contract import check_equal, check_in, check_not_in, new_secret, run_target
 
 
@@ -190,9 +189,8 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
 WRITER = """
 import sys
 from pathlib import Path
-from keyresponse.inventory import EnvFileTarget
 from keyresponse.secret import Secret
-from keyresponse.targets.envfile import EnvFile
+from keyresponse.targets.envfile import EnvFile, EnvFileTarget
 values = sys.stdin.read().split()
 t = EnvFile(EnvFileTarget(kind="envfile", path=".env", variables=["OPENAI_API_KEY"]), Path(sys.argv[1]))
 i = 0

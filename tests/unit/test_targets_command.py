@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from keyresponse.errors import TargetError
-from keyresponse.inventory import CommandTarget
-from keyresponse.targets.command import Command
-from tests.helpers.target_contract import check_in, check_not_in, new_secret, run_target
+from keyresponse.targets.command import Command, CommandTarget
+from tests.helpers.target_contract import check_equal, check_in, check_not_in, new_secret, run_target
 
 # The child proves what it received by writing its sha256, and waits for a release
 # file so the test can read /proc while it runs.
@@ -144,3 +143,40 @@ def test_the_child_does_not_inherit_keyresponse_credentials(tmp_path: Path, monk
     check_not_in(admin, seen)
     check_in(secret.reveal(), seen)
     assert "HARMLESS_SETTING" in seen
+
+
+def test_the_child_gets_no_env_var_the_inventory_names_as_a_credential(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through targets.deploy, as a run does it: the child must not see a credential the
+    inventory names, even one no earlier step has read (so the redactor does not know it)."""
+    from keyresponse.actions.targets import Deploy, DeployArgs
+    from tests.helpers.target_contract import make_ctx
+
+    names = ["KR_T_ADMIN", "KR_T_GITHUB", "KR_T_GITLAB", "KR_T_SLACK", "KR_T_LIVE", "KR_T_OTHER_LIVE"]
+    for name in names:
+        monkeypatch.setenv(name, "unused-" + name.lower())  # not shaped like anything the redactor knows
+    monkeypatch.setenv("HARMLESS_SETTING", "kept")
+    dump = tmp_path / "env.json"
+    inventory = {
+        "providers": {"openai": {"kind": "openai", "admin_key_env": "KR_T_ADMIN"}},
+        "platforms": {"github": {"kind": "github", "token_env": "KR_T_GITHUB"},
+                      "gitlab": {"kind": "gitlab", "token_env": "KR_T_GITLAB"}},
+        "notify": {"slack": {"token_env": "KR_T_SLACK", "channel": "#incidents"}},
+        "keys": {
+            "k": {"secret_env": "KR_T_LIVE", "targets": [{
+                "kind": "command", "name": "dump", "secret_via": "env", "env_name": "APP_KEY",
+                "argv": [sys.executable, "-c", f"import json, os; open({str(dump)!r}, 'w').write(json.dumps(dict(os.environ)))"],
+            }]},
+            "other": {"secret_env": "KR_T_OTHER_LIVE"},
+        },
+    }
+    ctx, _ = make_ctx(tmp_path, inventory)
+    secret = new_secret()
+    out = Deploy().apply(Deploy().plan(DeployArgs(secret=secret), ctx), ctx)
+    assert out["failed"] == 0, out
+    import json
+
+    seen = json.loads(dump.read_text())
+    assert [n for n in names if n in seen] == []
+    assert seen["HARMLESS_SETTING"] == "kept"
+    check_equal(seen["APP_KEY"], secret.reveal())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -15,20 +15,22 @@ from keyresponse.actions.targets import Deploy, DeployArgs, Restart, _Work
 from keyresponse.errors import StepError, TargetError, UsageError
 from keyresponse.journal import LostSecret
 from keyresponse.secret import Secret
+from keyresponse.targets.base import Target
 from tests.helpers.target_contract import check_equal, check_not_in, journal_text, make_ctx, new_secret, notes
 
 
 class Slow:
     """A fake target: sleeps, counts concurrency, fails while `fail` is set."""
 
-    kind = "fake"
-    restart_what = "poke it"
+    kind: ClassVar[str] = "fake"
+    restart_what: str | None = "poke it"
     live = 0
     peak = 0
     lock = threading.Lock()
 
     def __init__(self, name: str, delay: float = 0.0, fail: str | None = None) -> None:
         self.name, self.delay, self.fail = name, delay, fail
+        self.identity = f"fake||{name}"
         self.writes: list[Secret] = []
 
     def describe(self) -> str:
@@ -107,7 +109,7 @@ def test_failures_are_collected_and_retry_touches_only_them(tmp_path: Path) -> N
     text = str(info.value)
     assert "2 of 3 targets: failed" in text and "fake bad: 403 Forbidden" in text and "fake worse: 404" in text
     check_not_in(secret.reveal(), text + journal_text(ctx.incident) + "".join(events.progress), "the error")
-    assert info.value.outputs["failed"] == 2  # type: ignore[attr-defined]
+    assert (info.value.outputs or {})["failed"] == 2
     assert [n["status"] for n in notes(ctx.incident)].count("failed") == 2
     # attempt 2 of the same step, same secret: only the failed targets are written again
     bad.fail = worse.fail = None
@@ -133,7 +135,7 @@ def test_same_mask_different_secret_is_not_skipped(tmp_path: Path) -> None:
 
 def test_fan_out_is_bounded_and_concurrent(tmp_path: Path) -> None:
     ctx, _ = make_ctx(tmp_path, inventory(tmp_path, concurrency=4))
-    targets = [Slow(f"t{i}", delay=0.1) for i in range(12)]
+    targets: list[Target] = [Slow(f"t{i}", delay=0.1) for i in range(12)]
     Slow.peak = 0
     started = time.monotonic()
     Deploy().apply(Plan("d", data=_Work(targets, new_secret(), False)), ctx)
@@ -174,7 +176,7 @@ def test_restart_runs_each_configured_restart(tmp_path: Path) -> None:
     plan = Restart().plan(Restart.With(), ctx)
     assert plan.changes == ["command store: run /bin/sh -c 'echo restarted > restarted'"]
     out = Restart().apply(plan, ctx)
-    assert out == {"restarted": ["command store"], "failed": 0}
+    assert out == {"restarted": ["command store"], "ids": [plan.data[0].identity], "failed": 0}
     assert (tmp_path / "restarted").exists() and len(events.progress) == 1
 
 
@@ -213,3 +215,39 @@ def test_engine_retry_rewrites_only_the_failed_target(tmp_path: Path, monkeypatc
     journal = journal_text(result.incident)
     assert journal.count('"step.retrying"') == 1
     check_not_in(secret.reveal(), journal, "the journal")
+
+
+class BudgetSpy(Slow):
+    """Records the step's retry budget as each worker thread sees it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.seen: list[object] = []
+
+    def preflight(self) -> list[Check]:
+        from keyresponse import http
+
+        self.seen.append(http._BUDGET.get())
+        return super().preflight()
+
+    def write(self, secret: Secret) -> str | None:
+        from keyresponse import http
+
+        self.seen.append(http._BUDGET.get())
+        return super().write(secret)
+
+
+def test_deploy_workers_share_the_steps_retry_budget(tmp_path: Path) -> None:
+    """The step's retry budget lives in a ContextVar; the pool's threads must see it, or a
+    target's retries could wait far past the step's `timeout:`."""
+    from keyresponse import http
+
+    ctx, _ = make_ctx(tmp_path, inventory(tmp_path, concurrency=2))
+    spies = [BudgetSpy(f"t{i}") for i in range(3)]
+    plan = Plan("d", data=_Work(list[Target](spies), new_secret(), False))
+    with http.retry_budget(5.0):
+        budget = http._BUDGET.get()
+        Deploy().preflight(plan, ctx)
+        Deploy().apply(plan, ctx)
+    assert budget is not None
+    assert [s.seen for s in spies] == [[budget, budget]] * 3

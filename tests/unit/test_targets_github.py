@@ -12,9 +12,8 @@ import pytest
 
 from keyresponse.errors import TargetError
 from keyresponse.http import build_client
-from keyresponse.inventory import GitHubTarget
 from keyresponse.targets.base import Shared
-from keyresponse.targets.github import GitHubSecret
+from keyresponse.targets.github import GitHubSecret, GitHubTarget
 from tests.helpers.target_contract import check_equal, check_not_in, new_secret, run_target
 
 TOKEN = "test-token-" + "x" * 20
@@ -122,7 +121,7 @@ def make(gh: FakeGitHub, shared: Shared | None = None, **cfg: Any) -> GitHubSecr
     client = build_client("github", "https://gh.test/api", {"Authorization": f"Bearer {TOKEN}"},
                           transport=httpx.MockTransport(gh))
     config = GitHubTarget(kind="github", secret=cfg.pop("secret", "openai_api_key"), **cfg)
-    return GitHubSecret(config, lambda: client, shared or Shared(), host="https://gh.test/api")
+    return GitHubSecret(config, lambda: client, shared or Shared(), base_url="https://gh.test/api")
 
 
 @pytest.mark.parametrize("cfg, scope", [

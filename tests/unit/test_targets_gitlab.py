@@ -12,9 +12,8 @@ import pytest
 
 from keyresponse.errors import TargetError
 from keyresponse.http import build_client
-from keyresponse.inventory import GitLabTarget
 from keyresponse.targets.base import Shared
-from keyresponse.targets.gitlab import GitLabVariable
+from keyresponse.targets.gitlab import GitLabTarget, GitLabVariable
 from tests.helpers.target_contract import check_equal, new_secret, run_target
 
 TOKEN = "gl-test-token-" + "y" * 20

@@ -183,7 +183,7 @@ def held_masks(ctx: StepContext) -> dict[str, set[str]]:
     for r in ctx.incident.journal.records():
         if r.get("event") != "step.note" or not r.get("secret"):
             continue
-        target = str(r.get("target"))
+        target = str(r.get("target_id") or r.get("target"))  # identity; journals before it: the description
         if r.get("note") == "target.writing":
             pending[target] = r["secret"]
         elif r.get("note") == "target":

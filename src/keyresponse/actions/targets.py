@@ -2,7 +2,7 @@
 
 Every target is written and verified concurrently (at most `inventory.concurrency`
 at once, the same bound per host), its outcome journaled as it ends (note
-`target`), one progress line each. A failed target does not stop the others; the
+`target`, keyed by the target's identity), one progress line each. A failed target does not stop the others; the
 step fails at the end naming every failed target and the service's answer.
 A retry of the step in the same process skips the targets that already hold this
 exact secret; a resume has lost the secret, re-issues it, and redeploys them all.
@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from keyresponse.action import BaseAction, Check, NoArgs, Plan, StepContext, With
 from keyresponse.errors import KeyresponseError, StepError, TargetError
 from keyresponse.secret import REDACTOR, Secret
 from keyresponse.targets.base import Shared, Target, build_targets, fan_out, select
 
-# (incident, step, target) -> the Secret it received from this process. Kept in
+# (incident, step, target identity) -> the Secret it received from this process. Kept in
 # memory only: a mask alone can collide (1 in 62**4), and after a restart of the
 # process the secret is gone anyway, so a resume must redeploy everything.
 _APPLIED: dict[tuple[str, str, str], Secret] = {}
@@ -27,16 +27,21 @@ _APPLIED_LOCK = threading.Lock()
 
 
 class DeployArgs(With):
-    secret: Any = None  # a Secret from an earlier step (a placeholder while planning)
-    only: list[str | int] | None = None
+    secret: object = None  # a Secret from an earlier step (a placeholder while planning)
+    only: list[str | int] | None = None  # identities, descriptions or indexes
     restart: bool = False
 
 
 @dataclass
 class _Work:
     targets: list[Target]
-    secret: Any
+    secret: object  # checked to be a Secret before anything is written
     restart: bool
+
+
+def _work(plan: Plan) -> _Work:
+    assert isinstance(plan.data, _Work)
+    return plan.data
 
 
 class Deploy(BaseAction):
@@ -57,10 +62,10 @@ class Deploy(BaseAction):
                     destructive=bool(targets))
 
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
-        return _preflight(plan.data.targets, ctx)
+        return _preflight(_work(plan).targets, ctx)
 
     def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
-        work: _Work = plan.data
+        work = _work(plan)
         secret = work.secret
         _refuse_lost(secret)
         if not isinstance(secret, Secret):
@@ -71,8 +76,8 @@ class Deploy(BaseAction):
         lock = threading.Lock()
 
         def one(target: Target) -> dict[str, Any]:
-            me = target.describe()
-            mark = (ctx.incident.id, ctx.step_id, me)
+            me, ident = target.describe(), target.identity
+            mark = (ctx.incident.id, ctx.step_id, ident)
             with _APPLIED_LOCK:
                 done = _APPLIED.get(mark) == secret
             if done:
@@ -81,11 +86,11 @@ class Deploy(BaseAction):
             else:
                 # journaled before the write: if the process dies during it, a resume knows this
                 # target may hold this secret (key.issue keeps it, key.retire leaves it live)
-                ctx.record("target.writing", target=me, secret=secret.masked)
+                ctx.record("target.writing", target=me, target_id=ident, secret=secret.masked)
                 row = _deploy_one(target, secret, work.restart)
-                ctx.record("target", target=me, kind=row["kind"], status=row["status"], error=row["error"],
-                           verified=row["verified"], restarted=row["restarted"], detail=row["note"],
-                           secret=secret.masked)
+                ctx.record("target", target=me, target_id=ident, kind=row["kind"], status=row["status"],
+                           error=row["error"], verified=row["verified"], restarted=row["restarted"],
+                           detail=row["note"], secret=secret.masked)
                 if row["status"] == "applied":
                     with _APPLIED_LOCK:
                         _APPLIED[mark] = secret
@@ -121,25 +126,26 @@ class Restart(BaseAction):
                     destructive=False)
 
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
-        return _preflight(plan.data, ctx)
+        return _preflight(cast("list[Target]", plan.data), ctx)
 
     def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
-        def one(target: Target) -> tuple[str, str | None]:
+        def one(target: Target) -> tuple[Target, str | None]:
             try:
                 target.restart()
                 error = None
             except Exception as exc:  # noqa: BLE001 - one target's failure is reported, not raised
                 error = _error_text(exc)
-            ctx.record("restart", target=target.describe(), status="failed" if error else "applied", error=error)
+            ctx.record("restart", target=target.describe(), target_id=target.identity,
+                       status="failed" if error else "applied", error=error)
             ctx.progress(f"{'✘' if error else '✔'} restart {target.describe()}" + (f": {error}" if error else ""))
-            return target.describe(), error
+            return target, error
 
-        results = fan_out(plan.data, one, ctx.inventory.model.concurrency)
+        results = fan_out(cast("list[Target]", plan.data), one, ctx.inventory.model.concurrency)
         failed = [(t, e) for t, e in results if e]
         if failed:
             raise TargetError(f"{len(failed)} restart{'s' if len(failed) != 1 else ''}",
-                              "failed:\n" + "\n".join(f"  - {t}: {e}" for t, e in failed))
-        return {"restarted": [t for t, _ in results], "failed": 0}
+                              "failed:\n" + "\n".join(f"  - {t.describe()}: {e}" for t, e in failed))
+        return {"restarted": [t.describe() for t, _ in results], "ids": [t.identity for t, _ in results], "failed": 0}
 
 
 def _deploy_one(target: Target, secret: Secret, restart: bool) -> dict[str, Any]:
@@ -159,7 +165,7 @@ def _deploy_one(target: Target, secret: Secret, restart: bool) -> dict[str, Any]
 
 
 def _row(target: Target, status: str, note: str | None = None) -> dict[str, Any]:
-    return {"target": target.describe(), "kind": target.kind, "status": status, "verified": False,
+    return {"target": target.describe(), "id": target.identity, "kind": target.kind, "status": status, "verified": False,
             "restarted": None, "error": None, "note": note}
 
 
@@ -199,7 +205,7 @@ def _preflight(targets: list[Target], ctx: StepContext) -> list[Check]:
     return checks
 
 
-def _refuse_lost(secret: Any) -> None:
+def _refuse_lost(secret: object) -> None:
     from keyresponse.journal import LostSecret
 
     if isinstance(secret, LostSecret):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Ty
 from pydantic import Field
 
 from keyresponse.errors import ProviderError
+from keyresponse.fields import credential_env
 from keyresponse.providers import openai_usage
 from keyresponse.providers.base import (
     AuditEvent, CannotRevoke, IssuedKey, IssueSpec, KeyNotFound, KeyPattern, KeyRecord, Minted, OwnerType,
@@ -48,8 +49,7 @@ class OpenAISettings(ProviderSettings):
 
     kind: Literal["openai"] = "openai"
     base_url: str = Field("https://api.openai.com/v1", description="API base URL, up to /v1")
-    admin_key_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-                               description="Env var holding an OpenAI admin API key")
+    admin_key_env: str = credential_env("Env var holding an OpenAI admin API key")
     prices: dict[str, tuple[float, float]] = Field(
         default_factory=dict,
         description="USD per 1M input/output tokens by model, overriding the built-in table",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+from keyresponse.fields import credential_env
 
 
 class ProviderSettings(BaseModel):
@@ -13,7 +13,7 @@ class ProviderSettings(BaseModel):
 
     kind: str
     base_url: str
-    admin_key_env: str = Field(pattern=ENV_NAME, description="Env var holding the provider's admin credential")
+    admin_key_env: str = credential_env("Env var holding the provider's admin credential")
     mint_settle: float = Field(
         60.0, ge=0,
         description="Seconds a mint that got no answer may still take effect; key.retire looks for it that long",

@@ -1,23 +1,30 @@
-"""The Target protocol, the state targets of one step share, and `build_targets`.
+"""The Target protocol, what a target module exports (`TargetKind`), the state targets
+of one step share, and `build_targets`.
 
 A target is one place a key lives. The fan-out in actions/targets.py drives each
 through write -> verify (-> restart) on a bounded pool of threads; what the
 targets of one step share (per-host gates, the GitHub public-key cache) lives in
-`Shared`, built once per `build_targets` call.
+`Shared`, built once per `build_targets` call. The kinds are listed in
+targets/__init__.py; their settings models are the inventory's.
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, ClassVar, Hashable, Iterable, Protocol, TypeVar, cast
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import httpx
 
     from keyresponse.action import Check, StepContext
-    from keyresponse.inventory import KeyEntry
+    from keyresponse.inventory import KeyEntry, PlatformSettings, TargetSettings
     from keyresponse.secret import Secret
 
 T = TypeVar("T")
@@ -27,8 +34,11 @@ MAX_PAUSE = 60.0  # longest a rate-limit pause may hold a host before we give up
 
 
 class Target(Protocol):
-    """One place a key lives.
+    """One place a key lives, ready to act on (built from its settings by `from_config`).
 
+    identity     kind|platform|locator: stable across runs and one per place, what the
+                 journal, the outputs and key.retire key a target by (two platforms
+                 can hold a secret of the same repo and name: the description is for people)
     describe()   one line naming the place ("GitHub secret acme/api:OPENAI_API_KEY")
     preflight()  read-only; one Check per problem (each with a one-line fix), or one
                  ok Check; never raises for a problem it can describe
@@ -41,6 +51,7 @@ class Target(Protocol):
     """
 
     kind: ClassVar[str]
+    identity: str
     restart_what: str | None  # what restart() would do, for plans; None: nothing
 
     def describe(self) -> str: ...
@@ -48,6 +59,46 @@ class Target(Protocol):
     def write(self, secret: Secret) -> str | None: ...
     def verify(self, secret: Secret) -> bool: ...
     def restart(self) -> bool | None: ...
+
+
+class TargetKind(Protocol):
+    """What a target module exports; targets/__init__.py lists the modules."""
+
+    kind: str
+    Settings: type[TargetSettings]
+
+    def from_config(self, settings: TargetSettings, env: TargetEnv) -> Target: ...
+
+
+@dataclass(frozen=True)
+class TargetEnv:
+    """What `from_config` may build a target with. Nothing here calls out: clients and
+    credentials are made on first use (`LazyClient`)."""
+
+    ctx: StepContext
+    shared: Shared
+    platform_name: str | None = None  # the `platforms:` entry the settings name, if any
+    platform: PlatformSettings | None = None
+
+    @property
+    def root(self) -> Path:
+        """The inventory's folder: relative paths start here."""
+        return self.ctx.inventory.root
+
+    def credential_env_names(self) -> frozenset[str]:
+        """Every env var the inventory names as holding a credential."""
+        return frozenset(self.ctx.inventory.model.credential_env_names())
+
+
+def identity(kind: str, where: str, locator: str) -> str:
+    """A target's identity: its kind, its platform's address ("" for none) and where it is there."""
+    return f"{kind}|{where}|{locator}"
+
+
+def address(base_url: str) -> str:
+    """A platform's base URL, normalized to be compared (scheme and host lower-case, no trailing /)."""
+    parts = urlsplit(base_url if "://" in base_url else "https://" + base_url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
 
 class HostGate:
@@ -84,8 +135,8 @@ class Shared:
         self.bound = max(1, bound)
         self.per_host = max(1, per_host or self.bound)
         self._gates: dict[str, HostGate] = {}
-        self._cache: dict[Any, Any] = {}
-        self._key_locks: dict[Any, threading.Lock] = {}
+        self._cache: dict[Hashable, object] = {}
+        self._key_locks: dict[Hashable, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def gate(self, host: str) -> HostGate:
@@ -94,16 +145,16 @@ class Shared:
                 self._gates[host] = HostGate(self.per_host)
             return self._gates[host]
 
-    def once(self, key: Any, make: Callable[[], T]) -> T:
+    def once(self, key: Hashable, make: Callable[[], T]) -> T:
         """`make()` at most once per key while it succeeds (concurrent callers wait)."""
         with self._lock:
             lock = self._key_locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._cache:
                 self._cache[key] = make()
-            return self._cache[key]  # type: ignore[no-any-return]
+            return cast(T, self._cache[key])
 
-    def forget(self, key: Any) -> None:
+    def forget(self, key: Hashable) -> None:
         with self._lock:
             self._cache.pop(key, None)
 
@@ -111,19 +162,22 @@ class Shared:
 def fan_out(items: list[T], work: Callable[[T], R], bound: int,
             on_done: Callable[[int, R], None] | None = None) -> list[R]:
     """`work(item)` for every item, at most `bound` at once; results in input order.
-    `work` must not raise (wrap failures in its result); `on_done` runs as each ends."""
-    results: list[Any] = [None] * len(items)
+    `work` must not raise (wrap failures in its result); `on_done` runs as each ends.
+    Each runs in a copy of the caller's context, so the step's retry budget (a
+    ContextVar, http.retry_budget) holds in the workers too."""
     if not items:
-        return results
+        return []
+    done: dict[int, R] = {}
     workers = max(1, min(bound, len(items)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="keyresponse-target") as pool:
-        futures = {pool.submit(work, item): i for i, item in enumerate(items)}
+        # one copy per item: a Context can be entered by one thread at a time
+        futures = {pool.submit(contextvars.copy_context().run, work, item): i for i, item in enumerate(items)}
         for future in as_completed(futures):
             i = futures[future]
-            results[i] = future.result()
+            done[i] = future.result()
             if on_done is not None:
-                on_done(i, results[i])
-    return results
+                on_done(i, done[i])
+    return [done[i] for i in range(len(items))]
 
 
 class LazyClient:
@@ -143,59 +197,46 @@ class LazyClient:
 
 
 def build_targets(ctx: StepContext, key_entry: KeyEntry, shared: Shared | None = None) -> list[Target]:
-    """The Target objects for every place the inventory says `key_entry` lives.
-    Nothing is called here: clients and credentials are resolved on first use."""
-    from keyresponse import inventory as inv
+    """The Target objects for every place the inventory says `key_entry` lives, each made
+    by its kind's module. Nothing is called here: clients and credentials are resolved
+    on first use."""
+    from keyresponse import targets
 
     shared = shared or Shared(ctx.inventory.model.concurrency)
     platforms = ctx.inventory.model.platforms
     out: list[Target] = []
-    for cfg in key_entry.targets:
-        if isinstance(cfg, inv.EnvFileTarget):
-            from keyresponse.targets.envfile import EnvFile
-
-            out.append(EnvFile(cfg, ctx.inventory.root))
-        elif isinstance(cfg, inv.GitHubTarget):
-            from keyresponse.targets.github import GitHubSecret, github_client
-
-            gh = platforms[cfg.platform]
-            out.append(GitHubSecret(cfg, LazyClient(_factory(ctx, github_client, cfg.platform, gh)),
-                                    shared, host=gh.base_url))
-        elif isinstance(cfg, inv.GitLabTarget):
-            from keyresponse.targets.gitlab import GitLabVariable, gitlab_client
-
-            gl = platforms[cfg.platform]
-            out.append(GitLabVariable(cfg, LazyClient(_factory(ctx, gitlab_client, cfg.platform, gl)),
-                                      shared, host=gl.base_url))
-        elif isinstance(cfg, inv.CommandTarget):
-            from keyresponse.targets.command import Command
-
-            out.append(Command(cfg, ctx.inventory.root))
-        else:  # pragma: no cover - the inventory model admits no other kind
-            raise TypeError(f"unknown target kind {type(cfg).__name__}")
+    for settings in key_entry.targets:
+        name = settings.platform_name()
+        env = TargetEnv(ctx, shared, name, platforms.get(name) if name is not None else None)
+        out.append(targets.target_kind(settings.kind).from_config(settings, env))
     return out
 
 
-def _factory(ctx: StepContext, make: Callable[..., httpx.Client], name: str, platform: Any) -> Callable[[], httpx.Client]:
-    return lambda: make(ctx, name, platform)
-
-
 def select(targets: list[Target], only: Iterable[str | int] | None) -> list[Target]:
-    """The targets `only:` names, by describe() text or index; all when None."""
+    """The targets `only:` names, by identity, by describe() text or by index; all when None."""
     if only is None:
         return list(targets)
     from keyresponse.errors import UsageError
 
-    names = {t.describe(): t for t in targets}
+    by_id = {t.identity: t for t in targets}
+    by_name: dict[str, list[Target]] = {}
+    for t in targets:
+        by_name.setdefault(t.describe(), []).append(t)
     chosen: list[Target] = []
     for item in only:
-        if isinstance(item, int) or (isinstance(item, str) and item.isdigit()):
+        if isinstance(item, int) or item.isdigit():
             i = int(item)
             if not 0 <= i < len(targets):
                 raise UsageError(f"with.only: no target #{i} (the key has {len(targets)})")
             t = targets[i]
-        elif item in names:
-            t = names[item]
+        elif item in by_id:
+            t = by_id[item]
+        elif len(by_name.get(item, [])) == 1:
+            t = by_name[item][0]
+        elif item in by_name:
+            raise UsageError(f"with.only: {item!r} describes {len(by_name[item])} targets",
+                             hint="name one by its index or identity: " + "; ".join(
+                                 f"#{targets.index(t)} {t.identity}" for t in by_name[item]))
         else:
             known = "; ".join(f"#{i} {t.describe()}" for i, t in enumerate(targets)) or "none"
             raise UsageError(f"with.only: no target {item!r}", hint=f"targets of this key: {known}")

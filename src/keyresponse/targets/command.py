@@ -3,10 +3,14 @@ in one environment variable of the child — never in argv, which every user of 
 machine can read in /proc/<pid>/cmdline. The escape hatch for `fly secrets
 import`, `vault kv put ... value=-`, `kubectl`, `systemctl restart`.
 
-No shell unless the target says `shell: true` (then argv is one command line for
-/bin/sh -c). The value goes on stdin exactly, with no trailing newline. A timeout
-kills the child's whole process group. Output is kept (redacted, tail only) for
-the error message.
+No shell unless the target says `shell: true` (then a one-item argv is the command
+line for /bin/sh -c; several items are quoted and joined into one). The value goes
+on stdin exactly, with no trailing newline. The child's environment is ours less
+every variable the inventory names as a credential (admin keys, platform and Slack
+tokens, keys' live values) and any variable holding a secret this process has seen.
+It runs in a session of its own: a timeout kills its whole process group, and a
+Ctrl-C at the terminal does not reach it (it runs to its end or its `timeout:`).
+Output is kept (redacted, tail only) for the error message.
 """
 
 from __future__ import annotations
@@ -17,26 +21,55 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Collection, Literal
+
+from pydantic import Field
 
 from keyresponse.errors import TargetError
+from keyresponse.fields import ENV_NAME
+from keyresponse.inventory import TargetSettings
 from keyresponse.secret import REDACTOR
+from keyresponse.targets.base import identity
 
 if TYPE_CHECKING:
     from keyresponse.action import Check
-    from keyresponse.inventory import CommandTarget
     from keyresponse.secret import Secret
+    from keyresponse.targets.base import TargetEnv
 
 OUTPUT_TAIL = 400  # characters of the child's output kept for an error message
+
+kind = "command"
+
+
+class CommandTarget(TargetSettings):
+    kind: Literal["command"]
+    name: str | None = None
+    argv: list[str] = Field(min_length=1)
+    shell: bool = False
+    secret_via: Literal["stdin", "env"] = "stdin"
+    env_name: str = Field("KEYRESPONSE_SECRET", pattern=ENV_NAME)
+    timeout: float = 60.0
+    restart_argv: list[str] | None = None
+    verify_argv: list[str] | None = None
+
+
+Settings = CommandTarget
+
+
+def from_config(settings: TargetSettings, env: TargetEnv) -> Command:
+    assert isinstance(settings, CommandTarget)
+    return Command(settings, env.root, withheld=env.credential_env_names())
 
 
 class Command:
     kind: ClassVar[str] = "command"
 
-    def __init__(self, cfg: CommandTarget, cwd: Path) -> None:
+    def __init__(self, cfg: CommandTarget, cwd: Path, withheld: Collection[str] = ()) -> None:
         self.cfg = cfg
         self.cwd = cwd
+        self.withheld = frozenset(withheld)  # env var names the child must not inherit
         self.restart_what = f"run {_show(cfg.restart_argv)}" if cfg.restart_argv else None
+        self.identity = identity(kind, "", shlex.join(cfg.argv))
 
     def describe(self) -> str:
         return f"command {self.cfg.name or _show(self.cfg.argv)}"
@@ -71,9 +104,10 @@ class Command:
         return True
 
     def _run(self, argv: list[str], secret: Secret | None, label: str) -> None:
-        # the child gets the new key and nothing else secret: not the admin key or tokens
+        # no credential the inventory names, whether or not this run has read it yet, and
+        # no variable holding any secret this process knows (the leaked key, say)
         known = set(REDACTOR.known())
-        env = {k: v for k, v in os.environ.items() if v.strip() not in known}
+        env = {k: v for k, v in os.environ.items() if k not in self.withheld and v.strip() not in known}
         data: bytes | None = None
         if secret is not None and self.cfg.secret_via == "env":
             env[self.cfg.env_name] = secret.reveal()
@@ -96,7 +130,9 @@ class Command:
             raise TargetError(self.describe(), f"{label} timed out after {self.cfg.timeout:g}s",
                               hint="raise the target's `timeout:` or check the command") from None
         finally:
-            if proc.poll() is None:  # interrupted (Ctrl-C): leave no child behind
+            # communicate() raised (KeyboardInterrupt, when this runs on the main thread):
+            # leave no child behind. On the deploy pool's threads no Ctrl-C arrives here.
+            if proc.poll() is None:
                 _kill_group(proc)
         if proc.returncode != 0:
             tail = REDACTOR.redact(out.decode("utf-8", "replace"))[-OUTPUT_TAIL:].strip()

@@ -16,19 +16,42 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
+
+from pydantic import Field
 
 from keyresponse import atomicfile
 from keyresponse.errors import TargetError
+from keyresponse.fields import ENV_NAME
+from keyresponse.inventory import TargetSettings
+from keyresponse.targets.base import identity
 from keyresponse.targets.dotenv import EnvParseError, edit, parse
 
 if TYPE_CHECKING:
     from keyresponse.action import Check
-    from keyresponse.inventory import EnvFileTarget
     from keyresponse.secret import Secret
+    from keyresponse.targets.base import TargetEnv
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 LOCK_WAIT = 10.0
+
+kind = "envfile"
+
+
+class EnvFileTarget(TargetSettings):
+    kind: Literal["envfile"]
+    path: str = Field(description="The dotenv file, relative to the inventory file")
+    variables: list[Annotated[str, Field(pattern=ENV_NAME)]] = Field(min_length=1)
+    create: bool = Field(True, description="Add the variable if the file lacks it")
+    allow_outside: bool = Field(False, description="Allow paths outside the inventory's folder")
+
+
+Settings = EnvFileTarget
+
+
+def from_config(settings: TargetSettings, env: TargetEnv) -> EnvFile:
+    assert isinstance(settings, EnvFileTarget)
+    return EnvFile(settings, env.root)
 
 
 class EnvFile:
@@ -42,6 +65,8 @@ class EnvFile:
         self.cfg = cfg
         self.root = Path(os.path.realpath(root))
         self.path = Path(cfg.path) if Path(cfg.path).is_absolute() else root / cfg.path
+        # this machine's file, as written (a symlink is its own place), and its variables
+        self.identity = identity(kind, "", f"{os.path.normpath(os.path.abspath(self.path))}:{','.join(cfg.variables)}")
 
     def describe(self) -> str:
         return f"env file {self.cfg.path}:{','.join(self.cfg.variables)}"

@@ -12,21 +12,80 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import time
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 from urllib.parse import quote, urlsplit
 
+from pydantic import Field, field_validator
+
 from keyresponse.errors import KeyresponseError, TargetError
+from keyresponse.fields import ENV_NAME, credential_env
+from keyresponse.inventory import PlatformSettings, TargetSettings
+from keyresponse.targets.base import LazyClient, address, identity
 
 if TYPE_CHECKING:
     import httpx
 
     from keyresponse.action import Check, StepContext
-    from keyresponse.inventory import GitHubPlatform, GitHubTarget
     from keyresponse.secret import Secret
-    from keyresponse.targets.base import Shared
+    from keyresponse.targets.base import Shared, TargetEnv
 
 API_VERSION = "2022-11-28"
 RATE_LIMIT_TRIES = 4
+
+kind = "github"
+
+
+class GitHubPlatform(PlatformSettings):
+    kind: Literal["github"] = "github"
+    base_url: str = "https://api.github.com"
+    token_env: str = credential_env("Env var holding a GitHub token with secrets write access")
+
+    def address(self) -> str:
+        return address(self.base_url)
+
+
+class GitHubTarget(TargetSettings):
+    platform_kind = "github"
+
+    kind: Literal["github"]
+    platform: str = "github"
+    repo: str | None = Field(None, pattern=r"^[\w.-]+/[\w.-]+$", description="owner/name")
+    environment: str | None = None
+    org: str | None = None
+    dependabot: bool = False
+    secret: str = Field(pattern=ENV_NAME, description="Secret name; stored upper-case by GitHub")
+    create: bool = False
+    workflow: str | None = Field(None, description="Workflow file to dispatch as the restart")
+    ref: str = "main"
+
+    @field_validator("secret")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        # https://docs.github.com/en/actions/security-guides/using-secrets-in-github-actions#naming-your-secrets
+        if v.upper().startswith("GITHUB_"):
+            raise ValueError("GitHub secret names must not start with GITHUB_")
+        return v
+
+    def platform_name(self) -> str | None:
+        return self.platform
+
+    def problems(self) -> list[str]:
+        if (self.repo is None) == (self.org is None):
+            return ["a github target needs exactly one of `repo:` or `org:`"]
+        if self.environment and not self.repo:
+            return ["`environment:` needs `repo:` (environment secrets live in a repo)"]
+        return []
+
+
+Settings = GitHubTarget
+Platform = GitHubPlatform
+
+
+def from_config(settings: TargetSettings, env: TargetEnv) -> GitHubSecret:
+    assert isinstance(settings, GitHubTarget) and isinstance(env.platform, GitHubPlatform)
+    ctx, name, platform = env.ctx, env.platform_name or settings.platform, env.platform
+    return GitHubSecret(settings, LazyClient(lambda: github_client(ctx, name, platform)), env.shared,
+                        base_url=platform.base_url, platform_name=name)
 
 
 def github_client(ctx: StepContext, name: str, platform: GitHubPlatform) -> httpx.Client:
@@ -50,11 +109,13 @@ class GitHubSecret:
     kind: ClassVar[str] = "github"
 
     def __init__(self, cfg: GitHubTarget, client: Callable[[], httpx.Client], shared: Shared,
-                 host: str = "api.github.com") -> None:
+                 base_url: str = "https://api.github.com", platform_name: str | None = None) -> None:
         self.cfg = cfg
         self.client = client
         self.shared = shared
-        self.host = urlsplit(host).netloc or host
+        self.host = urlsplit(base_url).netloc or base_url  # rate limits are per host
+        self.address = address(base_url)  # public keys are per platform and scope
+        self.platform_name = platform_name
         self.name = cfg.secret.upper()  # GitHub stores names upper-case
         family = "dependabot" if cfg.dependabot else "actions"
         if cfg.org:
@@ -69,15 +130,20 @@ class GitHubSecret:
             self.scope = "dependabot:" + self.scope.split(":", 1)[1]
         self.restart_what = (f"dispatch workflow {cfg.workflow} on {cfg.ref} in {cfg.repo}"
                              if cfg.workflow and cfg.repo else None)
+        self.identity = identity(kind, self.address, f"{self.scope}:{self.name}")
         self._before: dict[str, Any] | None = None
         self._seen = False  # whether _before is known (None: the secret did not exist)
 
     def describe(self) -> str:
         what = "Dependabot secret" if self.cfg.dependabot else "secret"
         if self.cfg.org:
-            return f"GitHub org {what} {self.cfg.org}:{self.name}"
+            return f"GitHub org {what} {self.cfg.org}:{self.name}{self._on()}"
         env = f"@{self.cfg.environment}" if self.cfg.environment else ""
-        return f"GitHub {what} {self.cfg.repo}{env}:{self.name}"
+        return f"GitHub {what} {self.cfg.repo}{env}:{self.name}{self._on()}"
+
+    def _on(self) -> str:
+        """Which platform, unless it is the one named like the kind (two can hold the same name)."""
+        return f" (platform {self.platform_name})" if self.platform_name not in (None, kind) else ""
 
     # --- HTTP, politely
 
@@ -109,7 +175,7 @@ class GitHubSecret:
             r = self._check(self._call("GET", f"{self.base}/public-key"), (200,), "read the public key")
             return dict(r.json())
 
-        return self.shared.once(("github-key", self.host, self.base), fetch)
+        return self.shared.once(("github-key", self.address, self.base), fetch)
 
     def _get(self) -> dict[str, Any] | None:
         r = self._call("GET", f"{self.base}/{self.name}")
@@ -151,7 +217,7 @@ class GitHubSecret:
             r = self._call("PUT", f"{self.base}/{self.name}", json=body)
             if r.status_code in (400, 422) and attempt == 1:
                 # the scope's key may have rotated since we cached it: fetch it again, once
-                self.shared.forget(("github-key", self.host, self.base))
+                self.shared.forget(("github-key", self.address, self.base))
                 continue
             self._check(r, (201, 204), "write the secret")
             return "created" if r.status_code == 201 else None

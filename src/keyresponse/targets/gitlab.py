@@ -10,23 +10,70 @@ variable's own `masked`, `protected`, `raw`, `variable_type` and
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 from urllib.parse import quote, urlsplit
 
+from pydantic import Field
+
 from keyresponse.errors import KeyresponseError, TargetError
+from keyresponse.fields import ENV_NAME, credential_env
+from keyresponse.inventory import PlatformSettings, TargetSettings
+from keyresponse.targets.base import LazyClient, address, identity
 
 if TYPE_CHECKING:
     import httpx
 
     from keyresponse.action import Check, StepContext
-    from keyresponse.inventory import GitLabPlatform, GitLabTarget
     from keyresponse.secret import Secret
-    from keyresponse.targets.base import Shared
+    from keyresponse.targets.base import Shared, TargetEnv
 
 # GitLab masks only values of 8+ characters from this alphabet
 # https://docs.gitlab.com/ee/ci/variables/#mask-a-cicd-variable
 MASKABLE = re.compile(r"[A-Za-z0-9+/=@:.~_-]{8,}")
 KEPT = ("variable_type", "protected", "masked", "raw", "environment_scope", "description")
+
+kind = "gitlab"
+
+
+class GitLabPlatform(PlatformSettings):
+    kind: Literal["gitlab"] = "gitlab"
+    base_url: str = "https://gitlab.com/api/v4"
+    token_env: str = credential_env("Env var holding a GitLab token (api scope)")
+
+    def address(self) -> str:
+        return address(self.base_url)
+
+
+class GitLabTarget(TargetSettings):
+    platform_kind = "gitlab"
+
+    kind: Literal["gitlab"]
+    platform: str = "gitlab"
+    project: str | int | None = None
+    group: str | int | None = None
+    variable: str = Field(pattern=ENV_NAME)
+    environment_scope: str = "*"
+    create: bool = False
+    pipeline_ref: str | None = Field(None, description="Run a pipeline on this ref as the restart")
+
+    def platform_name(self) -> str | None:
+        return self.platform
+
+    def problems(self) -> list[str]:
+        if (self.project is None) == (self.group is None):
+            return ["a gitlab target needs exactly one of `project:` or `group:`"]
+        return []
+
+
+Settings = GitLabTarget
+Platform = GitLabPlatform
+
+
+def from_config(settings: TargetSettings, env: TargetEnv) -> GitLabVariable:
+    assert isinstance(settings, GitLabTarget) and isinstance(env.platform, GitLabPlatform)
+    ctx, name, platform = env.ctx, env.platform_name or settings.platform, env.platform
+    return GitLabVariable(settings, LazyClient(lambda: gitlab_client(ctx, name, platform)), env.shared,
+                          base_url=platform.base_url, platform_name=name)
 
 
 def gitlab_client(ctx: StepContext, name: str, platform: GitLabPlatform) -> httpx.Client:
@@ -38,22 +85,25 @@ class GitLabVariable:
     kind: ClassVar[str] = "gitlab"
 
     def __init__(self, cfg: GitLabTarget, client: Callable[[], httpx.Client], shared: Shared,
-                 host: str = "gitlab.com") -> None:
+                 base_url: str = "https://gitlab.com/api/v4", platform_name: str | None = None) -> None:
         self.cfg = cfg
         self.client = client
         self.shared = shared
-        self.host = urlsplit(host).netloc or host
+        self.host = urlsplit(base_url).netloc or base_url
+        self.platform_name = platform_name
         owner = cfg.project if cfg.project is not None else cfg.group
         self.family = "projects" if cfg.project is not None else "groups"
         self.owner = f"{self.family}/{quote(str(owner), safe='')}"  # paths go URL-encoded, one segment
         self.params = {"filter[environment_scope]": cfg.environment_scope}
         self.restart_what = (f"run a pipeline on {cfg.pipeline_ref} in {cfg.project}"
                              if cfg.pipeline_ref and cfg.project is not None else None)
+        self.identity = identity(kind, address(base_url), f"{self.owner}:{cfg.variable}:{cfg.environment_scope}")
 
     def describe(self) -> str:
         where = f"{self.cfg.project}" if self.cfg.project is not None else f"group {self.cfg.group}"
         scope = f" [{self.cfg.environment_scope}]" if self.cfg.environment_scope != "*" else ""
-        return f"GitLab variable {where}:{self.cfg.variable}{scope}"
+        on = f" (platform {self.platform_name})" if self.platform_name not in (None, kind) else ""
+        return f"GitLab variable {where}:{self.cfg.variable}{scope}{on}"
 
     def _call(self, method: str, path: str, what: str, ok: tuple[int, ...] = (200,), **kw: Any) -> httpx.Response:
         from keyresponse.http import error_for
