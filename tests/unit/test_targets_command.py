@@ -22,7 +22,8 @@ CHILD = """
 import hashlib, os, sys, time
 out = sys.argv[1]
 value = sys.stdin.read() if sys.argv[2] == "stdin" else os.environ["KR_VALUE"]
-open(out + ".pid", "w").write(str(os.getpid()))
+open(out + ".pid.tmp", "w").write(str(os.getpid()))
+os.replace(out + ".pid.tmp", out + ".pid")  # whole: the test reads it as soon as it exists
 deadline = time.time() + 10
 while not os.path.exists(out + ".release") and time.time() < deadline:
     time.sleep(0.01)
