@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, PlainVa
 from pydantic_core import CoreSchema
 
 from keyresponse.errors import ConfigError, SecretLeakRefused
-from keyresponse.fields import CREDENTIAL_MARK, ENV_NAME, credential_env
+from keyresponse.fields import CREDENTIAL_MARK, credential_env
 from keyresponse.providers.settings import ProviderSettings
 
 if TYPE_CHECKING:

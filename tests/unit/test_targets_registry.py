@@ -29,7 +29,7 @@ def test_the_schema_lists_exactly_the_registered_kinds() -> None:
 def test_credential_fields_are_marked_in_the_schema() -> None:
     defs = json_schema()["$defs"]
     assert defs["GitHubPlatform"]["properties"]["token_env"][CREDENTIAL_MARK] is True
-    assert defs["OpenAIProvider"]["properties"]["admin_key_env"][CREDENTIAL_MARK] is True
+    assert defs["OpenAISettings"]["properties"]["admin_key_env"][CREDENTIAL_MARK] is True
     assert CREDENTIAL_MARK not in defs["CommandTarget"]["properties"]["env_name"]  # names where the key goes
 
 
