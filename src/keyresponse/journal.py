@@ -108,6 +108,9 @@ class Journal:
             try:
                 write_all(fd, line.encode("utf-8"))
                 os.fsync(fd)
+            except BaseException:
+                self._tail_checked = False  # a part of the line may be there: cut it before the next one
+                raise
             finally:
                 os.close(fd)
             if created:

@@ -123,3 +123,28 @@ def test_one_helper_keeps_an_edited_files_mode_and_makes_new_files_private(tmp_p
     fresh = tmp_path / "new.json"
     write_private(fresh, b"{}")
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+
+
+def test_a_record_torn_by_a_failed_write_never_fuses_with_the_next(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk (ENOSPC) part way through a record: the next record of the same process
+    starts on a line of its own, and the journal still reads."""
+    import errno
+
+    incident = Incident.create(tmp_path / ".keyresponse")
+    incident.journal.append("step.note", step="a", note="first")
+    real = os.write
+    calls = {"n": 0}
+
+    def full_disk(fd: int, data: bytes | memoryview) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return real(fd, bytes(data)[:10])  # a part of the record lands
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(OSError):
+        incident.journal.append("step.note", step="b", note="torn")
+    monkeypatch.undo()
+    incident.journal.append("step.note", step="c", note="after")
+    assert [r["step"] for r in incident.journal.records()] == ["a", "c"]

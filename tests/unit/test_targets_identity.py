@@ -84,3 +84,21 @@ def test_only_refuses_a_description_two_targets_share(two_githubs: tuple[Any, di
     assert descriptions[0] == "GitHub secret acme/api:OPENAI_API_KEY"
     with pytest.raises(UsageError, match="no target"):
         Deploy().plan(DeployArgs(secret=new_secret(), only=["nope"]), ctx)
+
+
+def test_two_command_targets_that_differ_only_in_env_name_are_two_places(tmp_path: Path) -> None:
+    from keyresponse.targets.command import Command, CommandTarget
+
+    a = Command(CommandTarget(kind="command", argv=["./push.sh"], secret_via="env", env_name="A_KEY"), tmp_path)
+    b = Command(CommandTarget(kind="command", argv=["./push.sh"], secret_via="env", env_name="B_KEY"), tmp_path)
+    assert a.identity != b.identity
+
+
+def test_one_place_listed_twice_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    from keyresponse.errors import ConfigError
+
+    entry = {"kind": "envfile", "path": "app.env", "variables": ["OPENAI_API_KEY"]}
+    ctx, _ = make_ctx(tmp_path, {"keys": {"k": {"targets": [entry, dict(entry)]}}})
+    assert ctx.key is not None
+    with pytest.raises(ConfigError, match="#1 and #2 are the same place"):
+        build_targets(ctx, ctx.key)

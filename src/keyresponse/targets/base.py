@@ -205,10 +205,19 @@ def build_targets(ctx: StepContext, key_entry: KeyEntry, shared: Shared | None =
     shared = shared or Shared(ctx.inventory.model.concurrency)
     platforms = ctx.inventory.model.platforms
     out: list[Target] = []
-    for settings in key_entry.targets:
+    seen: dict[str, int] = {}
+    for i, settings in enumerate(key_entry.targets):
         name = settings.platform_name()
         env = TargetEnv(ctx, shared, name, platforms.get(name) if name is not None else None)
-        out.append(targets.target_kind(settings.kind).from_config(settings, env))
+        target = targets.target_kind(settings.kind).from_config(settings, env)
+        if target.identity in seen:
+            # one identity, two entries: the journal could not tell which of them holds which key
+            from keyresponse.errors import ConfigError
+
+            raise ConfigError(f"keys.{ctx.key_name}.targets: #{seen[target.identity] + 1} and #{i + 1} are the "
+                              f"same place ({target.describe()})", hint="remove one of them")
+        seen[target.identity] = i
+        out.append(target)
     return out
 
 

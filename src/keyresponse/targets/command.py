@@ -69,7 +69,10 @@ class Command:
         self.cwd = cwd
         self.withheld = frozenset(withheld)  # env var names the child must not inherit
         self.restart_what = f"run {_show(cfg.restart_argv)}" if cfg.restart_argv else None
-        self.identity = identity(kind, "", shlex.join(cfg.argv))
+        # everything that makes it another place: the same script may push the key under
+        # two names (env_name), by two routes, or from two folders
+        self.identity = identity(kind, "", " ".join(
+            [shlex.join(cfg.argv), f"via={cfg.secret_via}", f"env={cfg.env_name}", f"shell={cfg.shell}", f"cwd={cwd}"]))
 
     def describe(self) -> str:
         return f"command {self.cfg.name or _show(self.cfg.argv)}"
