@@ -3,6 +3,8 @@ provider's and each target's), in a module that imports nothing of theirs."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
@@ -16,3 +18,14 @@ def credential_env(description: str, default: Any = ...) -> Any:
     of the inventory, is listed by `Inventory.credential_env_names()` (and so kept from
     `command` targets' children): declaring it this way is all a new kind has to do."""
     return Field(default, pattern=ENV_NAME, description=description, json_schema_extra={CREDENTIAL_MARK: True})
+
+
+@dataclass(frozen=True)
+class KeyPattern:
+    """The shape of a credential a provider or a platform issues: a match in a config file
+    is refused, naming `env` as the kind of variable to hold it instead. Provider modules
+    and target modules each export theirs as `KEY_PATTERNS`."""
+
+    label: str
+    pattern: re.Pattern[str]
+    env: str

@@ -17,19 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, PlainVa
 from pydantic_core import CoreSchema
 
 from keyresponse.errors import ConfigError, SecretLeakRefused
-from keyresponse.fields import CREDENTIAL_MARK, credential_env
+from keyresponse.fields import CREDENTIAL_MARK, KeyPattern, credential_env
 from keyresponse.providers.settings import ProviderSettings
 
 if TYPE_CHECKING:
     from keyresponse.providers.base import ProviderModule
 
 
-# Shapes of credentials keyresponse knows; a match in a config file is refused.
-# Each provider module adds its own (`KEY_PATTERNS`, see providers/__init__.py).
+# Shapes of credentials keyresponse knows; a match in a config file is refused. Slack's
+# is the inventory's own (notify); each provider and target module adds its own
+# (`KEY_PATTERNS`, see providers/__init__.py and targets/__init__.py).
 CREDENTIAL_PATTERNS = [
-    ("GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")),
-    ("GitLab token", re.compile(r"\bglpat-[A-Za-z0-9_-]{16,}")),
-    ("Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    KeyPattern("Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), "SLACK_BOT_TOKEN"),
 ]
 
 
@@ -272,18 +271,13 @@ class _NoMark:
 _NOMARK: Any = _NoMark()
 
 
-_SUGGEST_ENV = {"GitHub token": "GITHUB_TOKEN", "GitLab token": "GITLAB_TOKEN", "Slack token": "SLACK_BOT_TOKEN"}
-
-
 def _credential_patterns() -> Iterator[tuple[str, re.Pattern[str], str]]:
     """(label, pattern, env var to suggest) for every credential shape keyresponse knows."""
-    from keyresponse import providers
+    from keyresponse import providers, targets
 
-    for module in providers.modules():
-        for p in module.KEY_PATTERNS:
-            yield p.label, p.pattern, p.env
-    for label, pattern in CREDENTIAL_PATTERNS:
-        yield label, pattern, _SUGGEST_ENV[label]
+    kinds: list[Any] = [*providers.modules(), *(targets.target_kind(k) for k in targets.target_kinds())]
+    for p in [*CREDENTIAL_PATTERNS, *(p for module in kinds for p in getattr(module, "KEY_PATTERNS", ()))]:
+        yield p.label, p.pattern, p.env
 
 
 def _check_references(doc: Any, model: Inventory) -> None:

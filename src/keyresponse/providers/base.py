@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Protocol, Sequence
 
 from keyresponse.errors import ProviderError
+from keyresponse.fields import KeyPattern as KeyPattern  # re-exported: what a provider module's KEY_PATTERNS hold
 
 if TYPE_CHECKING:
     import httpx
@@ -199,15 +200,6 @@ class Minted:
     def ident(self) -> str:
         return self.service_account_id or self.key_id or ""
 
-
-@dataclass(frozen=True)
-class KeyPattern:
-    """The shape of one of the provider's credentials: a match in a config file is refused,
-    naming `env` as the kind of variable to hold it instead."""
-
-    label: str
-    pattern: re.Pattern[str]
-    env: str
 
 
 class Provider(Protocol):

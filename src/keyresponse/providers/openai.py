@@ -21,8 +21,9 @@ from pydantic import Field
 from keyresponse.errors import ProviderError
 from keyresponse.fields import credential_env
 from keyresponse.providers import openai_usage
+from keyresponse.fields import KeyPattern
 from keyresponse.providers.base import (
-    AuditEvent, CannotRevoke, IssuedKey, IssueSpec, KeyNotFound, KeyPattern, KeyRecord, Minted, OwnerType,
+    AuditEvent, CannotRevoke, IssuedKey, IssueSpec, KeyNotFound, KeyRecord, Minted, OwnerType,
     ProbeResult, RevokeResult, UsagePoint, iso,
 )
 from keyresponse.providers.settings import ProviderSettings

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import time
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 from urllib.parse import quote, urlsplit
@@ -18,7 +19,7 @@ from urllib.parse import quote, urlsplit
 from pydantic import Field, field_validator
 
 from keyresponse.errors import KeyresponseError, TargetError
-from keyresponse.fields import ENV_NAME, credential_env
+from keyresponse.fields import ENV_NAME, KeyPattern, credential_env
 from keyresponse.inventory import PlatformSettings, TargetSettings
 from keyresponse.targets.base import LazyClient, address, identity
 
@@ -33,6 +34,8 @@ API_VERSION = "2022-11-28"
 RATE_LIMIT_TRIES = 4
 
 kind = "github"
+KEY_PATTERNS = (KeyPattern("GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"),
+                           "GITHUB_TOKEN"),)
 
 
 class GitHubPlatform(PlatformSettings):

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 from pydantic import Field
 
 from keyresponse.errors import KeyresponseError, TargetError
-from keyresponse.fields import ENV_NAME, credential_env
+from keyresponse.fields import ENV_NAME, KeyPattern, credential_env
 from keyresponse.inventory import PlatformSettings, TargetSettings
 from keyresponse.targets.base import LazyClient, address, identity
 
@@ -33,6 +33,7 @@ MASKABLE = re.compile(r"[A-Za-z0-9+/=@:.~_-]{8,}")
 KEPT = ("variable_type", "protected", "masked", "raw", "environment_scope", "description")
 
 kind = "gitlab"
+KEY_PATTERNS = (KeyPattern("GitLab token", re.compile(r"\bglpat-[A-Za-z0-9_-]{16,}"), "GITLAB_TOKEN"),)
 
 
 class GitLabPlatform(PlatformSettings):
