@@ -8,7 +8,6 @@ import copy
 import hashlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -25,17 +24,18 @@ HANG = 30  # seconds: a refusal takes a fraction of one; a hang guard, not a tim
 ADDRESS_SPACE = 3 << 30  # a regression that reads without bound dies of MemoryError, not the host
 
 
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+# The child caps its own address space, then runs the CLI (no preexec_fn: this process has threads).
+LIMITED = ("import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, ({0}, {0})); "
+           "sys.argv[0] = 'keyresponse'; runpy.run_module('keyresponse', run_name='__main__', alter_sys=True)"
+           ).format(ADDRESS_SPACE)
 
 
 def kr(world: World, *args: str) -> tuple[int, str, float]:
     """Exit code, stderr and peak memory (MB) of `keyresponse ARGS` run in the world's folder."""
     err = world.dir.parent / f"{world.dir.name}.err"
     with open(err, "w") as e:
-        proc = subprocess.Popen([sys.executable, "-m", "keyresponse", *args], cwd=world.dir, env=world.env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=e,
-                                preexec_fn=_limit_memory)
+        proc = subprocess.Popen([sys.executable, "-c", LIMITED, *args], cwd=world.dir, env=world.env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=e)
         deadline = time.monotonic() + HANG
         while True:  # wait4, not Popen.wait: it hands back the child's peak memory
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
