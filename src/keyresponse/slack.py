@@ -67,8 +67,13 @@ def _redacting_client_class() -> Any:
 RATE_LIMIT_CAP = 10  # seconds
 
 
-def client(token: str, base_url: str, *, timeout: int = 10) -> WebClient:
-    """A WebClient that waits out 429s (Retry-After) and retries dropped connections."""
+def client(token: str, base_url: str, *, timeout: int = 10, resend: bool = True) -> WebClient:
+    """A WebClient that waits out 429s (Retry-After) and retries dropped connections.
+
+    `resend=False` for a write that must not happen twice (the incident's root message):
+    a dropped connection or a 5xx may come after Slack kept the message, so that client
+    only waits out 429s (which Slack answers before doing anything) and leaves the
+    rest to the caller, who looks before posting again."""
     from slack_sdk.http_retry.builtin_handlers import (
         ConnectionErrorRetryHandler,
         RateLimitErrorRetryHandler,
@@ -100,8 +105,8 @@ def client(token: str, base_url: str, *, timeout: int = 10) -> WebClient:
         logger=QUIET,
         retry_handlers=[
             CappedRateLimitHandler(max_retry_count=2),
-            ConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=interval),
-            ServerErrorRetryHandler(max_retry_count=1, interval_calculator=interval),
+            *([ConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=interval),
+               ServerErrorRetryHandler(max_retry_count=1, interval_calculator=interval)] if resend else []),
         ],
     )
     return made

@@ -181,6 +181,40 @@ def test_opened_twice_and_resume_keep_one_thread(world: Path, sandbox: Any, tmp_
     assert replies[2]["text"].startswith("Incident resolved")
 
 
+@pytest.mark.parametrize("kind", ["commit_then_drop", "commit_then_fail"])
+def test_a_root_post_whose_answer_is_lost_is_found_not_posted_twice(world: Path, sandbox: Any, kind: str) -> None:
+    """Slack keeps the first root message but its answer never arrives: the incident looks
+    it up in the channel's history by its marker, and edits that one root to the end."""
+    sandbox.add_fault(service="slack", method="POST", path="/chat.postMessage", kind=kind, count=1)
+    leaked = os.environ["CHATBOT_PROD_OPENAI_KEY"]
+    result = run(world, book="leaked-key", inputs={"leaked": Secret(leaked)}, hook=True)
+    assert result.ok, [(s.id, s.error) for s in result.steps]
+    root, replies = thread(sandbox)  # exactly one root, every reply in its thread
+    assert root["text"].endswith(": resolved") and root["edits"], root["text"]
+    assert replies and replies[-1]["text"].startswith("Incident resolved")
+    opened = [r for r in result.incident.journal.records() if r.get("note") == "slack.thread"]
+    assert [(r["channel"], r["ts"]) for r in opened] == [(root["channel"], root["ts"])]
+    assert not warnings(result), warnings(result)
+    check_messages(sandbox, leaked, os.environ["SLACK_BOT_TOKEN"])
+
+
+def test_a_lost_root_is_found_by_a_later_step_from_the_journaled_intent(world: Path, sandbox: Any) -> None:
+    """The root post lands, its answer is lost and the history cannot be read either: the
+    intent stays journaled, and the next Slack step finds that root instead of posting one."""
+    sandbox.add_fault(service="slack", method="POST", path="/chat.postMessage", kind="commit_then_drop", count=1)
+    sandbox.add_fault(service="slack", path="/conversations.*", kind="status", status=503, count=1)
+    result = run(world, """
+        - {id: open, uses: notify.slack, with: {event: opened}}
+        - {id: work, uses: log.message, with: {message: working}}
+        - {id: close, uses: notify.slack, with: {event: closed}}
+        """)
+    assert result.ok and len(warnings(result)) == 1, warnings(result)
+    assert "the response goes on" in warnings(result)[0]
+    root, replies = thread(sandbox)
+    assert root["text"].endswith(": resolved") and [r["text"][:17] for r in replies] == ["Incident resolved"]
+    assert next(s for s in result.steps if s.id == "close").outputs["ts"] == root["ts"]
+
+
 # --- Slack failing must not stop the response
 
 

@@ -59,3 +59,36 @@ def test_unknown_payload_is_a_clear_error(tmp_path: Path) -> None:
     f.write_text('{"hello": 1}')
     with pytest.raises(UsageError, match="no alert found"):
         alerts.load(f)
+
+
+def test_a_wrong_leaf_type_names_the_field(tmp_path: Path) -> None:
+    f = tmp_path / "gitleaks.json"
+    f.write_text('[{"RuleID": "openai-api-key", "File": ".env", "StartLine": "three"}]')
+    with pytest.raises(UsageError, match=r"\$\[0\]\.StartLine: expected an integer, got a string"):
+        alerts.load(f)
+    f.write_text('{"RuleID": ["a", "b"], "File": ".env"}')
+    with pytest.raises(UsageError, match=r"\$\.RuleID: expected a string, got an array"):
+        alerts.load(f)
+
+
+def test_a_jsonl_shape_error_names_the_line(tmp_path: Path) -> None:
+    line = (FIXTURES / "trufflehog-v3.jsonl").read_text().splitlines()[0]
+    f = tmp_path / "th.jsonl"
+    f.write_text(line + "\n" + line.replace('"Git":{', '"Git":"x","Was":{', 1) + "\n")
+    with pytest.raises(UsageError, match=r"line 2: \$\.SourceMetadata\.Data\.Git: expected an object"):
+        alerts.load(f)
+
+
+def test_nesting_below_the_recursion_limit_is_still_bounded(tmp_path: Path) -> None:
+    f = tmp_path / "deep.json"
+    f.write_text('{"RuleID": "x", "File": ' + "[" * 200 + "]" * 200 + "}")
+    with pytest.raises(UsageError, match="nested more than 64 levels"):
+        alerts.load(f)
+
+
+def test_too_many_values_are_refused_before_parsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(alerts, "MAX_VALUES", 1000)
+    f = tmp_path / "wide.json"
+    f.write_text("[" + "[]," * 2000 + "[]]")
+    with pytest.raises(UsageError, match="more than 1000 values"):
+        alerts.load(f)

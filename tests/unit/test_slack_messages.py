@@ -233,7 +233,7 @@ def test_unreachable_slack_warns_and_never_raises(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("TEST_SLACK_TOKEN", "test-token-" + "x" * 12)
     dead = SlackNotify(token_env="TEST_SLACK_TOKEN", channel="C0NOWHERE", base_url="http://127.0.0.1:9/api/")
     ctx = make_ctx(tmp_path, Notify(slack=dead))
-    monkeypatch.setattr(slack, "client", lambda token, base_url, timeout=2: _no_retry_client(token, base_url))
+    monkeypatch.setattr(slack, "client", lambda token, base_url, timeout=2, **_: _no_retry_client(token, base_url))
     action = Slack()
     plan = action.plan(SlackArgs(event="opened"), ctx)
     checks = action.preflight(plan, ctx)

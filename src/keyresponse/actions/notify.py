@@ -119,10 +119,7 @@ class Slack(BaseAction):
                             report=_report_path(ctx))
         root = slack.root_message(facts)
         if thread is None:
-            resp = client.chat_postMessage(channel=settings.channel, **root)
-            thread = (str(resp["channel"]), str(resp["ts"]))
-            # Journaled before anything else: a resumed or re-run incident continues this thread.
-            ctx.record(THREAD_NOTE, channel=thread[0], ts=thread[1])
+            thread = _post_root(ctx, settings, root)
             if args.event == "opened":
                 return {"channel": thread[0], "ts": thread[1]}
         channel, ts = thread
@@ -132,6 +129,132 @@ class Slack(BaseAction):
             client.chat_postMessage(channel=channel, thread_ts=ts, **reply)
         client.chat_update(channel=channel, ts=ts, **root)
         return {"channel": channel, "ts": ts}
+
+
+def _post_root(ctx: StepContext, settings: SlackNotify, root: dict[str, Any]) -> tuple[str, str]:
+    """Post the incident's root message once.
+
+    Slack may keep a message whose answer never arrives (a dropped connection, a 5xx), so
+    the intent is journaled first with a nonce the message carries in its metadata, and
+    a post that may have landed (this one, or an earlier step's or run's) is looked up in
+    the channel's history by that nonce before another is posted. The thread is then
+    journaled: a resumed or re-run incident continues it."""
+    import secrets
+    import time
+
+    from keyresponse import slack
+
+    token = ctx.inventory.credential(settings.token_env, "Slack notifications")
+    once = slack.client(token, settings.base_url, resend=False)
+    pending = _pending_intents(ctx.incident)
+    if pending:
+        found = _find_root(once, ctx.incident.id, pending)  # a failure here keeps them pending
+        if found is not None:
+            return _journal_thread(ctx, found, pending[-1]["nonce"])
+        for intent in pending:
+            ctx.record(UNSENT_NOTE, nonce=intent["nonce"])
+    for attempt in (1, 2):
+        intent = {"channel": settings.channel, "nonce": secrets.token_hex(8),
+                  "oldest": f"{time.time() - HISTORY_MARGIN:.6f}"}
+        ctx.record(INTENT_NOTE, **intent)
+        try:
+            resp = once.chat_postMessage(channel=settings.channel, metadata=_marker(ctx.incident.id, intent["nonce"]),
+                                         **root)
+        except Exception as exc:  # noqa: BLE001 - sorted below; the caller turns it into a warning
+            if not _expected(exc):
+                raise
+            if _maybe_sent(exc):
+                found = _find_root(once, ctx.incident.id, [intent])
+                if found is not None:
+                    return _journal_thread(ctx, found, intent["nonce"])
+            ctx.record(UNSENT_NOTE, nonce=intent["nonce"])
+            if attempt == 2 or not _maybe_sent(exc):
+                raise
+            continue
+        return _journal_thread(ctx, (str(resp["channel"]), str(resp["ts"])), intent["nonce"])
+    raise AssertionError("unreachable")
+
+
+INTENT_NOTE = "slack.root.intent"  # about to post the root: channel, nonce, oldest (a history bound)
+UNSENT_NOTE = "slack.root.unsent"  # that nonce's post surely did not land
+MARKER_EVENT = "keyresponse_incident"  # the root's metadata event_type; its payload: incident_id, nonce
+HISTORY_MARGIN = 600.0  # seconds before the post that the lookup reads from: clocks differ
+HISTORY_PAGES = 5  # of 200 messages: the root is found among the channel's recent ones, or not at all
+
+
+def _marker(incident_id: str, nonce: str) -> dict[str, Any]:
+    return {"event_type": MARKER_EVENT, "event_payload": {"incident_id": incident_id, "nonce": nonce}}
+
+
+def _journal_thread(ctx: StepContext, thread: tuple[str, str], nonce: str) -> tuple[str, str]:
+    ctx.record(THREAD_NOTE, channel=thread[0], ts=thread[1], nonce=nonce)
+    return thread
+
+
+def _pending_intents(incident: Any) -> list[dict[str, Any]]:
+    """Root posts journaled as intended whose outcome is unknown (no thread, not surely unsent)."""
+    notes = [r for r in incident.journal.records() if r.get("event") == "step.note"]
+    unsent = {r.get("nonce") for r in notes if r.get("note") == UNSENT_NOTE}
+    return [r for r in notes if r.get("note") == INTENT_NOTE and r.get("nonce") and r["nonce"] not in unsent]
+
+
+def _maybe_sent(exc: BaseException) -> bool:
+    """False when Slack surely did not keep the message: it answered with an error code
+    (ok: false below HTTP 500, 429 included). Anything else may have landed."""
+    import socket
+
+    from slack_sdk.errors import SlackApiError
+
+    from keyresponse.errors import ConfigError
+
+    if isinstance(exc, (ConfigError, _Unusable)):
+        return False
+    reason = getattr(exc, "reason", exc)  # urllib wraps the socket's error in URLError
+    if isinstance(reason, (ConnectionRefusedError, socket.gaierror)):  # nothing was sent
+        return False
+    if isinstance(exc, SlackApiError):
+        data = exc.response.data
+        return exc.response.status_code >= 500 or not (isinstance(data, dict) and data.get("ok") is False)
+    return True
+
+
+def _find_root(client: WebClient, incident_id: str, intents: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """The root message one of `intents` posted, from its channel's recent history."""
+    for channel in dict.fromkeys(str(i["channel"]) for i in intents):
+        mine = [i for i in intents if str(i["channel"]) == channel]
+        nonces = {i["nonce"] for i in mine}
+        channel_id = _channel_id(client, channel)
+        args: dict[str, Any] = {"oldest": min(str(i["oldest"]) for i in mine)}
+        for _ in range(HISTORY_PAGES):
+            page = client.conversations_history(channel=channel_id, limit=200, include_all_metadata=True, **args)
+            messages = [m for m in page.get("messages") or [] if isinstance(m, dict) and m.get("ts")]
+            for m in messages:
+                meta: dict[str, Any] = m["metadata"] if isinstance(m.get("metadata"), dict) else {}
+                payload: dict[str, Any] = meta["event_payload"] if isinstance(meta.get("event_payload"), dict) else {}
+                if (meta.get("event_type") == MARKER_EVENT and payload.get("incident_id") == incident_id
+                        and payload.get("nonce") in nonces):
+                    return channel_id, str(m["ts"])
+            if not page.get("has_more") or not messages:
+                break
+            args["latest"] = min((str(m["ts"]) for m in messages), key=float)  # Slack pages history by time
+    return None
+
+
+def _channel_id(client: WebClient, channel: str) -> str:
+    """conversations.history takes an id; the inventory may name the channel (#incidents)."""
+    if channel[:1] in CHANNEL_ID:
+        return channel
+    name, cursor = channel.lstrip("#"), ""
+    for _ in range(50):
+        page = client.conversations_list(types="public_channel,private_channel", exclude_archived=True,
+                                         limit=200, cursor=cursor or None)
+        for ch in page.get("channels") or []:
+            if isinstance(ch, dict) and ch.get("name") == name and ch.get("id"):
+                return str(ch["id"])
+        cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "")
+        if not cursor:
+            break
+    raise _Unusable(f"channel {channel} not found by name, to look for the incident's message in it")
 
 
 def find_thread(ctx_or_incident: Any) -> tuple[str, str] | None:

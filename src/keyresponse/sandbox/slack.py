@@ -1,10 +1,12 @@
 """Slack Web API emulation, mounted at /slack/api: auth.test, chat.postMessage,
-chat.update, conversations.info. Answers use Slack's {"ok": ...} envelope with
-HTTP 200, as Slack does; every message is kept for tests and humans to read
-(GET /_sandbox/slack/messages).
+chat.update, conversations.info, conversations.list, conversations.history. Answers
+use Slack's {"ok": ...} envelope with HTTP 200, as Slack does; every message is kept
+for tests and humans to read (GET /_sandbox/slack/messages).
 
-As in Slack, chat.postMessage takes a channel name or id; conversations.info only
-an id (a name is `channel_not_found`).
+As in Slack, chat.postMessage takes a channel name or id; conversations.info and
+conversations.history only an id (a name is `channel_not_found`). A message's
+`metadata` ({event_type, event_payload}) is kept and shown by conversations.history
+only with `include_all_metadata`. https://api.slack.com/metadata/using
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def _channel_obj(ch: dict[str, Any]) -> dict[str, Any]:
             "is_member": ch["is_member"], "topic": blank, "purpose": blank}
 
 
-def _message_obj(call: Call, m: dict[str, Any]) -> dict[str, Any]:
+def _message_obj(call: Call, m: dict[str, Any], *, metadata: bool = False) -> dict[str, Any]:
     bot, team = call.state.slack["bot"], call.state.slack["team"]
     out = {"type": "message", "text": m["text"], "ts": m["ts"], "user": bot["user_id"], "bot_id": bot["bot_id"],
            "team": team["id"]}
@@ -76,7 +78,24 @@ def _message_obj(call: Call, m: dict[str, Any]) -> dict[str, Any]:
         out["blocks"] = m["blocks"]
     if m["thread_ts"]:
         out["thread_ts"] = m["thread_ts"]
+    if metadata and m.get("metadata"):
+        out["metadata"] = m["metadata"]
     return out
+
+
+def _metadata(raw: Any) -> dict[str, Any] | None | Response:
+    """chat.postMessage's `metadata`: a JSON object (or its text) with a string
+    `event_type` and an object `event_payload`, as Slack requires."""
+    if raw in (None, ""):
+        return None
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return fail("invalid_metadata_format")
+    if not isinstance(value, dict) or not isinstance(value.get("event_type"), str) \
+            or not isinstance(value.get("event_payload"), dict):
+        return fail("invalid_metadata_format")
+    return {"event_type": value["event_type"], "event_payload": value["event_payload"]}
 
 
 def _next_ts(call: Call) -> str:
@@ -122,9 +141,12 @@ async def post_message(call: Call) -> Response:
     if isinstance(content := _content(args), Response):
         return content
     text, blocks, attachments = content
+    if isinstance(metadata := _metadata(args.get("metadata")), Response):
+        return metadata
     thread_ts = str(args["thread_ts"]) if args.get("thread_ts") else None
     m = {"channel": ch["id"], "channel_name": ch["name"], "ts": _next_ts(call), "thread_ts": thread_ts,
-         "text": text, "blocks": blocks, "attachments": attachments, "posted_at": time.time(), "edits": []}
+         "text": text, "blocks": blocks, "attachments": attachments, "posted_at": time.time(), "edits": [],
+         "metadata": metadata}
     call.state.slack["messages"].append(m)
     return JSONResponse({"ok": True, "channel": ch["id"], "ts": m["ts"], "message": _message_obj(call, m)})
 
@@ -157,12 +179,88 @@ async def conversation_info(call: Call) -> Response:
     return JSONResponse({"ok": True, "channel": _channel_obj(ch)})
 
 
+def _flag(value: Any) -> bool:
+    return str(value).lower() in ("1", "true")
+
+
+def _number(args: dict[str, Any], name: str, default: int, low: int, high: int) -> int | Response:
+    try:
+        value = int(args.get(name) or default)
+    except ValueError:
+        return fail("invalid_arguments")
+    return max(low, min(high, value))
+
+
+async def conversation_list(call: Call) -> Response:
+    """Public channels (and private ones with `types=private_channel`) the token can see,
+    `limit` at a time (at most 1000); the next page's `cursor` in `response_metadata`."""
+    if isinstance(args := await _args(call), Response):
+        return args
+    types = {t.strip() for t in str(args.get("types") or "public_channel").split(",")}
+    if not types <= {"public_channel", "private_channel", "mpim", "im"}:
+        return fail("invalid_types")
+    if isinstance(limit := _number(args, "limit", 100, 1, 1000), Response):
+        return limit
+    chans = [c for c in call.state.slack["channels"].values()
+             if ("private_channel" if c["is_private"] else "public_channel") in types
+             and not (_flag(args.get("exclude_archived")) and c["is_archived"])]
+    try:
+        start = int(str(args.get("cursor") or "0").removeprefix("next:"))
+    except ValueError:
+        return fail("invalid_cursor")
+    page = chans[start:start + limit]
+    more = start + limit < len(chans)
+    return JSONResponse({"ok": True, "channels": [_channel_obj(c) for c in page],
+                         "response_metadata": {"next_cursor": f"next:{start + limit}" if more else ""}})
+
+
+async def conversation_history(call: Call) -> Response:
+    """A channel's messages (not thread replies), newest first, between `oldest` and
+    `latest` (exclusive unless `inclusive`), at most `limit` (1000); `has_more` says
+    whether older ones are left. Its next page is asked for with `latest`."""
+    if isinstance(args := await _args(call), Response):
+        return args
+    wanted = str(args.get("channel") or "")
+    ch = next((c for c in call.state.slack["channels"].values() if c["id"] == wanted), None)  # ids only
+    if ch is None:
+        return fail("channel_not_found")
+    if not ch["is_member"] and ch["is_private"]:
+        return fail("channel_not_found")
+    try:
+        oldest = float(args.get("oldest") or 0)
+    except ValueError:
+        return fail("invalid_ts_oldest")
+    try:
+        latest = float(args["latest"]) if args.get("latest") else None
+    except ValueError:
+        return fail("invalid_ts_latest")
+    if isinstance(limit := _number(args, "limit", 100, 1, 1000), Response):
+        return limit
+    inclusive = _flag(args.get("inclusive"))
+
+    def within(ts: float) -> bool:
+        above = ts >= oldest if inclusive else ts > oldest
+        below = latest is None or (ts <= latest if inclusive else ts < latest)
+        return above and below
+
+    found = sorted((m for m in call.state.slack["messages"]
+                    if m["channel"] == ch["id"] and m["thread_ts"] in (None, m["ts"]) and within(float(m["ts"]))),
+                   key=lambda m: float(m["ts"]), reverse=True)
+    with_metadata = _flag(args.get("include_all_metadata"))
+    return JSONResponse({"ok": True, "messages": [_message_obj(call, m, metadata=with_metadata)
+                                                  for m in found[:limit]],
+                         "has_more": len(found) > limit, "pin_count": 0, "channel_actions_ts": None,
+                         "channel_actions_count": 0})
+
+
 def service() -> Service:
     routes = []
     for verb in ("GET", "POST"):
         routes += [
             route(verb, "/auth.test", auth_test, mutating=False),
             route(verb, "/conversations.info", conversation_info, mutating=False),
+            route(verb, "/conversations.list", conversation_list, mutating=False),
+            route(verb, "/conversations.history", conversation_history, mutating=False),
         ]
     routes += [route("POST", "/chat.postMessage", post_message), route("POST", "/chat.update", update_message)]
     return Service("slack", PREFIX, routes, service_error)
