@@ -10,7 +10,6 @@ inventory settings, and providers/__init__.py lists the modules.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Protocol, Sequence
 
