@@ -1,4 +1,4 @@
-"""`keyresponse demo` and `--sandbox`: a whole incident with no account anywhere.
+"""`keyresponse demo`, `sandbox` and `--sandbox`: a whole incident with no account anywhere.
 
 Starts the embedded sandbox on loopback, writes a ready `keyresponse.yaml` (and
 the env files it names) into the folder, puts the sandbox's credentials into this
@@ -41,7 +41,7 @@ def sandbox_session(folder: Path, seed: int = 42, force: bool = False) -> Iterat
 
 def demo(folder: Path, seed: int, force: bool, open_report: bool, json_output: bool) -> int:
     from keyresponse import playbook as pbmod
-    from keyresponse.commands import load_config
+    from keyresponse.commands.common import load_config
     from keyresponse.console import reporter_for
     from keyresponse.engine import Engine, Mode
     from keyresponse.secret import Secret
@@ -61,6 +61,22 @@ def demo(folder: Path, seed: int, force: bool, open_report: bool, json_output: b
     if open_report:
         _open(result.incident.dir / "report.html")
     return result.exit_code
+
+
+def sandbox(port: int, seed: int, state: Path | None, write_config: Path | None, faults: list[str],
+            json_output: bool) -> int:
+    """`keyresponse sandbox`: serve the emulator until Ctrl-C."""
+    from keyresponse.sandbox import parse_fault, serve_forever
+
+    for spec in faults:  # a bad spec is a usage error before the server starts
+        try:
+            parse_fault(spec)
+        except ValueError as exc:
+            raise UsageError(f"--fault {spec!r}: {exc}",
+                             hint="SERVICE:METHOD:PATH:KIND[:k=v,...], e.g. openai:GET:/models:latency:latency_ms=100") from None
+    rc: int = serve_forever(port=port, seed=seed, state_file=str(state) if state else None, faults=faults,
+                            json_output=json_output, write_config=str(write_config) if write_config else None)
+    return rc
 
 
 def _summary(result: Any, elapsed: float) -> None:

@@ -1,8 +1,7 @@
-"""`keyresponse init`, `keys` and `report`: setting up, and looking back."""
+"""`keyresponse init`: a commented inventory from the keys the provider lists, and a drill workflow."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -62,7 +61,7 @@ def init(folder: Path, base_url: str, admin_key_env: str, ci: str | None, force:
     keys: list[dict[str, Any]] = []
     note = f"# {admin_key_env} was not set: add your keys under `keys:` by hand, or set it and re-run init.\n"
     if os.environ.get(admin_key_env):
-        from keyresponse.keys_cmd import list_keys
+        from keyresponse.commands.keys import list_keys
 
         keys = list_keys(probe_inventory)
         note = f"# {len(keys)} key(s) found through the organization API. Add each key's targets.\n"
@@ -132,43 +131,3 @@ def _render_inventory(base_url: str, admin_key_env: str, keys: list[dict[str, An
             "    #   - {kind: github, repo: owner/repo, secret: OPENAI_API_KEY}",
         ]
     return "\n".join(lines) + "\n"
-
-
-def keys(config: Path, json_output: bool) -> int:
-    from keyresponse.commands import load_config
-    from keyresponse.keys_cmd import list_keys
-
-    inventory = load_config(config)
-    rows = list_keys(inventory)
-    known = {e.key_id: n for n, e in inventory.model.keys.items() if e.key_id}
-    for r in rows:
-        r["inventory"] = known.get(r.get("key_id"))
-    if json_output:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for r in rows:
-        print(f"{r.get('project_id', ''):<28} {r.get('key_id', ''):<28} {str(r.get('name') or ''):<24} "
-              f"{r.get('redacted_value') or '':<18} {r.get('owner_type') or '':<15} "
-              f"last used {r.get('last_used_at') or 'never'}"
-              + (f"  [inventory: {r['inventory']}]" if r.get("inventory") else ""))
-    return 0
-
-
-def report(config: Path, incident_id: str, formats: list[str], open_report: bool) -> int:
-    from keyresponse.commands import load_config
-    from keyresponse.journal import Incident
-    from keyresponse.report.render import render_incident
-
-    inventory = load_config(config, required=False)
-    incident = Incident.open(inventory.root / ".keyresponse", incident_id)
-    bad = [f for f in formats if f not in ("md", "html", "json")]
-    if bad:
-        raise UsageError(f"--format {bad[0]}: choose md, html or json")
-    paths = render_incident(incident, inventory, formats=tuple(formats or ("md", "html", "json")))
-    for fmt, path in paths.items():
-        print(f"{fmt:<5} {path}")
-    if open_report and "html" in paths:
-        import webbrowser
-
-        webbrowser.open(Path(paths["html"]).resolve().as_uri())
-    return 0
