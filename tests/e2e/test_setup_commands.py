@@ -63,10 +63,11 @@ def test_demo_runs_a_whole_incident_in_an_empty_folder(world: World) -> None:
     folder.mkdir()
     out = world.kr("demo", cwd=folder, env={k: "" for k in world.sandbox.env})  # needs no credentials of yours
     assert out.returncode == 0, out.stderr[-3000:]
-    summary = out.stderr[out.stderr.index("── demo incident"):]
+    summary = out.stderr[out.stderr.index("── incident "):]
     assert "revoked, probe says dead" in summary and "probe says live" in summary
     assert "targets      6/6 updated" in summary
-    assert "inventory    keyresponse.yaml: keys.chatbot-prod.key_id" in summary
+    assert f"inventory    {folder / 'keyresponse.yaml'}\n               keys.chatbot-prod.key_id: " in summary
+    assert "next         open the HTML report" in summary
     assert "anomalous hours, first at" in summary
     reports = [line.split()[-1] for line in summary.splitlines() if line.strip().startswith("report ")]
     assert reports and all(Path(p).is_file() for p in reports)

@@ -80,42 +80,14 @@ def sandbox(port: int, seed: int, state: Path | None, write_config: Path | None,
 
 
 def _summary(result: Any, elapsed: float) -> None:
-    by_id = {s.id: s for s in result.steps}
-
-    def out(step: str, key: str, default: Any = None) -> Any:
-        s = by_id.get(step)
-        return s.outputs.get(key, default) if s and isinstance(s.outputs, dict) else default
-
-    lines = ["", f"── demo incident {result.incident.id} ({elapsed:.1f}s) " + "─" * 20]
-    revoked = by_id.get("revoke")
-    lines.append(f"  leaked key   {out('find', 'name') or out('revoke', 'name') or '?'} "
-                 f"({out('revoke', 'redacted_value', '?')}): "
-                 f"{'revoked' if revoked and revoked.status == 'applied' else 'NOT revoked'}, "
-                 f"probe says {out('dead', 'result', '?')}")
-    lines.append(f"  replacement  {out('issue', 'redacted_value', '?')} — probe says {out('live', 'result', '?')}")
-    targets = out("deploy", "targets", []) or []
-    ok = sum(1 for t in targets if t.get("status") == "applied")
-    lines.append(f"  targets      {ok}/{len(targets)} updated")
-    for t in targets:
-        mark = "✔" if t.get("status") == "applied" else "✘"
-        lines.append(f"      {mark} {t.get('target')}" + (f" — {t.get('error')}" if t.get("error") else ""))
-    if out("record", "changed"):
-        lines.append(f"  inventory    {Path(out('record', 'path')).name}: keys.{result.key}.key_id "
-                     f"{out('record', 'was')} -> {out('record', 'key_id')}")
-    anomalies = out("audit", "anomalies", []) or []
-    lines.append(f"  audit        {len(anomalies)} anomalous hours, first at {out('audit', 'first_anomalous_hour', '-')}; "
-                 f"new models: {', '.join(out('audit', 'new_models', []) or []) or 'none'}; "
-                 f"est. cost ${out('audit', 'estimated_cost_usd', 0) or 0:,.2f}")
-    paths = out("report", "paths", {}) or {}
-    for fmt, path in paths.items():
-        lines.append(f"  report       {path}")
-    lines.append(f"  journal      {result.incident.dir / 'journal.jsonl'}")
-    lines.append("  next         open the HTML report; `keyresponse incidents`; then, each against a fresh")
-    lines.append("               sandbox: `keyresponse drill --all --sandbox`,")
-    lines.append("               `keyresponse run rotate --key chatbot-prod --sandbox --yes`")
-    from keyresponse.secret import redact
-
-    sys.stderr.write(redact("\n".join(lines)) + "\n")
+    """After the run's own summary (the reporter prints it): what to try next."""
+    lines = [
+        f"  demo         a whole incident in {elapsed:.1f}s against a sandbox that is now stopped",
+        "  next         open the HTML report; `keyresponse incidents`; then, each against a fresh",
+        "               sandbox: `keyresponse drill --all --sandbox`,",
+        "               `keyresponse run rotate --key chatbot-prod --sandbox --yes`",
+    ]
+    sys.stderr.write("\n".join(lines) + "\n")
 
 
 def _open(path: Path) -> None:
