@@ -71,3 +71,39 @@ def test_demo_runs_a_whole_incident_in_an_empty_folder(world: World) -> None:
     assert "anomalous hours, first at" in summary
     reports = [line.split()[-1] for line in summary.splitlines() if line.strip().startswith("report ")]
     assert reports and all(Path(p).is_file() for p in reports)
+
+
+def test_init_validate_drill_is_a_first_setup_that_works(world: World) -> None:
+    fresh = world.dir / "first"
+    fresh.mkdir()
+    out = world.kr("init", "--base-url", world.sandbox.urls["openai"], cwd=fresh)
+    assert out.returncode == 0, out.stderr
+    assert "no targets" in out.stdout and "`keyresponse validate`" in out.stdout
+    assert world.kr("validate", cwd=fresh).returncode == 0
+    drilled = world.kr("drill", "--all", "--json", cwd=fresh)
+    result = json.loads(drilled.stdout.splitlines()[-1])
+    problems = [p for d in result["drills"] for p in d["problems"]]
+    assert not [p for p in problems if "slack" in p.lower()], problems  # Slack is commented out: skipped
+    assert "Slack" in (result.get("warning") or ""), result.get("warning")
+    names = [d["key"] for d in result["drills"]]
+    flagged = {d["key"] for d in result["drills"] if any("no targets" in p for p in d["problems"])}
+    assert flagged == set(names) and drilled.returncode == 1  # a response would restore nothing
+
+    # give one key a target: its drill now passes
+    (fresh / "app.env").write_text("OPENAI_API_KEY=placeholder\n")
+    text = (fresh / "keyresponse.yaml").read_text()
+    first = names[0]
+    head, sep, rest = text.partition(f"\n  {first}:\n")
+    rest = rest.replace("    targets: []", "    targets:\n      - {kind: envfile, path: app.env, variables: [OPENAI_API_KEY]}", 1)
+    (fresh / "keyresponse.yaml").write_text(head + sep + rest)
+    one = world.kr("drill", "--key", first, "--json", cwd=fresh)
+    assert one.returncode == 0, one.stdout[-3000:] + one.stderr[-2000:]
+
+
+def test_init_without_an_admin_key_does_not_send_you_to_a_drill(world: World) -> None:
+    fresh = world.dir / "nokey"
+    fresh.mkdir()
+    out = world.kr("init", "--base-url", world.sandbox.urls["openai"], cwd=fresh, env={"OPENAI_ADMIN_KEY": ""})
+    assert out.returncode == 0, out.stderr
+    assert "drill" not in out.stdout
+    assert "OPENAI_ADMIN_KEY" in out.stdout and "init --force" in out.stdout

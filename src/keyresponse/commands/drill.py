@@ -51,19 +51,27 @@ def drill(config: Path, key: str | None, all_keys: bool, live: str | None, show_
         reporter = reporter_for(json_output) if len(names) == 1 else (
             reporter_for(True) if json_output else PlainReporter())
         records.append(drill_key(inventory, str(name), reporter))
-    warning = post_summary(inventory, records)
+    warnings = [w for w in (_slack_unchecked(inventory), post_summary(inventory, records)) if w]
+    warning = "; ".join(warnings) or None
     if json_output:
         print(json.dumps({"event": "drill", "ok": all(r["ok"] for r in records), "drills": records,
-                          "warning": warning}))
+                          "warning": warning, "warnings": warnings}))
     else:
         print()
         for r in records:
             print(f"{'PASS' if r['ok'] else 'FAIL'}  {r['key']}  (incident {r['incident']})")
             for p in r["problems"]:
                 print(f"      {p}")
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
     return 0 if all(r["ok"] for r in records) else 1
+
+
+def _slack_unchecked(inventory: Any) -> str | None:
+    if inventory.model.notify.slack is not None:
+        return None
+    return ("no notify.slack in the inventory, so Slack was not checked (an incident would tell nobody); "
+            "add notify: {slack: {token_env: SLACK_BOT_TOKEN, channel: C…}} to check it")
 
 
 def _history(inventory: Any, stale_days: int, json_output: bool) -> int:
@@ -130,12 +138,17 @@ def drill_key(inventory: Any, key_name: str, reporter: Reporter, playbook_name: 
     book = pbmod.load_playbook(pbmod.find(playbook_name, inventory.root))
     inputs = pbmod.coerce_inputs(book, {"key": key_name} if "key" in book.model.inputs else {})
     result = Engine(inventory, mode=Mode.PLAN, reporter=reporter).start(book, inputs, key_name)
+    problems = problems_of(result)
+    if not inventory.key(key_name).targets:
+        problems.append(f"targets: keys.{key_name} lists no targets, so a leaked-key response would revoke it and "
+                        "restore nothing -> fix: list where the key is deployed under keys."
+                        f"{key_name}.targets (see `keyresponse schema inventory`)")
     record = {
         "key": key_name,
         "at": utcnow(),
-        "ok": result.ok,
+        "ok": result.ok and not problems,
         "incident": result.incident.id,
-        "problems": problems_of(result),
+        "problems": problems,
         "steps": {s.id: s.status for s in result.steps},
     }
     _save(inventory.root / ".keyresponse" / "drills", record)

@@ -60,7 +60,8 @@ def init(folder: Path, base_url: str, admin_key_env: str, ci: str | None, force:
 
     keys: list[dict[str, Any]] = []
     note = f"# {admin_key_env} was not set: add your keys under `keys:` by hand, or set it and re-run init.\n"
-    if os.environ.get(admin_key_env):
+    has_admin_key = bool(os.environ.get(admin_key_env))
+    if has_admin_key:
         from keyresponse.commands.keys import list_keys
 
         keys = list_keys(probe_inventory)
@@ -68,6 +69,11 @@ def init(folder: Path, base_url: str, admin_key_env: str, ci: str | None, force:
     text = _render_inventory(base_url, admin_key_env, keys, note)
     config.write_text(text)
     print(f"wrote {config}")
+    if keys:
+        print(f"  {len(keys)} key(s), each with no targets yet (`targets: []`): list where each key is deployed,\n"
+              "  or a leaked-key response revokes it and restores nothing (a drill fails such a key)")
+    elif has_admin_key:
+        print("  the admin key sees no keys: add yours under `keys:` by hand")
     if ci == "github":
         from keyresponse.inventory import load_inventory
 
@@ -82,7 +88,11 @@ def init(folder: Path, base_url: str, admin_key_env: str, ci: str | None, force:
         print(f"wrote {wf} (add {', '.join(secrets.values())} as repository secrets)")
     elif ci is not None:
         raise UsageError(f"--ci {ci}: only `github` is supported; see the README for cron and Kubernetes")
-    print("next: `keyresponse validate`, then `keyresponse drill --all`")
+    if not has_admin_key:
+        print(f"next: {admin_key_env} is not set, so no keys were listed: set it to an admin key and run "
+              "`keyresponse init --force`, or add your keys by hand; then `keyresponse validate`")
+    else:
+        print("next: add each key's targets, then `keyresponse validate`, then `keyresponse drill --all`")
     return 0
 
 
