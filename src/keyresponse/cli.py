@@ -255,11 +255,14 @@ def init(
     admin_key_env: Annotated[str, typer.Option("--admin-key-env", help="Env var holding the admin key.")] = "OPENAI_ADMIN_KEY",
     ci: Annotated[Optional[str], typer.Option("--ci", help="Also write a scheduled drill workflow: github.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing keyresponse.yaml.")] = False,
+    install: Annotated[Optional[str], typer.Option(
+        "--install", metavar="SPEC",
+        help="What the workflow pip-installs: `.` or git+https://…@<full commit> (default: where this copy came from).")] = None,
 ) -> None:
     """Write a commented keyresponse.yaml from the keys the provider lists."""
     from keyresponse.commands import setup as cmd
 
-    raise typer.Exit(cmd.init(Path.cwd(), base_url, admin_key_env, ci, force))
+    raise typer.Exit(cmd.init(Path.cwd(), base_url, admin_key_env, ci, force, install))
 
 
 def main() -> None:

@@ -36,6 +36,9 @@ def test_init_writes_a_valid_inventory_and_workflow(world: World) -> None:
     assert drill["env"]["OPENAI_ADMIN_KEY"] == "${{ secrets.OPENAI_ADMIN_KEY }}"
     assert drill["env"]["GITHUB_TOKEN"] == "${{ secrets.KEYRESPONSE_GITHUB_TOKEN }}"
     assert workflow[True]["schedule"][0]["cron"]  # PyYAML reads the key `on` as True
+    # never a bare name from an index this project has not published to: pinned source only
+    installs = [s["run"] for s in steps if "pip install" in s.get("run", "")]
+    assert installs and all(_pinned(cmd) for cmd in installs), installs
     again = world.kr("init", "--base-url", base, cwd=fresh)
     assert again.returncode == 2 and "--force" in again.stderr
 
@@ -107,3 +110,34 @@ def test_init_without_an_admin_key_does_not_send_you_to_a_drill(world: World) ->
     assert out.returncode == 0, out.stderr
     assert "drill" not in out.stdout
     assert "OPENAI_ADMIN_KEY" in out.stdout and "init --force" in out.stdout
+
+
+def _pinned(command: str) -> bool:
+    import re
+    import shlex
+
+    specs = [a for a in shlex.split(command)[2:] if not a.startswith("-")]
+    return bool(specs) and all(
+        spec == "." or re.fullmatch(r"git\+https://\S+@([0-9a-f]{40}|\$\{\{ github\.sha \}\})", spec)
+        for spec in specs)
+
+
+def test_init_refuses_an_unpinned_install(world: World) -> None:
+    fresh = world.dir / "unpinned"
+    fresh.mkdir()
+    out = world.kr("init", "--base-url", world.sandbox.urls["openai"], "--ci", "github",
+                   "--install", "keyresponse", cwd=fresh)
+    assert out.returncode == 2 and "pinned" in out.stderr
+    sha = "0123456789abcdef" * 2 + "01234567"
+    ok = world.kr("init", "--base-url", world.sandbox.urls["openai"], "--ci", "github", "--force",
+                  "--install", f"git+https://github.com/acme/keyresponse@{sha}", cwd=fresh)
+    assert ok.returncode == 0, ok.stderr
+    assert f'pip install "git+https://github.com/acme/keyresponse@{sha}"' in (
+        fresh / ".github" / "workflows" / "keyresponse-drill.yml").read_text()
+
+
+def test_readme_installs_only_pinned_sources() -> None:
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    assert "pip install keyresponse" not in readme

@@ -28,7 +28,9 @@ jobs:
       - uses: actions/setup-python@v5
         with:
           python-version: "3.12"
-      - run: pip install keyresponse
+      # keyresponse from a pinned source only, never a bare name from a package index: this job
+      # holds the organization's admin key, and whoever publishes that name would run here.
+      - run: pip install "{install}"
       - run: keyresponse drill --all --config {config}
         env:
 {env}
@@ -46,7 +48,39 @@ def _env_names(inventory: Any) -> list[str]:
     return sorted(set(names))
 
 
-def init(folder: Path, base_url: str, admin_key_env: str, ci: str | None, force: bool) -> int:
+_PINNED = re.compile(
+    r"\.|\./\S*"                                               # this repository, checked out at the run's commit
+    r"|git\+https://\S+@([0-9a-f]{40}|\$\{\{ github\.sha \}\})"   # a repository at a full commit
+)
+
+
+def install_source(spec: str | None) -> str:
+    """What the drill workflow installs: `spec` if it is pinned, else the commit this copy of
+    keyresponse was installed from (PEP 610 `direct_url.json`), else the checked-out repository."""
+    if spec is not None:
+        if not _PINNED.fullmatch(spec):
+            raise UsageError(
+                f"--install {spec!r} is not pinned: the workflow runs with the organization's admin key, "
+                "so it installs keyresponse only from a fixed source",
+                hint='give a repository at a full commit, e.g. --install "git+https://github.com/ORG/keyresponse@'
+                     '<40-hex sha>", or `.` for the repository the workflow runs in')
+        return spec
+    import json
+    from importlib import metadata
+
+    try:
+        direct = json.loads(metadata.distribution("keyresponse").read_text("direct_url.json") or "{}")
+    except (metadata.PackageNotFoundError, ValueError):
+        direct = {}
+    vcs = direct.get("vcs_info") or {}
+    url, commit = str(direct.get("url", "")), str(vcs.get("commit_id", ""))
+    if vcs.get("vcs") == "git" and url.startswith("https://") and re.fullmatch(r"[0-9a-f]{40}", commit):
+        return f"git+{url}@{commit}"
+    return "."
+
+
+def init(folder: Path, base_url: str, admin_key_env: str, ci: str | None, force: bool,
+         install: str | None = None) -> int:
     from keyresponse.inventory import Inventory, LoadedInventory
     from keyresponse.providers.openai import OpenAISettings
     from keyresponse.journal import Incident  # noqa: F401 - keeps the import graph honest
@@ -54,6 +88,10 @@ def init(folder: Path, base_url: str, admin_key_env: str, ci: str | None, force:
     config = folder / "keyresponse.yaml"
     if config.exists() and not force:
         raise UsageError(f"{config} exists", hint="pass --force to overwrite it, or edit it by hand")
+    if ci is not None and ci != "github":
+        raise UsageError(f"--ci {ci}: only `github` is supported; see the README for cron and Kubernetes")
+    if install is not None:
+        install_source(install)  # a bad --install is refused before anything is written
     provider = OpenAISettings(base_url=base_url, admin_key_env=admin_key_env)
     probe_inventory = LoadedInventory(Inventory(providers={"openai": provider}), None)
     import os
@@ -84,10 +122,12 @@ def init(folder: Path, base_url: str, admin_key_env: str, ci: str | None, force:
         env = "\n".join(f"          {n}: ${{{{ secrets.{s} }}}}" for n, s in secrets.items())
         wf = folder / ".github" / "workflows" / "keyresponse-drill.yml"
         wf.parent.mkdir(parents=True, exist_ok=True)
-        wf.write_text(WORKFLOW.format(config=config.name, env=env))
+        source = install_source(install)
+        wf.write_text(WORKFLOW.format(config=config.name, env=env, install=source))
         print(f"wrote {wf} (add {', '.join(secrets.values())} as repository secrets)")
-    elif ci is not None:
-        raise UsageError(f"--ci {ci}: only `github` is supported; see the README for cron and Kubernetes")
+        print(f"  it installs keyresponse with `pip install \"{source}\"`"
+              + (" (this repository at the commit the workflow runs)" if source == "." else "")
+              + "; change it with --install")
     if not has_admin_key:
         print(f"next: {admin_key_env} is not set, so no keys were listed: set it to an admin key and run "
               "`keyresponse init --force`, or add your keys by hand; then `keyresponse validate`")
