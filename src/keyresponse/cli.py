@@ -28,8 +28,24 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from keyresponse import __version__
+
+        print(f"keyresponse {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Respond to a leaked API key in one command."""
 
 ConfigOpt = Annotated[
     Path,
@@ -117,11 +133,20 @@ def resume(
 
 
 @app.command()
-def incidents(json_output: JsonOpt = False, config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """List incidents with their status (newest last)."""
+def incidents(
+    status: Annotated[Optional[str], typer.Option("--status", help="Only this status (succeeded, failed, …).")] = None,
+    playbook: Annotated[Optional[str], typer.Option("--playbook", help="Only this playbook.")] = None,
+    since: Annotated[Optional[str], typer.Option(
+        "--since", metavar="WHEN", help="Only those started since a date (2026-11-30) or an age (7d, 12h).")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Also plans and drills.")] = False,
+    json_output: JsonOpt = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """List incidents with their status (newest last); plans and drills only with --all."""
     from keyresponse.commands import incidents as cmd
 
-    raise typer.Exit(cmd.incidents(config, json_output))
+    raise typer.Exit(cmd.incidents(config, json_output, status=status, playbook=playbook, since=since,
+                                   show_all=show_all))
 
 
 @app.command()

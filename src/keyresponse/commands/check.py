@@ -15,14 +15,14 @@ def validate(config: Path, names: list[str], json_output: bool) -> int:
     from keyresponse import playbook as pbmod
     from keyresponse.errors import KeyresponseError
 
-    problems: list[str] = []
+    problems: list[KeyresponseError] = []
     checked: list[str] = []
     inventory = None
     try:
         inventory = load_config(config)
         checked.append(str(config))
     except KeyresponseError as exc:
-        problems.append(str(exc))
+        problems.append(exc)
     root = inventory.root if inventory else Path.cwd()
     paths = [pbmod.find(n, root) for n in names] if names else list(pbmod.available(root).values())
     for path in paths:
@@ -30,15 +30,30 @@ def validate(config: Path, names: list[str], json_output: bool) -> int:
             pbmod.load_playbook(path)
             checked.append(str(path))
         except KeyresponseError as exc:
-            problems.append(str(exc))
+            problems.append(exc)
     if json_output:
-        print(json.dumps({"ok": not problems, "checked": checked, "problems": problems}, indent=2))
+        fields = [f for exc in problems for f in problem_fields(exc)]
+        print(json.dumps({"ok": not problems, "checked": checked, "problems": fields}, indent=2))
     else:
         for c in checked:
             print(f"ok    {c}")
         for p in problems:
             print(f"error {p}", file=sys.stderr)
     return 2 if problems else 0
+
+
+def problem_fields(exc: Exception) -> list[dict[str, Any]]:
+    """An error as `validate --json` gives it: one object per problem, with file, line, column,
+    message and hint as fields."""
+    listed = getattr(exc, "problems", None)
+    if isinstance(listed, list) and listed:
+        return [dict(p) for p in listed]
+    file, line, column = (getattr(exc, name, None) for name in ("file", "line", "column"))
+    message = str(getattr(exc, "message", exc))
+    prefix = f"{file}:{line}:{column}: " if column is not None else f"{file}:{line}: " if line is not None else f"{file}: "
+    if file and message.startswith(prefix):
+        message = message[len(prefix):]
+    return [{"file": file, "line": line, "column": column, "message": message, "hint": getattr(exc, "hint", None)}]
 
 
 def schema(kind: str) -> int:

@@ -91,7 +91,7 @@ def _summary(result: Any, elapsed: float) -> None:
 
 
 def _open(path: Path) -> None:
-    import webbrowser
+    from keyresponse.commands.incidents import open_in_browser
 
     if path.exists():
-        webbrowser.open(path.resolve().as_uri())
+        open_in_browser(path)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from keyresponse.commands.common import load_config
+from keyresponse.commands.common import check_key_name, load_config
 from keyresponse.errors import UsageError
 
 if TYPE_CHECKING:
@@ -41,8 +41,7 @@ def drill(config: Path, key: str | None, all_keys: bool, live: str | None, show_
     if bool(key) == bool(all_keys):
         raise UsageError("say which keys to drill: --key NAME or --all",
                          hint="`keyresponse drill --history` shows earlier drills")
-    if key is not None:
-        inventory.key(key)  # an unknown name is a clear error before anything runs
+    check_key_name(inventory, key)  # an unknown name is a clear error before anything runs
     names = sorted(inventory.model.keys) if all_keys else [key]
     if not names:
         raise UsageError("the inventory has no keys to drill")
@@ -54,7 +53,7 @@ def drill(config: Path, key: str | None, all_keys: bool, live: str | None, show_
     warnings = [w for w in (_slack_unchecked(inventory), post_summary(inventory, records)) if w]
     warning = "; ".join(warnings) or None
     if json_output:
-        print(json.dumps({"event": "drill", "ok": all(r["ok"] for r in records), "drills": records,
+        print(json.dumps({"event": "result", "ok": all(r["ok"] for r in records), "drills": records,
                           "warning": warning, "warnings": warnings}))
     else:
         print()
@@ -101,6 +100,7 @@ def _live(inventory: Any, key: str, yes: bool, json_output: bool) -> int:
     from keyresponse.console import reporter_for
     from keyresponse.engine import Engine, Mode
 
+    check_key_name(inventory, key)
     entry = inventory.key(key)
     if not entry.canary:
         raise UsageError(

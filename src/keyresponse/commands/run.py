@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from keyresponse.commands.common import load_config
+from keyresponse.commands.common import check_key_name, load_config, open_incident
 from keyresponse.errors import UsageError
 
 
@@ -73,6 +73,7 @@ def run(playbook_name: str, config: Path, key: str | None, input_pairs: list[str
                  "--leaked-env VAR, or --from-alert FILE",
         )
     key_name = inputs.get("key")
+    check_key_name(inventory, key_name)
     engine = Engine(
         inventory,
         mode=Mode.PLAN if plan_only else Mode.APPLY,
@@ -126,11 +127,16 @@ def _locate(inventory: Any, leaked: Any) -> str | None:
 def resume(incident_id: str, config: Path, *, yes: bool, json_output: bool) -> int:
     from keyresponse.console import reporter_for
     from keyresponse.engine import Engine, Mode
-    from keyresponse.journal import Incident
 
     inventory = load_config(config, required=False)
-    incident = Incident.open(inventory.root / ".keyresponse", incident_id)
-    opened = next((r for r in incident.journal.records() if r["event"] == "incident.opened"), {})
+    incident = open_incident(inventory, incident_id)
+    summary = incident.summary()
+    if summary["status"] in ("succeeded", "planned"):
+        what = "a plan (nothing to continue)" if summary["status"] == "planned" else "finished: every step succeeded"
+        sys.stderr.write(f"incident {incident.id} is already {what}; there is nothing to resume.\n"
+                         f"  `keyresponse report {incident.id}` renders its report again\n")
+        return 0
+    opened: dict[str, Any] = next((r for r in incident.journal.records() if r["event"] == "incident.opened"), {})
     if inventory.path is None and opened.get("inventory"):
         inventory = load_config(Path(opened["inventory"]))
     engine = Engine(inventory, mode=Mode.APPLY, reporter=reporter_for(json_output), assume_yes=yes,
