@@ -28,8 +28,24 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from keyresponse import __version__
+
+        print(f"keyresponse {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Respond to a leaked API key in one command."""
 
 ConfigOpt = Annotated[
     Path,
@@ -76,11 +92,11 @@ def run(
 
     Example: keyresponse run leaked-key --key chatbot-prod
     """
-    from keyresponse import commands
+    from keyresponse.commands import run as cmd
 
-    raise typer.Exit(commands.run(playbook, config, key, input or [], leaked_stdin, leaked_env,
-                                  plan_only=dry_run, yes=yes, json_output=json_output, from_alert=from_alert,
-                                  sandbox=sandbox))
+    raise typer.Exit(cmd.run(playbook, config, key, input or [], leaked_stdin, leaked_env,
+                             plan_only=dry_run, yes=yes, json_output=json_output, from_alert=from_alert,
+                             sandbox=sandbox))
 
 
 @app.command()
@@ -96,11 +112,11 @@ def plan(
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
     """Dry run: print each step, what it would change and whether its preflight passes."""
-    from keyresponse import commands
+    from keyresponse.commands import run as cmd
 
-    raise typer.Exit(commands.run(playbook, config, key, input or [], leaked_stdin, leaked_env,
-                                  plan_only=True, yes=False, json_output=json_output, from_alert=from_alert,
-                                  sandbox=sandbox))
+    raise typer.Exit(cmd.run(playbook, config, key, input or [], leaked_stdin, leaked_env,
+                             plan_only=True, yes=False, json_output=json_output, from_alert=from_alert,
+                             sandbox=sandbox))
 
 
 @app.command()
@@ -111,17 +127,26 @@ def resume(
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
     """Continue an interrupted or failed incident: finished steps are skipped."""
-    from keyresponse import commands
+    from keyresponse.commands import run as cmd
 
-    raise typer.Exit(commands.resume(incident_id, config, yes=yes, json_output=json_output))
+    raise typer.Exit(cmd.resume(incident_id, config, yes=yes, json_output=json_output))
 
 
 @app.command()
-def incidents(json_output: JsonOpt = False, config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """List incidents with their status (newest last)."""
-    from keyresponse import commands
+def incidents(
+    status: Annotated[Optional[str], typer.Option("--status", help="Only this status (succeeded, failed, …).")] = None,
+    playbook: Annotated[Optional[str], typer.Option("--playbook", help="Only this playbook.")] = None,
+    since: Annotated[Optional[str], typer.Option(
+        "--since", metavar="WHEN", help="Only those started since a date (2026-11-30) or an age (7d, 12h).")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Also plans and drills.")] = False,
+    json_output: JsonOpt = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """List incidents with their status (newest last); plans and drills only with --all."""
+    from keyresponse.commands import incidents as cmd
 
-    raise typer.Exit(commands.incidents(config, json_output))
+    raise typer.Exit(cmd.incidents(config, json_output, status=status, playbook=playbook, since=since,
+                                   show_all=show_all))
 
 
 @app.command()
@@ -131,9 +156,9 @@ def validate(
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
     """Check the inventory and playbooks; print every problem with file:line."""
-    from keyresponse import commands
+    from keyresponse.commands import check
 
-    raise typer.Exit(commands.validate(config, playbooks or [], json_output))
+    raise typer.Exit(check.validate(config, playbooks or [], json_output))
 
 
 @app.command()
@@ -141,9 +166,9 @@ def schema(
     kind: Annotated[str, typer.Argument(help="inventory or playbook")] = "inventory",
 ) -> None:
     """Print the JSON Schema of the inventory or a playbook, for editor completion."""
-    from keyresponse import commands
+    from keyresponse.commands import check
 
-    raise typer.Exit(commands.schema(kind))
+    raise typer.Exit(check.schema(kind))
 
 
 @app.command()
@@ -152,9 +177,9 @@ def actions(
     markdown: Annotated[bool, typer.Option("--markdown", help="As the README's reference table.")] = False,
 ) -> None:
     """List the actions a playbook step can use, with their `with:` options."""
-    from keyresponse import commands
+    from keyresponse.commands import check
 
-    raise typer.Exit(commands.actions(json_output, markdown))
+    raise typer.Exit(check.actions(json_output, markdown))
 
 
 @app.command()
@@ -164,9 +189,9 @@ def playbooks(
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
     """List the playbooks found, with their inputs."""
-    from keyresponse import commands
+    from keyresponse.commands import check
 
-    raise typer.Exit(commands.playbooks(config, json_output, markdown))
+    raise typer.Exit(check.playbooks(config, json_output, markdown))
 
 
 @app.command()
@@ -188,15 +213,9 @@ def drill(
     writable, Slack answering, the report rendering. Exit code 1 if any check fails,
     with one line per problem saying how to fix it. Schedule it (see README).
     """
-    from keyresponse.commands.drill import drill as run_drill
+    from keyresponse.commands import drill as cmd
 
-    if sandbox:
-        from keyresponse.commands.demo import sandbox_session
-
-        with sandbox_session(Path.cwd()):
-            raise typer.Exit(run_drill(Path.cwd() / "keyresponse.yaml", key, all_keys, live, history, stale_days,
-                                       yes, json_output))
-    raise typer.Exit(run_drill(config, key, all_keys, live, history, stale_days, yes, json_output))
+    raise typer.Exit(cmd.drill(config, key, all_keys, live, history, stale_days, yes, json_output, sandbox=sandbox))
 
 
 @app.command()
@@ -212,9 +231,9 @@ def demo(
     keyresponse.yaml, sandbox.env and the env files it names here, runs the real
     leaked-key playbook and prints where the report is. Asks nothing.
     """
-    from keyresponse.commands.demo import demo as run_demo
+    from keyresponse.commands import demo as cmd
 
-    raise typer.Exit(run_demo(Path.cwd(), seed, force, open_report, json_output))
+    raise typer.Exit(cmd.demo(Path.cwd(), seed, force, open_report, json_output))
 
 
 @app.command()
@@ -229,26 +248,17 @@ def sandbox(
     json_output: Annotated[bool, typer.Option("--json", help="First stdout line: URLs and env as JSON.")] = False,
 ) -> None:
     """Serve the local emulator of the OpenAI, GitHub, GitLab and Slack APIs until Ctrl-C."""
-    from keyresponse.errors import UsageError
-    from keyresponse.sandbox import parse_fault, serve_forever
+    from keyresponse.commands import demo as cmd
 
-    faults = list(fault or [])
-    for spec in faults:  # a bad spec is a usage error before the server starts
-        try:
-            parse_fault(spec)
-        except ValueError as exc:
-            raise UsageError(f"--fault {spec!r}: {exc}",
-                             hint="SERVICE:METHOD:PATH:KIND[:k=v,...], e.g. openai:GET:/models:latency:latency_ms=100") from None
-    raise typer.Exit(serve_forever(port=port, seed=seed, state_file=str(state) if state else None, faults=faults,
-                                   json_output=json_output, write_config=str(write_config) if write_config else None))
+    raise typer.Exit(cmd.sandbox(port, seed, state, write_config, fault or [], json_output))
 
 
 @app.command()
 def keys(json_output: JsonOpt = False, config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """List the organization's keys (project, name, redacted value, owner, last used)."""
-    from keyresponse.commands.setup import keys as list_keys
+    from keyresponse.commands import keys as cmd
 
-    raise typer.Exit(list_keys(config, json_output))
+    raise typer.Exit(cmd.keys(config, json_output))
 
 
 @app.command()
@@ -259,9 +269,9 @@ def report(
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
     """Render (again) an incident's report from its journal, finished or not."""
-    from keyresponse.commands.setup import report as render
+    from keyresponse.commands import incidents as cmd
 
-    raise typer.Exit(render(config, incident_id, format or [], open_report))
+    raise typer.Exit(cmd.report(config, incident_id, format or [], open_report))
 
 
 @app.command()
@@ -270,11 +280,14 @@ def init(
     admin_key_env: Annotated[str, typer.Option("--admin-key-env", help="Env var holding the admin key.")] = "OPENAI_ADMIN_KEY",
     ci: Annotated[Optional[str], typer.Option("--ci", help="Also write a scheduled drill workflow: github.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing keyresponse.yaml.")] = False,
+    install: Annotated[Optional[str], typer.Option(
+        "--install", metavar="SPEC",
+        help="What the workflow pip-installs: `.` or git+https://…@<full commit> (default: where this copy came from).")] = None,
 ) -> None:
     """Write a commented keyresponse.yaml from the keys the provider lists."""
-    from keyresponse.commands.setup import init as write
+    from keyresponse.commands import setup as cmd
 
-    raise typer.Exit(write(Path.cwd(), base_url, admin_key_env, ci, force))
+    raise typer.Exit(cmd.init(Path.cwd(), base_url, admin_key_env, ci, force, install))
 
 
 def main() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
+from pathlib import Path
 from typing import Any, TextIO
 
 from keyresponse.engine import Mode, Reporter, RunResult, StepResult
@@ -22,12 +24,31 @@ def _out(stream: TextIO, text: str) -> None:
     stream.flush()
 
 
+def unseen(error: str, seen: list[str]) -> str:
+    """`error` without the lines an earlier progress message already showed (each error once)."""
+    kept: list[str] = []
+    dropped = 0
+    for line in error.splitlines():
+        core = line.strip().removeprefix("- ").strip()
+        if core and any(core in message for message in seen):
+            dropped += 1
+            continue
+        kept.append(line)
+    text = "\n".join(kept).rstrip()
+    if dropped:
+        text = text.rstrip(":") + " (shown above)"
+    return text
+
+
 class PlainReporter(Reporter):
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self._events: dict[str, list[str]] = {}
 
     def run_started(self, incident: Any, playbook: Any, mode: Mode, steps: list[Any]) -> None:
+        self._started = time.monotonic()
         verb = "planning" if mode is Mode.PLAN else "running"
         _out(self.stream, f"incident {incident.id}: {verb} playbook {playbook.name!r} ({len(steps)} steps)")
 
@@ -46,13 +67,15 @@ class PlainReporter(Reporter):
             for check in result.checks:
                 if not check.ok:
                     _out(self.stream, f"      {check.line()}")
-            if result.error:
-                _out(self.stream, f"      error: {result.error}")
+            error = unseen(result.error, self._events.get(step.id, [])) if result.error else ""
+            if error:
+                _out(self.stream, "      error: " + error.replace("\n", "\n        "))
             if result.hint:
                 _out(self.stream, f"      hint: {result.hint}")
 
     def event(self, step_id: str, kind: str, message: str) -> None:
         with self._lock:
+            self._events.setdefault(step_id, []).append(message)
             prefix = "warning: " if kind == "warning" else ""
             _out(self.stream, f"      {prefix}{message}")
 
@@ -62,16 +85,93 @@ class PlainReporter(Reporter):
         return bool(typer.confirm(REDACTOR.redact(question), default=False, err=True))
 
     def run_finished(self, result: RunResult) -> None:
-        failed = [s for s in result.steps if s.status == "failed"]
-        if not result.ok:
-            names = ", ".join(s.id for s in failed) or "stopped early"
-            _out(self.stream, f"incident {result.incident.id}: FAILED ({names})")
-            if result.mode is Mode.APPLY:
-                _out(self.stream, f"  fix the cause, then: keyresponse resume {result.incident.id}")
+        elapsed = time.monotonic() - self._started
+        if result.mode is Mode.PLAN:
+            failed = [s.id for s in result.steps if s.status == "failed"]
+            verdict = f"FAILED ({', '.join(failed)})" if failed else "planned, nothing changed"
+            _out(self.stream, f"incident {result.incident.id}: {verdict}")
+            _out(self.stream, f"  journal      {result.incident.dir / 'journal.jsonl'}")
+            return
+        _out(self.stream, "")
+        _out(self.stream, f"── incident {result.incident.id} ({elapsed:.1f}s) " + "─" * 20)
+        for line in summary_lines(result):
+            _out(self.stream, line)
+
+
+def summary_lines(result: RunResult) -> list[str]:
+    """The end of a run, one part a line: the key, its replacement, the targets, the inventory,
+    the audit, the exposure, the files written (every path in full) and the verdict."""
+    steps = result.steps
+
+    def first(uses: str) -> StepResult | None:
+        return next((s for s in steps if s.uses == uses), None)
+
+    def index(step: StepResult | None) -> int:
+        return steps.index(step) if step is not None else len(steps)
+
+    def out(step: StepResult | None, name: str, default: Any = None) -> Any:
+        return step.outputs.get(name, default) if step is not None and isinstance(step.outputs, dict) else default
+
+    find, revoke, issue = first("key.find"), first("key.revoke"), first("key.issue")
+    probes = [s for s in steps if s.uses == "key.probe"]
+    dead = next((s for s in probes if out(s, "expect") == "dead"), None)
+    live = next((s for s in probes if out(s, "expect") == "live"), None)
+    lines: list[str] = []
+    if find or revoke:
+        label = "leaked key" if index(revoke) < index(issue) else "old key"
+        name = out(find, "name") or out(revoke, "name") or result.key or "?"
+        masked = out(revoke, "redacted_value") or out(find, "redacted_value")
+        if revoke is None:
+            state = "still live (not revoked)"
+        elif revoke.status == "applied":
+            state = "already gone" if out(revoke, "already_gone") else "revoked"
         else:
-            word = "planned, nothing changed" if result.mode is Mode.PLAN else "done"
-            _out(self.stream, f"incident {result.incident.id}: {word}")
-        _out(self.stream, f"  journal: {result.incident.dir / 'journal.jsonl'}")
+            state = f"NOT revoked ({revoke.status})"
+        probe = f", probe says {out(dead, 'result')}" if out(dead, "result") else ""
+        lines.append(f"  {label:<12} {name}" + (f" ({masked})" if masked else "") + f": {state}{probe}")
+    if issue:
+        if issue.status == "applied" and out(issue, "key_id"):
+            probe = f"; probe says {out(live, 'result')}" if out(live, "result") else ""
+            lines.append(f"  replacement  {out(issue, 'redacted_value', '?')} ({out(issue, 'key_id')}){probe}")
+        else:
+            lines.append(f"  replacement  none ({issue.status})")
+    deploy = first("targets.deploy")
+    targets = out(deploy, "targets", []) or []
+    if deploy is not None:
+        ok = sum(1 for t in targets if t.get("status") == "applied")
+        lines.append(f"  targets      {ok}/{len(targets)} updated" if targets else f"  targets      none ({deploy.status})")
+        for t in targets:
+            mark = "✔" if t.get("status") == "applied" else "✘"
+            lines.append(f"      {mark} {t.get('target')}" + ("" if mark == "✔" else f" ({t.get('status')})"))
+    record = first("inventory.record")
+    if out(record, "changed"):
+        lines.append(f"  inventory    {out(record, 'path')}")
+        lines.append(f"               keys.{result.key}.key_id: {out(record, 'was')} -> {out(record, 'key_id')}")
+    audit = first("key.audit")
+    if audit is not None and audit.status == "applied":
+        anomalies = out(audit, "anomalies", []) or []
+        cost = out(audit, "estimated_cost_usd")
+        lines.append(f"  audit        {len(anomalies)} anomalous hours, first at {out(audit, 'first_anomalous_hour') or '-'}")
+        lines.append(f"               new models: {', '.join(out(audit, 'new_models', []) or []) or 'none'}"
+                     + (f"; est. cost ${cost:,.2f}" if isinstance(cost, (int, float)) else ""))
+    exposure = first("exposure.scan")
+    if exposure is not None and exposure.status == "applied":
+        findings = out(exposure, "findings", []) or []
+        lines.append(f"  exposure     {len(findings)} location(s) found"
+                     + ("" if findings else f" ({out(exposure, 'scanned_files', 0)} file(s) searched)"))
+        for f in findings:
+            lines.append(f"      {f.get('location') or '?'} ({f.get('source')})")
+    report = first("report.render")
+    for path in (out(report, "paths", {}) or {}).values():
+        lines.append(f"  report       {Path(path).resolve()}")
+    lines.append(f"  journal      {(result.incident.dir / 'journal.jsonl').resolve()}")
+    failed = [s.id for s in steps if s.status == "failed"]
+    if result.ok:
+        lines.append("  result       every step ok")
+    else:
+        lines.append(f"  result       FAILED ({', '.join(failed) or 'stopped early'}); fix the cause above, then:")
+        lines.append(f"               keyresponse resume {result.incident.id}")
+    return lines
 
 
 class JsonReporter(Reporter):
@@ -108,7 +208,8 @@ class JsonReporter(Reporter):
 
 
 class LiveReporter(PlainReporter):
-    """A live step list for terminals."""
+    """A live step list for terminals: one line a step (its title, time and summary), and under
+    it, at the terminal's full width, what went wrong. Any width from 80 columns reads well."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
@@ -120,16 +221,36 @@ class LiveReporter(PlainReporter):
         self.live: Any = None
 
     def _render(self) -> Any:
+        from rich.console import Group
+        from rich.padding import Padding
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table.grid(padding=(0, 1))
+        width = self.console.width
+        title_w = min(max((len(s.title) for s in self.order), default=10), max(20, width // 3))
+        uses_w = max((len(s.uses) for s in self.order), default=0) if width >= 120 else 0
+        parts: list[Any] = []
         for step in self.order:
             status, detail = self.rows[step.id]
             style = {"failed": "red", "applied": "green", "planned": "cyan", "running": "yellow",
                      "interrupted": "yellow"}.get(status, "dim")
-            table.add_row(f"[{style}]{SYMBOL.get(status, '?')}[/]", step.title, f"[dim]{step.uses}[/]",
-                          REDACTOR.redact(detail))
-        return table
+            head, _, rest = REDACTOR.redact(detail).partition("\n")
+            row = Table.grid(padding=(0, 1), expand=True)
+            row.add_column(width=1, no_wrap=True)
+            row.add_column(width=title_w)
+            if uses_w:
+                row.add_column(width=uses_w, no_wrap=True)
+            row.add_column(ratio=1, overflow="fold")
+            cells = [Text(SYMBOL.get(status, "?"), style=style), Text(step.title)]
+            if uses_w:
+                cells.append(Text(step.uses, style="dim"))
+            cells.append(Text(head))
+            row.add_row(*cells)
+            parts.append(row)
+            if rest.strip():
+                parts.append(Padding(Text(rest, overflow="fold", style="red" if status == "failed" else ""),
+                                     (0, 0, 0, 4)))
+        return Group(*parts)
 
     def _update(self) -> None:
         if self.live is not None:
@@ -138,6 +259,7 @@ class LiveReporter(PlainReporter):
     def run_started(self, incident: Any, playbook: Any, mode: Mode, steps: list[Any]) -> None:
         from rich.live import Live
 
+        self._started = time.monotonic()
         verb = "planning" if mode is Mode.PLAN else "running"
         self.console.print(f"incident [bold]{incident.id}[/]: {verb} playbook [bold]{playbook.name}[/]")
         self.order = list(steps)
@@ -162,8 +284,8 @@ class LiveReporter(PlainReporter):
         self._update()
 
     def event(self, step_id: str, kind: str, message: str) -> None:
-        if step_id in self.rows:
-            self.rows[step_id][1] = ("warning: " if kind == "warning" else "") + message
+        if step_id in self.rows:  # the latest progress line, under the running step
+            self.rows[step_id][1] = "\n" + ("warning: " if kind == "warning" else "") + message
             self._update()
 
     def confirm(self, question: str) -> bool:

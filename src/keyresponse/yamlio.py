@@ -94,11 +94,13 @@ def load_text(text: str, file: str = "<string>") -> Document:
         data = None if node is None else _construct(node, (), marks, file, constructor)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
         raise ConfigError(
             f"invalid YAML: {exc.problem or exc.context}",
             file=file,
-            line=mark.line + 1 if mark else None,
+            line=line,
             column=mark.column + 1 if mark else None,
+            hint=yaml_hint(f"{exc.context or ''} {exc.problem or ''}", text, line),
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", file=file) from None
@@ -202,9 +204,19 @@ def scalar_span(text: str, path: Loc) -> tuple[int, int] | None:
     return node.start_mark.index, node.end_mark.index
 
 
+class ValidationProblems(ConfigError):
+    """A file with one or more problems, each also kept as fields (file, line, column, message)
+    for `validate --json`."""
+
+    def __init__(self, message: str, problems: list[dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.problems = problems
+
+
 def pydantic_errors(doc: Document, exc: Any, what: str) -> ConfigError:
-    """Turn a pydantic ValidationError into one ConfigError listing each problem at its line."""
-    problems = []
+    """Turn a pydantic ValidationError into one ConfigError listing each problem at its line,
+    in our words: a path with 1-based item numbers (`keys.app, target 2`) and what to change."""
+    problems: list[dict[str, Any]] = []
     first_mark: Mark | None = None
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
@@ -212,24 +224,100 @@ def pydantic_errors(doc: Document, exc: Any, what: str) -> ConfigError:
         clean = _clean_loc(doc, loc)
         mark = doc.mark(clean)
         first_mark = first_mark or mark
-        where = f"line {mark.line}, column {mark.column}" if mark else "top level"
-        path = ".".join(str(p) for p in clean) or "(document)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown field {clean[-1]!r}" if clean else "unknown field"
-        elif err["type"] == "missing":
-            msg = f"missing required field {loc[-1]!r}"
-        problems.append(f"{path} ({where}): {msg}")
-    head = f"invalid {what}: " + problems[0] if len(problems) == 1 else (
-        f"invalid {what}, {len(problems)} problems:\n  " + "\n  ".join(problems)
+        path = _path_words(clean)
+        problems.append({"file": doc.file, "line": mark.line if mark else None,
+                         "column": mark.column if mark else None, "path": path,
+                         "message": f"{path}: {_message(err, clean, loc)}"})
+    def where(p: dict[str, Any]) -> str:
+        return f" (line {p['line']}, column {p['column']})" if p["line"] else ""
+
+    lines = [p["message"].replace(": ", where(p) + ": ", 1) for p in problems]
+    head = f"invalid {what}: " + lines[0] if len(lines) == 1 else (
+        f"invalid {what}, {len(lines)} problems:\n  " + "\n  ".join(lines)
     )
-    return ConfigError(
+    hint = "`keyresponse schema` prints the JSON Schema; point your editor at it for completion"
+    for p in problems:
+        p["hint"] = hint
+    return ValidationProblems(
         head,
+        problems,
         file=doc.file,
         line=first_mark.line if first_mark else None,
         column=first_mark.column if first_mark else None,
-        hint="`keyresponse schema` prints the JSON Schema; point your editor at it for completion",
+        hint=hint,
     )
+
+
+def _path_words(loc: Loc) -> str:
+    """`keys.app.targets.1.path` -> `keys.app, target 2, path` (items counted from 1)."""
+    out = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            parent = str(loc[i - 1]) if i else "item"
+            noun = parent[:-1] if parent.endswith("s") else "item"
+            if out == parent:
+                out = ""
+            elif out.endswith("." + parent):
+                out = out[: -len(parent) - 1]
+            out += (", " if out else "") + f"{noun} {part + 1}"
+        else:
+            out += (", " if out and isinstance(loc[i - 1], int) else "." if out else "") + str(part)
+    return out or "(document)"
+
+
+def _message(err: dict[str, Any], clean: Loc, loc: Loc) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    noun = _noun(clean)
+    if kind == "extra_forbidden":
+        return f"unknown field {clean[-1]!r}" if clean else "unknown field"
+    if kind == "missing":
+        return f"missing required field {loc[-1]!r}"
+    if kind == "union_tag_invalid":
+        expected = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",") if t.strip(" '")]
+        tag = str(ctx.get("tag"))
+        return (f"unknown {noun} {ctx.get('discriminator', 'kind').strip(chr(39))} {tag!r}"
+                f"{_did_you_mean(tag, expected)}; choose one of {', '.join(expected)}")
+    if kind == "union_tag_not_found":
+        disc = str(ctx.get("discriminator", "kind")).strip("'")
+        return f"missing `{disc}`: every {noun} says which {disc} it is"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}"
+    msg = str(err["msg"])
+    return msg[:1].lower() + msg[1:]
+
+
+def _noun(loc: Loc) -> str:
+    for part in reversed(loc):
+        if isinstance(part, str) and not part.isdigit():
+            return part[:-1] if part.endswith("s") else part
+    return "value"
+
+
+def _did_you_mean(word: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def yaml_hint(problem: str, text: str, line: int | None) -> str | None:
+    """What to change for the YAML syntax errors people make most."""
+    source = text.splitlines()[line - 1] if line and 0 < line <= len(text.splitlines()) else ""
+    if "\t" in source or "cannot start any token" in problem and "\t" in text:
+        return "a tab character: YAML indents with spaces only; replace the tab with spaces"
+    if "expected ',' or '}'" in problem:
+        return "a `{` that is not closed: end the mapping with `}` (and separate its entries with `,`)"
+    if "expected ',' or ']'" in problem:
+        return "a `[` that is not closed: end the list with `]` (and separate its items with `,`)"
+    if "mapping values are not allowed" in problem:
+        return "a `: ` inside a plain value, or a line indented too far: quote the value or fix the indentation"
+    if "could not find expected ':'" in problem:
+        return "a line without `key: value` where a mapping was expected: add the `:` or fix the indentation"
+    if "expected <block end>" in problem:
+        return "indentation that does not line up: indent this line like the ones before it"
+    if "found unexpected end of stream" in problem or "while scanning a quoted scalar" in problem:
+        return "a quote that is not closed: end the string with the same quote it starts with"
+    return None
 
 
 def _clean_loc(doc: Document, loc: Loc) -> Loc:

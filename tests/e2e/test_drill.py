@@ -24,7 +24,9 @@ def _drill(world: World, *args: str, env: dict[str, str] | None = None) -> tuple
     summaries = [m for m in world.sandbox.state.slack_messages if m["channel_name"] == "keyresponse-drills"]
     assert changes == ["slack POST /chat.postMessage"] * len(summaries)
     assert _fingerprint(world.dir) == before_files
-    return out.returncode, json.loads(out.stdout.splitlines()[-1]), out.stderr
+    result = json.loads(out.stdout.splitlines()[-1])
+    assert result["event"] == "result"  # as every --json command ends
+    return out.returncode, result, out.stderr
 
 
 def test_healthy_sandbox_passes_for_every_key(world: World) -> None:

@@ -282,7 +282,7 @@ def test_audit_finds_the_seeded_spike_and_the_new_models(world: Path, sandbox: A
 
 
 def test_keys_listing_marks_inventory_entries(world: Path, sandbox: Any) -> None:
-    from keyresponse.keys_cmd import list_keys
+    from keyresponse.commands.keys import list_keys
 
     rows = list_keys(load_inventory(world))
     assert {r["key_id"] for r in rows} == {k["id"] for k in sandbox.state.openai_keys() if k["live"]}

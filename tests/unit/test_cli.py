@@ -57,7 +57,7 @@ def test_run_and_plan_a_log_playbook(tmp_path: Path) -> None:
     finished = [r["step"] for r in records if r["event"] == "step.finished"]
     assert started == finished == ["a", "b"]
 
-    listed = kr("incidents", "--json", cwd=tmp_path)
+    listed = kr("incidents", "--all", "--json", cwd=tmp_path)
     assert {r["status"] for r in json.loads(listed.stdout)} == {"planned", "succeeded"}
 
 

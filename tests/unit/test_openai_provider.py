@@ -424,7 +424,7 @@ def test_retry_after_beyond_the_cap_is_not_waited_out() -> None:
 
 
 def test_keys_listing_for_the_inventory(fake: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from keyresponse import keys_cmd
+    from keyresponse.commands import keys as keys_cmd
     from keyresponse.inventory import load_inventory
 
     a = fake.add_key("proj_a", "chatbot")

@@ -56,8 +56,8 @@ class Slack(BaseAction):
         args, settings = plan.data
         drill = args.event == "drill"
         if settings is None:
-            return [Check("Slack configured", ok=not drill, detail="no notify.slack in the inventory",
-                          fix="add notify: {slack: {token_env: SLACK_BOT_TOKEN, channel: C…}} to the inventory")]
+            # a first setup (`init`) leaves Slack commented out: the drill skips this check and warns
+            return [Check("Slack configured", ok=True, detail="no notify.slack in the inventory: Slack not checked")]
         channel = _channel(settings, args.event)
         try:
             client = _client(ctx, settings)

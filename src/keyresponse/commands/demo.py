@@ -1,4 +1,4 @@
-"""`keyresponse demo` and `--sandbox`: a whole incident with no account anywhere.
+"""`keyresponse demo`, `sandbox` and `--sandbox`: a whole incident with no account anywhere.
 
 Starts the embedded sandbox on loopback, writes a ready `keyresponse.yaml` (and
 the env files it names) into the folder, puts the sandbox's credentials into this
@@ -41,7 +41,7 @@ def sandbox_session(folder: Path, seed: int = 42, force: bool = False) -> Iterat
 
 def demo(folder: Path, seed: int, force: bool, open_report: bool, json_output: bool) -> int:
     from keyresponse import playbook as pbmod
-    from keyresponse.commands import load_config
+    from keyresponse.commands.common import load_config
     from keyresponse.console import reporter_for
     from keyresponse.engine import Engine, Mode
     from keyresponse.secret import Secret
@@ -63,47 +63,35 @@ def demo(folder: Path, seed: int, force: bool, open_report: bool, json_output: b
     return result.exit_code
 
 
+def sandbox(port: int, seed: int, state: Path | None, write_config: Path | None, faults: list[str],
+            json_output: bool) -> int:
+    """`keyresponse sandbox`: serve the emulator until Ctrl-C."""
+    from keyresponse.sandbox import parse_fault, serve_forever
+
+    for spec in faults:  # a bad spec is a usage error before the server starts
+        try:
+            parse_fault(spec)
+        except ValueError as exc:
+            raise UsageError(f"--fault {spec!r}: {exc}",
+                             hint="SERVICE:METHOD:PATH:KIND[:k=v,...], e.g. openai:GET:/models:latency:latency_ms=100") from None
+    rc: int = serve_forever(port=port, seed=seed, state_file=str(state) if state else None, faults=faults,
+                            json_output=json_output, write_config=str(write_config) if write_config else None)
+    return rc
+
+
 def _summary(result: Any, elapsed: float) -> None:
-    by_id = {s.id: s for s in result.steps}
-
-    def out(step: str, key: str, default: Any = None) -> Any:
-        s = by_id.get(step)
-        return s.outputs.get(key, default) if s and isinstance(s.outputs, dict) else default
-
-    lines = ["", f"── demo incident {result.incident.id} ({elapsed:.1f}s) " + "─" * 20]
-    revoked = by_id.get("revoke")
-    lines.append(f"  leaked key   {out('find', 'name') or out('revoke', 'name') or '?'} "
-                 f"({out('revoke', 'redacted_value', '?')}): "
-                 f"{'revoked' if revoked and revoked.status == 'applied' else 'NOT revoked'}, "
-                 f"probe says {out('dead', 'result', '?')}")
-    lines.append(f"  replacement  {out('issue', 'redacted_value', '?')} — probe says {out('live', 'result', '?')}")
-    targets = out("deploy", "targets", []) or []
-    ok = sum(1 for t in targets if t.get("status") == "applied")
-    lines.append(f"  targets      {ok}/{len(targets)} updated")
-    for t in targets:
-        mark = "✔" if t.get("status") == "applied" else "✘"
-        lines.append(f"      {mark} {t.get('target')}" + (f" — {t.get('error')}" if t.get("error") else ""))
-    if out("record", "changed"):
-        lines.append(f"  inventory    {Path(out('record', 'path')).name}: keys.{result.key}.key_id "
-                     f"{out('record', 'was')} -> {out('record', 'key_id')}")
-    anomalies = out("audit", "anomalies", []) or []
-    lines.append(f"  audit        {len(anomalies)} anomalous hours, first at {out('audit', 'first_anomalous_hour', '-')}; "
-                 f"new models: {', '.join(out('audit', 'new_models', []) or []) or 'none'}; "
-                 f"est. cost ${out('audit', 'estimated_cost_usd', 0) or 0:,.2f}")
-    paths = out("report", "paths", {}) or {}
-    for fmt, path in paths.items():
-        lines.append(f"  report       {path}")
-    lines.append(f"  journal      {result.incident.dir / 'journal.jsonl'}")
-    lines.append("  next         open the HTML report; `keyresponse incidents`; then, each against a fresh")
-    lines.append("               sandbox: `keyresponse drill --all --sandbox`,")
-    lines.append("               `keyresponse run rotate --key chatbot-prod --sandbox --yes`")
-    from keyresponse.secret import redact
-
-    sys.stderr.write(redact("\n".join(lines)) + "\n")
+    """After the run's own summary (the reporter prints it): what to try next."""
+    lines = [
+        f"  demo         a whole incident in {elapsed:.1f}s against a sandbox that is now stopped",
+        "  next         open the HTML report; `keyresponse incidents`; then, each against a fresh",
+        "               sandbox: `keyresponse drill --all --sandbox`,",
+        "               `keyresponse run rotate --key chatbot-prod --sandbox --yes`",
+    ]
+    sys.stderr.write("\n".join(lines) + "\n")
 
 
 def _open(path: Path) -> None:
-    import webbrowser
+    from keyresponse.commands.incidents import open_in_browser
 
     if path.exists():
-        webbrowser.open(path.resolve().as_uri())
+        open_in_browser(path)

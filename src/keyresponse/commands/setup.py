@@ -1,8 +1,7 @@
-"""`keyresponse init`, `keys` and `report`: setting up, and looking back."""
+"""`keyresponse init`: a commented inventory from the keys the provider lists, and a drill workflow."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,9 @@ jobs:
       - uses: actions/setup-python@v5
         with:
           python-version: "3.12"
-      - run: pip install keyresponse
+      # keyresponse from a pinned source only, never a bare name from a package index: this job
+      # holds the organization's admin key, and whoever publishes that name would run here.
+      - run: pip install "{install}"
       - run: keyresponse drill --all --config {config}
         env:
 {env}
@@ -47,7 +48,39 @@ def _env_names(inventory: Any) -> list[str]:
     return sorted(set(names))
 
 
-def init(folder: Path, base_url: str, admin_key_env: str, ci: str | None, force: bool) -> int:
+_PINNED = re.compile(
+    r"\.|\./\S*"                                               # this repository, checked out at the run's commit
+    r"|git\+https://\S+@([0-9a-f]{40}|\$\{\{ github\.sha \}\})"   # a repository at a full commit
+)
+
+
+def install_source(spec: str | None) -> str:
+    """What the drill workflow installs: `spec` if it is pinned, else the commit this copy of
+    keyresponse was installed from (PEP 610 `direct_url.json`), else the checked-out repository."""
+    if spec is not None:
+        if not _PINNED.fullmatch(spec):
+            raise UsageError(
+                f"--install {spec!r} is not pinned: the workflow runs with the organization's admin key, "
+                "so it installs keyresponse only from a fixed source",
+                hint='give a repository at a full commit, e.g. --install "git+https://github.com/ORG/keyresponse@'
+                     '<40-hex sha>", or `.` for the repository the workflow runs in')
+        return spec
+    import json
+    from importlib import metadata
+
+    try:
+        direct = json.loads(metadata.distribution("keyresponse").read_text("direct_url.json") or "{}")
+    except (metadata.PackageNotFoundError, ValueError):
+        direct = {}
+    vcs = direct.get("vcs_info") or {}
+    url, commit = str(direct.get("url", "")), str(vcs.get("commit_id", ""))
+    if vcs.get("vcs") == "git" and url.startswith("https://") and re.fullmatch(r"[0-9a-f]{40}", commit):
+        return f"git+{url}@{commit}"
+    return "."
+
+
+def init(folder: Path, base_url: str, admin_key_env: str, ci: str | None, force: bool,
+         install: str | None = None) -> int:
     from keyresponse.inventory import Inventory, LoadedInventory
     from keyresponse.providers.openai import OpenAISettings
     from keyresponse.journal import Incident  # noqa: F401 - keeps the import graph honest
@@ -55,20 +88,30 @@ def init(folder: Path, base_url: str, admin_key_env: str, ci: str | None, force:
     config = folder / "keyresponse.yaml"
     if config.exists() and not force:
         raise UsageError(f"{config} exists", hint="pass --force to overwrite it, or edit it by hand")
+    if ci is not None and ci != "github":
+        raise UsageError(f"--ci {ci}: only `github` is supported; see the README for cron and Kubernetes")
+    if install is not None:
+        install_source(install)  # a bad --install is refused before anything is written
     provider = OpenAISettings(base_url=base_url, admin_key_env=admin_key_env)
     probe_inventory = LoadedInventory(Inventory(providers={"openai": provider}), None)
     import os
 
     keys: list[dict[str, Any]] = []
     note = f"# {admin_key_env} was not set: add your keys under `keys:` by hand, or set it and re-run init.\n"
-    if os.environ.get(admin_key_env):
-        from keyresponse.keys_cmd import list_keys
+    has_admin_key = bool(os.environ.get(admin_key_env))
+    if has_admin_key:
+        from keyresponse.commands.keys import list_keys
 
         keys = list_keys(probe_inventory)
         note = f"# {len(keys)} key(s) found through the organization API. Add each key's targets.\n"
     text = _render_inventory(base_url, admin_key_env, keys, note)
     config.write_text(text)
     print(f"wrote {config}")
+    if keys:
+        print(f"  {len(keys)} key(s), each with no targets yet (`targets: []`): list where each key is deployed,\n"
+              "  or a leaked-key response revokes it and restores nothing (a drill fails such a key)")
+    elif has_admin_key:
+        print("  the admin key sees no keys: add yours under `keys:` by hand")
     if ci == "github":
         from keyresponse.inventory import load_inventory
 
@@ -79,11 +122,17 @@ def init(folder: Path, base_url: str, admin_key_env: str, ci: str | None, force:
         env = "\n".join(f"          {n}: ${{{{ secrets.{s} }}}}" for n, s in secrets.items())
         wf = folder / ".github" / "workflows" / "keyresponse-drill.yml"
         wf.parent.mkdir(parents=True, exist_ok=True)
-        wf.write_text(WORKFLOW.format(config=config.name, env=env))
+        source = install_source(install)
+        wf.write_text(WORKFLOW.format(config=config.name, env=env, install=source))
         print(f"wrote {wf} (add {', '.join(secrets.values())} as repository secrets)")
-    elif ci is not None:
-        raise UsageError(f"--ci {ci}: only `github` is supported; see the README for cron and Kubernetes")
-    print("next: `keyresponse validate`, then `keyresponse drill --all`")
+        print(f"  it installs keyresponse with `pip install \"{source}\"`"
+              + (" (this repository at the commit the workflow runs)" if source == "." else "")
+              + "; change it with --install")
+    if not has_admin_key:
+        print(f"next: {admin_key_env} is not set, so no keys were listed: set it to an admin key and run "
+              "`keyresponse init --force`, or add your keys by hand; then `keyresponse validate`")
+    else:
+        print("next: add each key's targets, then `keyresponse validate`, then `keyresponse drill --all`")
     return 0
 
 
@@ -132,43 +181,3 @@ def _render_inventory(base_url: str, admin_key_env: str, keys: list[dict[str, An
             "    #   - {kind: github, repo: owner/repo, secret: OPENAI_API_KEY}",
         ]
     return "\n".join(lines) + "\n"
-
-
-def keys(config: Path, json_output: bool) -> int:
-    from keyresponse.commands import load_config
-    from keyresponse.keys_cmd import list_keys
-
-    inventory = load_config(config)
-    rows = list_keys(inventory)
-    known = {e.key_id: n for n, e in inventory.model.keys.items() if e.key_id}
-    for r in rows:
-        r["inventory"] = known.get(r.get("key_id"))
-    if json_output:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for r in rows:
-        print(f"{r.get('project_id', ''):<28} {r.get('key_id', ''):<28} {str(r.get('name') or ''):<24} "
-              f"{r.get('redacted_value') or '':<18} {r.get('owner_type') or '':<15} "
-              f"last used {r.get('last_used_at') or 'never'}"
-              + (f"  [inventory: {r['inventory']}]" if r.get("inventory") else ""))
-    return 0
-
-
-def report(config: Path, incident_id: str, formats: list[str], open_report: bool) -> int:
-    from keyresponse.commands import load_config
-    from keyresponse.journal import Incident
-    from keyresponse.report.render import render_incident
-
-    inventory = load_config(config, required=False)
-    incident = Incident.open(inventory.root / ".keyresponse", incident_id)
-    bad = [f for f in formats if f not in ("md", "html", "json")]
-    if bad:
-        raise UsageError(f"--format {bad[0]}: choose md, html or json")
-    paths = render_incident(incident, inventory, formats=tuple(formats or ("md", "html", "json")))
-    for fmt, path in paths.items():
-        print(f"{fmt:<5} {path}")
-    if open_report and "html" in paths:
-        import webbrowser
-
-        webbrowser.open(Path(paths["html"]).resolve().as_uri())
-    return 0

@@ -6,8 +6,11 @@ entry already covers the key (by `key_id`, or by the value in its `secret_env`).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from keyresponse.commands.common import load_config
 from keyresponse.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -55,6 +58,25 @@ def list_keys(inventory: LoadedInventory, provider_name: str | None = None) -> l
             rows.append(row)
     rows.sort(key=lambda r: (r["provider"], r["project_id"], -_ts(r["last_used_at"]), r["key_id"]))
     return rows
+
+
+def keys(config: Path, json_output: bool) -> int:
+    inventory = load_config(config)
+    rows = list_keys(inventory)
+    known = {e.key_id: n for n, e in inventory.model.keys.items() if e.key_id}
+    for r in rows:
+        r["inventory"] = known.get(r.get("key_id"))
+    if json_output:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        print(f"{r.get('project_id', ''):<28} {r.get('key_id', ''):<28} {str(r.get('name') or ''):<24} "
+              f"{r.get('redacted_value') or '':<18} {r.get('owner_type') or '':<15} "
+              f"last used {r.get('last_used_at') or 'never'}"
+              + (f"  [inventory: {r['inventory']}]" if r.get("inventory") else ""))
+    return 0
+
+
 
 
 def _inventory_index(inventory: LoadedInventory, provider_name: str) -> dict[str, str]:
