@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -122,11 +122,19 @@ class Action(Protocol):
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]: ...
     def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]: ...
 
-    # Optional: `prefetch(args, early: EarlyContext) -> Callable[[], Any] | None` (see the module's docstring).
+    # Optional: `prefetch`, see `Prefetching` below and the module's docstring.
 
     # Optional: `after_run(incident, inventory, outputs)`, called once the incident's end
     # is journaled, for each step of this action that was applied in the run
     # (report.render renders again so the report holds the whole run).
+
+
+@runtime_checkable
+class Prefetching(Protocol):
+    """An action whose first call can be made early (see the module's docstring): the
+    function it returns is run in the background while the incident opens."""
+
+    def prefetch(self, args: Any, early: EarlyContext) -> Callable[[], Any] | None: ...
 
 
 class BaseAction:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keyresponse import __version__
-from keyresponse.action import Check, EarlyContext, Plan, PlannedOutputs, StepContext
+from keyresponse.action import Check, EarlyContext, Plan, PlannedOutputs, Prefetching, StepContext
 from keyresponse.errors import ApprovalRefused, KeyresponseError, StepError, UsageError
 from keyresponse.faults import crashpoint
 from keyresponse.follower import ThreadFollower
@@ -359,7 +359,7 @@ class Engine:
 
         step = playbook.model.steps[0]
         action_cls = registry.get(step.uses)
-        if getattr(action_cls, "prefetch", None) is None or step.if_ is not None:
+        if not issubclass(action_cls, Prefetching) or step.if_ is not None:
             return None
         try:
             args = action_cls.With.model_validate(

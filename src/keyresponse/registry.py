@@ -6,7 +6,10 @@ A playbook naming anything else fails at load time, before any step runs.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from keyresponse.action import Action
 
 ACTIONS: dict[str, str] = {
     "log.message": "keyresponse.actions.builtin:LogMessage",
@@ -27,7 +30,7 @@ ACTIONS: dict[str, str] = {
 
 # Actions registered at run time: by tests, or by modules named in
 # KEYRESPONSE_ACTION_MODULES (comma-separated; each calls `register` on import).
-_EXTRA: dict[str, Any] = {}
+_EXTRA: dict[str, type[Action]] = {}
 _loaded_env = False
 
 
@@ -47,7 +50,7 @@ def names() -> list[str]:
     return sorted(set(ACTIONS) | set(_EXTRA))
 
 
-def register(name: str, cls: Any) -> None:
+def register(name: str, cls: type[Action]) -> None:
     _EXTRA[name] = cls
 
 
@@ -55,10 +58,11 @@ def unregister(name: str) -> None:
     _EXTRA.pop(name, None)
 
 
-def get(name: str) -> Any:
+def get(name: str) -> type[Action]:
     """The action class for `name`; KeyError if unknown."""
     _load_env_modules()
     if name in _EXTRA:
         return _EXTRA[name]
     module_name, _, attr = ACTIONS[name].partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    cls: type[Action] = getattr(importlib.import_module(module_name), attr)
+    return cls

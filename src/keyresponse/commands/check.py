@@ -70,10 +70,10 @@ def schema(kind: str) -> int:
 def actions(json_output: bool, markdown: bool = False) -> int:
     from keyresponse import registry
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in registry.names():
         cls = registry.get(name)
-        options = []
+        options: list[dict[str, str]] = []
         for field, info in cls.With.model_fields.items():
             default = "required" if info.is_required() else f"default {_short(info.get_default(call_default_factory=True))}"
             options.append({"name": info.alias or field, "default": default})
