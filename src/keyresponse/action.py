@@ -116,7 +116,7 @@ class PlannedOutputs(dict[str, Any]):
 class Action(Protocol):
     name: ClassVar[str]
     summary: ClassVar[str]
-    With: ClassVar[type[BaseModel]]
+    With: ClassVar[type[Any]]  # a pydantic model of its `with:` (Any: each action names its own subclass)
 
     def plan(self, args: Any, ctx: StepContext) -> Plan: ...
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]: ...

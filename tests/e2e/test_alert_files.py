@@ -112,7 +112,7 @@ def test_deep_nesting_is_refused(world: World) -> None:
 
 
 # (fixture, where an object sits in it): each is replaced by a string.
-WRONG_TYPES = [
+WRONG_TYPES: list[tuple[str, list[str | int]]] = [
     ("github-webhook-secret_scanning_alert-reopened.json", ["alert"]),
     ("github-webhook-secret_scanning_alert-reopened.json", ["repository"]),
     ("github-webhook-secret_scanning_alert_location-created.json", ["location", "details"]),

@@ -22,7 +22,8 @@ import pytest
 from pydantic import Field
 
 from keyresponse.errors import KeyresponseError, TargetError
-from keyresponse.inventory import PlatformSettings, TargetSettings, credential_env
+from keyresponse.fields import credential_env
+from keyresponse.inventory import PlatformSettings, TargetSettings
 from keyresponse.targets.base import identity
 
 if TYPE_CHECKING:

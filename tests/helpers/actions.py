@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from keyresponse.action import BaseAction, Check, Plan, StepContext, With
+from keyresponse.action import Action, BaseAction, Check, Plan, StepContext, With
 from keyresponse.errors import StepError
 from keyresponse.secret import Secret
 
@@ -147,7 +147,7 @@ class ReplaceText(BaseAction):
         return {}
 
 
-ALL = [FailOnce, Count, Block, EmitSecret, UseSecret, ReplaceText]
+ALL: list[type[Action]] = [FailOnce, Count, Block, EmitSecret, UseSecret, ReplaceText]
 
 
 def register_all() -> None:

@@ -45,7 +45,7 @@ GITHUB_ERROR = {
 
 @pytest.fixture(scope="session")
 def github_book(specs_dir: Path) -> SpecBook:
-    import jsonschema  # type: ignore[import-untyped]
+    import jsonschema
 
     return SpecBook(specs_dir / "github-actions-secrets.openapi.yaml", "https://api.github.com", "",
                     jsonschema.Draft7Validator(GITHUB_ERROR).validate)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from keyresponse.engine import Engine, Mode
 from keyresponse.errors import LockedError
-from keyresponse.inventory import load_inventory
+from keyresponse.inventory import LoadedInventory, load_inventory
 from keyresponse.journal import Incident
-from keyresponse.playbook import coerce_inputs, load_playbook
+from keyresponse.playbook import LoadedPlaybook, coerce_inputs, load_playbook
 from tests.helpers import actions as test_actions
 
 INVENTORY = """\
@@ -23,13 +24,13 @@ keys:
 """
 
 
-def _setup(tmp: Path, steps: str, inputs: str = "") -> tuple[object, object]:
+def _setup(tmp: Path, steps: str, inputs: str = "") -> tuple[LoadedInventory, LoadedPlaybook]:
     (tmp / "keyresponse.yaml").write_text(INVENTORY)
     (tmp / "pb.yaml").write_text("name: t\n" + inputs + "steps:\n" + steps)
     return load_inventory(tmp / "keyresponse.yaml"), load_playbook(tmp / "pb.yaml")
 
 
-def _records(incident: Incident) -> list[dict]:
+def _records(incident: Incident) -> list[dict[str, Any]]:
     return list(incident.journal.records())
 
 
@@ -103,7 +104,7 @@ def test_two_runs_on_one_key_cannot_overlap(workdir: Path) -> None:
     inv, pb = _setup(workdir, "  - {id: a, uses: test.block, with: {name: lock}}\n")
     test_actions.BLOCK_EVENTS["lock"] = threading.Event()
     test_actions.STARTED_EVENTS["lock"] = threading.Event()
-    first: dict = {}
+    first: dict[str, Any] = {}
     runner = threading.Thread(target=lambda: first.update(r=Engine(inv, mode=Mode.APPLY).start(pb, {}, "app")))
     runner.start()
     try:

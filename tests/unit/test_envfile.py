@@ -136,7 +136,8 @@ def test_new_file_is_private(tmp_path: Path) -> None:
 
 def test_symlink_escape_refused_inside_link_followed(tmp_path: Path) -> None:
     root, outside = tmp_path / "root", tmp_path / "outside"
-    root.mkdir(), outside.mkdir()
+    root.mkdir()
+    outside.mkdir()
     (outside / ".env").write_text("OPENAI_API_KEY=x\n")
     (root / ".env").symlink_to(outside / ".env")
     t = target(root)
@@ -283,7 +284,8 @@ def env_files(draw: st.DrawFn) -> str:
     body = draw(st.lists(lines(st.one_of(NAMES, st.just("OPENAI_API_KEY"))), max_size=12))
     eol = draw(st.sampled_from(["\n", "\r\n"]))
     text = eol.join(body)
-    return text + (eol if body and draw(st.booleans()) else "")
+    final_eol: bool = draw(st.booleans())
+    return text + (eol if body and final_eol else "")
 
 
 def _others(text: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from keyresponse.actions.key_issue import held_masks
+from keyresponse.actions.key_common import held_masks
 from keyresponse.actions.targets import Deploy, DeployArgs
 from keyresponse.http import build_client
 from keyresponse.targets.base import build_targets

@@ -13,7 +13,8 @@ import pytest
 
 from keyresponse import targets
 from keyresponse.errors import ConfigError
-from keyresponse.inventory import CREDENTIAL_MARK, Inventory, json_schema, load_inventory
+from keyresponse.fields import CREDENTIAL_MARK
+from keyresponse.inventory import Inventory, json_schema, load_inventory
 
 
 def test_the_schema_lists_exactly_the_registered_kinds() -> None:
