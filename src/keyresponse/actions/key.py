@@ -128,7 +128,8 @@ class RevokeArgs(With):
 
 class Revoke:
     name = "key.revoke"
-    summary = "Revoke the leaked key (a service account's key: delete the account); already gone counts as done."
+    summary = ("Revoke the leaked key alone (its service account only where the provider refuses that, and then "
+               "not while sibling keys live unless `revoke.sibling_keys: revoke`); already gone counts as done.")
     With = RevokeArgs
 
     def prefetch(self, args: RevokeArgs, early: EarlyContext) -> Callable[[], Early] | None:

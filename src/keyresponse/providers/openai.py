@@ -202,8 +202,7 @@ class OpenAIClient:
         if key.owner_type != "service_account" or key.gone:
             return RevokePlan(key, calls)
         owner = key.owner_id or getattr(self.get_key(key.project_id, key.key_id), "owner_id", "")
-        calls.append(f"DELETE /organization/projects/{key.project_id}/service_accounts/{owner or '?'} "
-                     "only where OpenAI refuses to delete the key alone")
+        calls.append(f"DELETE /organization/projects/{key.project_id}/service_accounts/{owner or '?'}")
         return RevokePlan(key, calls, account=owner or None, siblings=self._siblings(key.project_id, owner, key.key_id))
 
     def _siblings(self, project_id: str, account: str, key_id: str) -> list[KeyRecord]:
