@@ -45,7 +45,7 @@ def _statuses(result: dict[str, Any]) -> dict[str, str]:
 
 
 def _report(world: World, result: dict[str, Any]) -> str:
-    return (world.dir / ".keyresponse" / "incidents" / result["incident"] / "report.md").read_text()
+    return (world.dir / ".keyresponse" / "incidents" / str(result["incident"]) / "report.md").read_text()
 
 
 # --- 1. the key is already gone ------------------------------------------------------------
