@@ -102,6 +102,19 @@ class IssuePolicy(_Model):
     mode: Literal["service_account", "service_account_key"] = "service_account"
     service_account_id: str | None = None
     name_prefix: str = "keyresponse"
+    expires_in_seconds: int | None = Field(
+        None, ge=1, le=31536000,
+        description="Lifetime of the replacement key (required where the organization's key policy sets one)",
+    )
+    copy_scopes: bool = Field(True, description="Give the replacement the old key's scopes (its restrictions)")
+
+
+class RevokePolicy(_Model):
+    sibling_keys: Literal["revoke", "keep", "ask"] = Field(
+        "ask",
+        description="Where the provider can revoke the key only by deleting its service account and that account "
+                    "holds other live keys: take them down too (revoke), or stop and say so (keep, ask)",
+    )
 
 
 class KeyEntry(_Model):
@@ -114,6 +127,7 @@ class KeyEntry(_Model):
     canary: bool = False
     description: str | None = None
     issue: IssuePolicy = IssuePolicy()
+    revoke: RevokePolicy = RevokePolicy()
     targets: list[TargetConfig] = Field(default_factory=list)
 
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
 from keyresponse import providers
 from keyresponse.errors import ProviderError
 from keyresponse.providers.base import (
-    AuditEvent, IssuedKey, IssueSpec, KeyNotFound, KeyPattern, KeyRecord, Minted, ProbeResult, RevokeResult,
-    UsagePoint, iso,
+    AuditEvent, GoneKey, IssuedKey, IssueSpec, KeyNotFound, KeyPattern, KeyRecord, Minted, ProbeResult, RevokePlan,
+    RevokeResult, SiblingPolicy, UsagePoint, iso,
 )
 from keyresponse.providers.settings import ProviderSettings
 from keyresponse.secret import Secret
@@ -92,7 +92,10 @@ class FakeClient:
     def revoke_call(self, key: KeyRecord) -> str:
         return f"DELETE /keys/{key.key_id}"
 
-    def revoke(self, key: KeyRecord) -> RevokeResult:
+    def revoke_plan(self, key: KeyRecord) -> RevokePlan:
+        return RevokePlan(key, [self.revoke_call(key)])
+
+    def revoke(self, key: KeyRecord, *, siblings: SiblingPolicy = "ask") -> RevokeResult:
         gone = not self._delete(key.key_id)
         return RevokeResult(self.revoke_call(key), already_gone=gone, revoked_at=None if gone else iso(time.time()))
 
@@ -130,6 +133,12 @@ class FakeClient:
 
     def revoke_minted(self, project_id: str, service_account_id: str | None, key_id: str | None) -> bool:
         return self._delete(key_id or "")
+
+    def gone_key(self, key_id: str, project_id: str | None) -> GoneKey | None:
+        return None
+
+    def key_scopes(self, key: KeyRecord) -> tuple[str, ...] | None:
+        return None
 
     def usage(self, key: KeyRecord, start: int, end: int) -> list[UsagePoint]:
         return []

@@ -64,8 +64,9 @@ def test_service_account_key_revoked_and_proven_dead_with_the_leaked_value(
         """, {"leaked": Secret(leaked)}, declare="leaked: {type: secret}")
     assert result.ok, [s.error for s in result.steps]
     out = step(result, "revoke").outputs
-    assert out["method"] == (f"DELETE /organization/projects/{truth['leaked_project_id']}"
-                             f"/service_accounts/{truth['leaked_service_account_id']}")
+    # the key alone (the current API reference): its service account and any sibling stay
+    assert out["method"] == f"DELETE /organization/projects/{truth['leaked_project_id']}/api_keys/{truth['leaked_key_id']}"
+    assert sandbox.state.service_accounts[truth["leaked_service_account_id"]]["deleted_at"] is None
     assert out["owner_type"] == "service_account" and out["already_gone"] is False and out["revoked_at"]
     assert key_state(sandbox, truth["leaked_key_id"])["live"] is False
     assert step(result, "dead").outputs["result"] == "dead" and step(result, "dead").outputs["method"] == "models"
@@ -242,7 +243,7 @@ def test_a_mint_that_commits_after_the_timeout_is_found_later_and_revoked(
 
 
 def test_429_with_retry_after_is_retried_once_and_the_step_succeeds(world: Path, sandbox: Any) -> None:
-    sandbox.add_fault(service="openai", method="DELETE", path="/organization/projects/*/service_accounts/*",
+    sandbox.add_fault(service="openai", method="DELETE", path="/organization/projects/*/api_keys/*",
                       kind="status", status=429, retry_after="1", count=1)
     started = time.monotonic()
     result = run(world, "- {id: revoke, uses: key.revoke}\n")
@@ -254,7 +255,7 @@ def test_429_with_retry_after_is_retried_once_and_the_step_succeeds(world: Path,
 
 
 def test_a_run_of_503s_exhausts_the_budget_and_says_the_key_is_still_live(world: Path, sandbox: Any) -> None:
-    sandbox.add_fault(service="openai", method="DELETE", path="/organization/projects/*/service_accounts/*",
+    sandbox.add_fault(service="openai", method="DELETE", path="/organization/projects/*/api_keys/*",
                       kind="status", status=503)
     result = run(world, "- {id: revoke, uses: key.revoke}\n")
     revoke = step(result, "revoke")
@@ -301,9 +302,12 @@ def test_dry_run_plans_the_exact_calls_and_changes_nothing(world: Path, sandbox:
     before = sandbox.state.mutation_count
     result = Engine(load_inventory(world), mode=Mode.PLAN).start(pb, coerce_inputs(pb, {}), "chatbot-prod")
     assert result.ok and [s.status for s in result.steps] == ["planned"] * 4
+    project = f"/organization/projects/{truth['leaked_project_id']}"
     assert step(result, "revoke").changes == [
-        f"DELETE /organization/projects/{truth['leaked_project_id']}/service_accounts/"
-        f"{truth['leaked_service_account_id']} (the account and every key it holds)"]
+        f"DELETE {project}/api_keys/{truth['leaked_key_id']}: {truth['leaked_key_id']} 'chatbot-prod' "
+        f"(sk-proj-...{os.environ['CHATBOT_PROD_OPENAI_KEY'][-4:]}, inventory: chatbot-prod) dies",
+        f"only if OpenAI refuses to delete it alone: DELETE {project}/service_accounts/"
+        f"{truth['leaked_service_account_id']} (it holds no other live key)"]
     assert step(result, "find").outputs["key_id"] == truth["leaked_key_id"]
     assert sandbox.state.mutation_count == before
 

@@ -23,7 +23,26 @@ def probe(sandbox: Any, key: str) -> httpx.Response:
     return httpx.get(sandbox.urls["openai"] + "/models", headers={"Authorization": f"Bearer {key}"})
 
 
-def test_revoking_the_leaked_key_means_deleting_its_service_account(sandbox: Any, admin: httpx.Client) -> None:
+def test_a_service_account_key_is_deleted_alone(sandbox: Any, admin: httpx.Client) -> None:
+    """The current API reference: deleting a service account's key leaves the account and its other keys."""
+    search = next(p for p in sandbox.state.projects.values() if p["name"] == "Search")
+    keys = {k["name"]: k for k in sandbox.state.openai_keys() if k["project_id"] == search["id"]}
+    indexer, rerank = keys["search-indexer"], keys["search-rerank"]
+    assert indexer["owner_id"] == rerank["owner_id"]
+    project = f"/organization/projects/{search['id']}"
+    r = admin.delete(f"{project}/api_keys/{indexer['id']}")
+    assert r.status_code == 200 and r.json()["deleted"] is True
+    state = {k["id"]: k for k in sandbox.state.openai_keys()}
+    assert not state[indexer["id"]]["live"] and state[rerank["id"]]["live"]
+    assert admin.get(f"{project}/service_accounts/{indexer['owner_id']}").status_code == 200
+    assert probe(sandbox, sandbox.state.openai_key_value(indexer["id"])).status_code == 401
+
+
+def test_where_the_api_refuses_a_service_account_key_only_the_account_revokes_it(
+        sandbox: Any, admin: httpx.Client) -> None:
+    from keyresponse.sandbox import seed
+
+    seed.apply_option(sandbox.state, "refuse-service-account-key-delete")
     truth = sandbox.state.truth
     leaked = sandbox.env["SANDBOX_LEAKED_KEY"]
     project = f"/organization/projects/{truth['leaked_project_id']}"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
 from keyresponse.action import Check, EarlyContext, StepContext
 from keyresponse.errors import ConfigError, KeyresponseError, UsageError
-from keyresponse.providers.base import KeyNotFound, KeyRecord
+from keyresponse.providers.base import KeyNotFound, KeyRecord, iso
 from keyresponse.secret import Secret
 
 if TYPE_CHECKING:
@@ -78,10 +78,13 @@ def resolve(ctx: StepContext, key_id: str | None = None, project: str | None = N
     if wanted:
         try:
             found = _find_by_id(ctx, provider, wanted, project)
-        except KeyNotFound:
-            if not project:
-                raise
-            found = provider.find(key_id=wanted)  # the inventory's project may be stale
+        except KeyNotFound as exc:
+            try:
+                if not project:
+                    raise
+                found = provider.find(key_id=wanted)  # the inventory's project may be stale
+            except KeyNotFound:
+                return _gone(ctx, provider, wanted, project, exc)
         return _resolved(ctx, found, "its id")
     if isinstance(leaked, Secret):
         if entry is not None and entry.key_id:
@@ -94,6 +97,12 @@ def resolve(ctx: StepContext, key_id: str | None = None, project: str | None = N
                 return _resolved(ctx, named, "the inventory, matching the leaked value")
             why = "is not listed" if named is None else "does not match the leaked value"
             ctx.warn(f"{entry.key_id}, named in the inventory, {why}; searching every project for the value")
+            if named is None:
+                try:
+                    return _resolved(ctx, provider.find(value=leaked), "the leaked value")
+                except KeyNotFound as exc:
+                    # neither is listed: the inventory's key is gone, and the value is tried as proof
+                    return _gone(ctx, provider, entry.key_id, project, exc)
         return _resolved(ctx, provider.find(value=leaked), "the leaked value")
     if entry is not None and entry.secret_env:
         from keyresponse.secret import secret_from_env
@@ -161,6 +170,35 @@ def known_record(ctx: StepContext, key_id: str | None = None) -> tuple[KeyRecord
             if isinstance(out, dict) and out.get("key_id") and out.get("owner_type") and "secret" not in out:
                 return KeyRecord.from_outputs(out), False
     return None
+
+
+def _gone(ctx: StepContext, provider: Provider, key_id: str, project: str | None,
+          missing: KeyNotFound) -> KeyRecord:
+    """A key the inventory names that the provider no longer lists: already revoked,
+    deleted or disabled (OpenAI disables keys reported as leaked). That is a normal
+    start of an incident, not a dead end: the record says so, with what the audit log
+    knows of who removed it first, and the response goes on to replace it."""
+    try:
+        seen = provider.gone_key(key_id, project)
+    except KeyresponseError as exc:
+        ctx.warn(f"{key_id} is no longer listed; the audit log could not say who removed it: {exc.message}")
+        seen = None
+    where = (seen.project_id if seen else "") or project or ""
+    record = KeyRecord(key_id=key_id, project_id=where, gone=True)
+    by = {"revoked_by": seen.actor, "revoked_first_at": iso(seen.deleted_at), "by_provider": seen.by_provider} \
+        if seen and seen.deleted_at else {}
+    ctx.record("key.gone", key_id=key_id, project_id=where, detail=missing.message, **by)
+    ctx.progress(f"{key_id} is already gone at the provider"
+                 + (f" (deleted {by['revoked_first_at']} by {by['revoked_by']})" if by else "")
+                 + "; it counts as revoked")
+    return _resolved(ctx, record, "the inventory (the key is no longer listed)")
+
+
+def gone_note(ctx: StepContext, key_id: str) -> dict[str, Any]:
+    """What `key.gone` recorded about this key in this incident: who removed it first, and when."""
+    notes = [n for n in journal_notes(ctx, "key.gone") if n.get("key_id") == key_id]
+    return {k: notes[-1][k] for k in ("revoked_by", "revoked_first_at", "by_provider") if k in notes[-1]} \
+        if notes else {}
 
 
 def _resolved(ctx: StepContext, record: KeyRecord, via: str) -> KeyRecord:

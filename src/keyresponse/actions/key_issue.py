@@ -41,6 +41,7 @@ class IssueArgs(With):
     mode: Literal["service_account", "service_account_key"] | None = None
     service_account_id: str | None = None
     name_prefix: str | None = None
+    expires_in_seconds: int | None = None  # the replacement's lifetime (else the inventory's issue policy)
     keep_deployed: bool = False  # keep earlier replacements targets hold, for key.retire
     # a key with no targets: a replacement would go nowhere (its value is shown once, at creation,
     # and keyresponse hands it only to targets), so none is minted; `skip` says so, `fail` stops
@@ -55,6 +56,9 @@ class _IssueWork:
     project: str | None
     keep_deployed: bool = False
     skip: bool = False  # no targets: mint nothing (only deal with an earlier attempt's mints)
+    expires_in_seconds: int | None = None
+    copy_scopes: bool = True
+    scopes: tuple[str, ...] | None = None  # the old key's, found by preflight
 
 
 class Issue:
@@ -69,7 +73,8 @@ class Issue:
         policy = ctx.key.issue if ctx.key else IssuePolicy()
         work = _IssueWork(args.mode or policy.mode, args.service_account_id or policy.service_account_id,
                           args.name_prefix or policy.name_prefix, args.project or (ctx.key.project if ctx.key else None),
-                          args.keep_deployed)
+                          args.keep_deployed, expires_in_seconds=args.expires_in_seconds or policy.expires_in_seconds,
+                          copy_scopes=policy.copy_scopes)
         nowhere = _no_targets(ctx)
         if nowhere and args.without_targets == "skip":
             work.skip = True
@@ -97,14 +102,21 @@ class Issue:
         what = "the admin key can create the replacement"
         try:
             provider = provider_for(ctx)
-            work.project = work.project or resolve(ctx, provider=provider).project_id
+            old = resolve(ctx, provider=provider)
+            work.project = work.project or old.project_id
             if work.mode == "service_account_key" and not work.service_account_id:
                 raise ConfigError("issue.mode service_account_key needs issue.service_account_id in the inventory")
+            doomed = _deleted_earlier(ctx, self._account(work))
+            if doomed:
+                return [Check("the replacement's service account outlives the revoke", False, doomed,
+                              f"use `issue: {{mode: service_account}}` under keys.{ctx.key_name or 'NAME'} (a new "
+                              "account per incident), or set issue.service_account_id to another account")]
             detail = provider.preflight_issue(work.project, self._account(work))
+            if work.copy_scopes:
+                work.scopes = provider.key_scopes(old)
         except KeyresponseError as exc:
             return failed(what, exc)
-        plan.changes[:] = [provider.issue_call(IssueSpec(work.project, f"{work.prefix}-{ctx.incident.id}-N",
-                                                         self._account(work)))]
+        plan.changes[:] = [provider.issue_call(self._spec(work, work.project, f"{work.prefix}-{ctx.incident.id}-N"))]
         earlier = ctx.notes("key.issue.intent")
         if earlier:
             plan.changes.insert(0, f"first deal with {len(earlier)} earlier mint(s) of this incident: revoke those "
@@ -114,6 +126,12 @@ class Issue:
     @staticmethod
     def _account(work: _IssueWork) -> str | None:
         return work.service_account_id if work.mode == "service_account_key" else None
+
+    @classmethod
+    def _spec(cls, work: _IssueWork, project: str, name: str) -> IssueSpec:
+        """The key is named after the incident, with the old key's scopes and the policy's lifetime."""
+        return IssueSpec(project, name, cls._account(work), scopes=work.scopes,
+                         expires_in_seconds=work.expires_in_seconds)
 
     def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
         from keyresponse import http
@@ -142,7 +160,8 @@ class Issue:
         crashpoint("key.issue:after-mint")
         return {"issued": True, "secret": issued.secret, "key_id": issued.key_id, "service_account_id": issued.service_account_id,
                 "name": issued.name, "redacted_value": issued.redacted_value, "project_id": project,
-                "created_at": iso(issued.created_at), "replaced": replaced, "earlier": earlier}
+                "created_at": iso(issued.created_at), "expires_at": iso(issued.expires_at),
+                "scopes": list(issued.scopes) if issued.scopes else None, "replaced": replaced, "earlier": earlier}
 
     def _mint(self, ctx: StepContext, provider: Provider, work: _IssueWork, project: str, before: int,
               replaced: list[str]) -> IssuedKey:
@@ -156,7 +175,7 @@ class Issue:
                        service_account_id=self._account(work))
             started = time.time()
             try:
-                return provider.issue(IssueSpec(project, name, self._account(work)))
+                return provider.issue(self._spec(work, project, name))
             except ServiceError as exc:
                 if exc.status is not None and 400 <= exc.status < 500:
                     raise  # refused outright: nothing was made
@@ -233,6 +252,23 @@ class Issue:
                      + ", ".join(k["service_account_id"] or k["key_id"] for k in kept))
         return revoked, kept
 
+
+
+def _deleted_earlier(ctx: StepContext, account: str | None) -> str | None:
+    """Why `account` will not exist when this step mints on it: an earlier step of this
+    run deleted it, or plans to (a dry run models what earlier steps change)."""
+    if not account:
+        return None
+    for step_id, out in ctx.outputs.items():
+        if not isinstance(out, dict):
+            continue
+        if out.get("deleted_service_account") == account:
+            return f"step {step_id!r} deleted service account {account} (with the leaked key), so no key can be minted on it"
+        if dict.get(out, "may_delete_service_account") == account:
+            return (f"step {step_id!r} may delete service account {account} (the leaked key's own account: the "
+                    "provider deletes a service account's key with its account where it refuses to delete it "
+                    "alone), and this step would then mint on a deleted account, leaving no replacement")
+    return None
 
 
 def _revoke_one(provider: Provider, work: _IssueWork, project: str, found: Minted) -> bool:

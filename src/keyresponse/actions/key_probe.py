@@ -64,10 +64,13 @@ class Probe:
             provider = provider_for(ctx)
             record: KeyRecord | None = None
             unlisted = None  # why the key cannot be found: it is no longer listed
+            unchecked = False
             if secret is None:
                 try:
                     record = resolve(ctx, args.key_id, provider=provider)
                     secret = _known_value(ctx, record, warn=True)
+                    # a key no longer listed has no redacted form to check $secret_env against
+                    unchecked = record.gone and secret is not None and not isinstance(ctx.inputs.get("leaked"), Secret)
                 except KeyNotFound as exc:
                     leaked = ctx.inputs.get("leaked")
                     # the leaked value is the key by definition; $secret_env may hold another one
@@ -76,6 +79,13 @@ class Probe:
                 if secret is not None:
                     answer = provider.probe(secret)
                     result, method, detail = answer.result, "models", answer.detail
+                    if unchecked and result != "dead":
+                        # a deleted key answers 401: a value that works belongs to another key
+                        ctx.warn(f"${ctx.key.secret_env if ctx.key else 'secret_env'} holds another key than "
+                                 f"{record.key_id if record else 'the leaked one'} (it is {result}); "
+                                 "checking its listing instead")
+                        secret, unchecked = None, False
+                        continue
                 elif unlisted is not None or record is None:
                     result, method, detail = "dead", "listing", f"not listed: {unlisted}"
                 else:

@@ -67,6 +67,7 @@ class KeyRecord:
     created_at: int | None = None
     last_used_at: int | None = None
     owner_name: str = ""
+    gone: bool = False  # the issuer no longer lists it (revoked, deleted or disabled already)
 
     def outputs(self) -> dict[str, Any]:
         """The step-output form (ISO times); the report and Slack read these names."""
@@ -80,6 +81,7 @@ class KeyRecord:
             "redacted_value": self.redacted_value,
             "created_at": iso(self.created_at),
             "last_used_at": iso(self.last_used_at),
+            "already_gone": self.gone,
         }
 
     @classmethod
@@ -94,6 +96,7 @@ class KeyRecord:
             created_at=epoch(data.get("created_at")),
             last_used_at=epoch(data.get("last_used_at")),
             owner_name=str(data.get("owner_name") or ""),
+            gone=bool(data.get("already_gone")),
         )
 
     def describe(self) -> str:
@@ -120,11 +123,16 @@ def redacted_matches(redacted: str, value: str) -> bool:
 
 @dataclass(frozen=True)
 class IssueSpec:
-    """What to mint. `service_account_id` set: a new key on that account; else a new account."""
+    """What to mint. `service_account_id` set: a new key on that account; else a new account.
+    `name` names the new account (or key); the key itself is named `name` too. `scopes`
+    (None: unrestricted) and `expires_in_seconds` (None: no expiry) carry the old key's
+    restrictions and the organization's lifetime policy onto the replacement."""
 
     project_id: str
     name: str
     service_account_id: str | None = None
+    scopes: tuple[str, ...] | None = None
+    expires_in_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,29 @@ class IssuedKey:
     project_id: str
     redacted_value: str
     created_at: int | None = None
+    expires_at: int | None = None
+    scopes: tuple[str, ...] | None = None
+
+
+SiblingPolicy = Literal["revoke", "keep", "ask"]
+
+
+@dataclass(frozen=True)
+class RevokePlan:
+    """What revoking one key takes down, said before anything is done.
+
+    `calls` are tried in order. `account` is the owning account that may have to be
+    deleted with it (where the issuer refuses to delete the key alone), and `siblings`
+    the other live keys that account holds: they die too if it is deleted."""
+
+    key: KeyRecord
+    calls: list[str]
+    account: str | None = None
+    siblings: list[KeyRecord] = field(default_factory=list)
+
+    @property
+    def account_may_go(self) -> bool:
+        return self.account is not None
 
 
 @dataclass(frozen=True)
@@ -143,6 +174,19 @@ class RevokeResult:
     method: str  # the call that revoked it, e.g. "DELETE /organization/projects/{p}/api_keys/{id}"
     already_gone: bool
     revoked_at: str | None
+    deleted_account: str | None = None  # the owning account, when it had to go with the key
+    also_revoked: list[str] = field(default_factory=list)  # sibling key ids that died with it
+
+
+@dataclass(frozen=True)
+class GoneKey:
+    """What the audit log says about a key the issuer no longer lists."""
+
+    key_id: str
+    project_id: str
+    deleted_at: int | None
+    actor: str  # who or what deleted it ("OpenAI itself" when no user or key did)
+    by_provider: bool = False
 
 
 @dataclass(frozen=True)
@@ -184,6 +228,17 @@ class KeyNotFound(ProviderError):
 
 class CannotRevoke(ProviderError):
     """The issuer will not revoke this one thing alone (the message says why, the hint what to do)."""
+
+
+class SiblingsWouldDie(CannotRevoke):
+    """Revoking the key means deleting its account, which holds other live keys, and the
+    inventory did not say to take those down too (`revoke: {sibling_keys: revoke}`)."""
+
+    def __init__(self, message: str, *, service: str, siblings: list[KeyRecord], account: str,
+                 hint: str | None = None) -> None:
+        super().__init__(message, service=service, hint=hint)
+        self.siblings = siblings
+        self.account = account
 
 
 @dataclass(frozen=True)
@@ -235,8 +290,25 @@ class Provider(Protocol):
         """The call `revoke` makes, for the plan ("DELETE /..."), and what else it takes down."""
         ...
 
-    def revoke(self, key: KeyRecord) -> RevokeResult:
-        """Make the key unusable; already gone counts as done."""
+    def revoke_plan(self, key: KeyRecord) -> RevokePlan:
+        """Read-only: the calls `revoke` would make and every other key that may die with it."""
+        ...
+
+    def revoke(self, key: KeyRecord, *, siblings: SiblingPolicy = "ask") -> RevokeResult:
+        """Make the key unusable; already gone counts as done. The key alone where the
+        issuer allows it; where the owning account must go with it and holds other live
+        keys, `siblings` says whether to take them down too (`revoke`) or stop
+        (`keep`/`ask`: `SiblingsWouldDie`)."""
+        ...
+
+    def gone_key(self, key_id: str, project_id: str | None) -> GoneKey | None:
+        """A key that is no longer listed, from the audit log: where it lived, when and by
+        whom it was deleted; None when the log does not know it."""
+        ...
+
+    def key_scopes(self, key: KeyRecord) -> tuple[str, ...] | None:
+        """The key's restrictions (None: unrestricted or unknown), from the key object or
+        the audit log's record of its creation and updates."""
         ...
 
     def probe(self, secret: Secret) -> ProbeResult:

@@ -1,11 +1,14 @@
 """OpenAI as a key issuer, over the organization (admin) API: its inventory settings,
 the shape of its keys, and the client.
 
-Wire contract: ../shared/specs/openai-admin.openapi.yaml. Facts the spec leaves
+Wire contract: tests/specs/openai-admin.openapi.yaml. Facts the spec leaves
 out (specs/README.md): a revoked or unknown key gets 401 `invalid_api_key`, a live
-key missing a scope gets 401 with `code: null` (not dead), and
-`DELETE .../api_keys/{id}` answers 400 for a key a service account owns: the way
-to revoke those is to delete the service account.
+key missing a scope gets 401 with `code: null` (not dead). `DELETE .../api_keys/{id}`
+deletes one key, a service account's too, leaving the account and its other keys
+(the current API reference); older API versions answered 400 for a service
+account's key, and there the only way to revoke it is to delete the account, with
+every sibling key it holds: `revoke` does that only when no sibling would die, or
+when the inventory says they may (`revoke: {sibling_keys: revoke}`).
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Ty
 
 from pydantic import Field
 
-from keyresponse.errors import ProviderError
+from keyresponse.errors import ProviderError, ServiceError
 from keyresponse.fields import credential_env
 from keyresponse.providers import openai_usage
 from keyresponse.fields import KeyPattern
 from keyresponse.providers.base import (
-    AuditEvent, CannotRevoke, IssuedKey, IssueSpec, KeyNotFound, KeyRecord, Minted, OwnerType,
-    ProbeResult, RevokeResult, UsagePoint, iso,
+    AuditEvent, CannotRevoke, GoneKey, IssuedKey, IssueSpec, KeyNotFound, KeyRecord, Minted, OwnerType,
+    ProbeResult, RevokePlan, RevokeResult, SiblingPolicy, SiblingsWouldDie, UsagePoint, iso,
 )
 from keyresponse.providers.settings import ProviderSettings
 from keyresponse.secret import Secret
@@ -189,37 +192,58 @@ class OpenAIClient:
     # --- changing keys
 
     def revoke_call(self, key: KeyRecord) -> str:
-        base = f"/organization/projects/{key.project_id}"
+        call = f"DELETE /organization/projects/{key.project_id}/api_keys/{key.key_id}"
         if key.owner_type == "service_account":
-            return f"DELETE {base}/service_accounts/{key.owner_id or '?'} (the account and every key it holds)"
-        return f"DELETE {base}/api_keys/{key.key_id}"
+            call += (f" (where OpenAI refuses to delete a service account's key alone: DELETE its service account "
+                     f"{key.owner_id or '?'}, only if it holds no other live key)")
+        return call
 
-    def revoke(self, key: KeyRecord) -> RevokeResult:
-        if key.owner_type == "service_account":
-            return self._delete_service_account(key)
+    def revoke_plan(self, key: KeyRecord) -> RevokePlan:
+        calls = [f"DELETE /organization/projects/{key.project_id}/api_keys/{key.key_id}"]
+        if key.owner_type != "service_account" or key.gone:
+            return RevokePlan(key, calls)
+        owner = key.owner_id or getattr(self.get_key(key.project_id, key.key_id), "owner_id", "")
+        calls.append(f"DELETE /organization/projects/{key.project_id}/service_accounts/{owner or '?'}")
+        return RevokePlan(key, calls, account=owner or None, siblings=self._siblings(key.project_id, owner, key.key_id))
+
+    def _siblings(self, project_id: str, account: str, key_id: str) -> list[KeyRecord]:
+        if not account:
+            return []
+        return [k for k in self._project_keys(project_id)
+                if k.owner_type == "service_account" and k.owner_id == account and k.key_id != key_id]
+
+    def revoke(self, key: KeyRecord, *, siblings: SiblingPolicy = "ask") -> RevokeResult:
         path = f"organization/projects/{key.project_id}/api_keys/{key.key_id}"
         response = self.client.delete(path)
         if response.status_code == 400:
-            # the API refuses this for a service account's key; learn the owner and delete that
+            # an older API refuses this for a service account's key: the account must go with it
             fresh = self.get_key(key.project_id, key.key_id)
-            if fresh is not None and fresh.owner_type == "service_account":
-                return self._delete_service_account(fresh)
+            if fresh is None:
+                return RevokeResult("DELETE /" + path, already_gone=True, revoked_at=None)
+            if fresh.owner_type == "service_account":
+                return self._delete_with_account(fresh, siblings)
         if response.status_code == 404:
             return RevokeResult("DELETE /" + path, already_gone=True, revoked_at=None)
         _check(response, what=f"revoke {key.key_id}")
         return RevokeResult("DELETE /" + path, already_gone=False, revoked_at=iso(time.time()))
 
-    def _delete_service_account(self, key: KeyRecord) -> RevokeResult:
+    def _delete_with_account(self, key: KeyRecord, policy: SiblingPolicy) -> RevokeResult:
         owner = key.owner_id
-        if not owner:
-            fresh = self.get_key(key.project_id, key.key_id)
-            if fresh is None:
-                path = f"organization/projects/{key.project_id}/api_keys/{key.key_id}"
-                return RevokeResult("GET /" + path, already_gone=True, revoked_at=None)
-            owner = fresh.owner_id
+        others = self._siblings(key.project_id, owner, key.key_id)
+        if others and policy != "revoke":
+            names = "; ".join(o.describe() for o in others)
+            raise SiblingsWouldDie(
+                f"openai: {key.key_id} cannot be deleted alone (this API deletes a service account's key only "
+                f"with the account), and service account {owner} holds {len(others)} other live key(s) that "
+                f"would die with it: {names}",
+                service=SERVICE, siblings=others, account=owner,
+                hint="set `revoke: {sibling_keys: revoke}` on the key in the inventory to take them down too "
+                     "(then redeploy them), or delete the key in the OpenAI dashboard; then `keyresponse resume`",
+            )
         path = f"organization/projects/{key.project_id}/service_accounts/{owner}"
         gone = not self.delete_service_account(key.project_id, owner, what=f"revoke {key.key_id}")
-        return RevokeResult("DELETE /" + path, already_gone=gone, revoked_at=None if gone else iso(time.time()))
+        return RevokeResult("DELETE /" + path, already_gone=gone, revoked_at=None if gone else iso(time.time()),
+                            deleted_account=owner, also_revoked=[o.key_id for o in others])
 
     def delete_service_account(self, project_id: str, service_account_id: str, *, what: str = "") -> bool:
         """True if deleted now, False if it was already gone."""
@@ -270,25 +294,58 @@ class OpenAIClient:
         return f"project {project_id}"
 
     def issue_call(self, spec: IssueSpec) -> str:
+        limits = (f", scopes {', '.join(spec.scopes)}" if spec.scopes else "") + \
+                 (f", expiring in {spec.expires_in_seconds}s" if spec.expires_in_seconds else "")
         if spec.service_account_id:
-            return f"POST .../service_accounts/{spec.service_account_id}/api_keys in {spec.project_id} (a new key)"
-        return f"POST .../service_accounts in {spec.project_id}: new service account {spec.name}"
+            return (f"POST .../service_accounts/{spec.service_account_id}/api_keys in {spec.project_id} "
+                    f"(a new key {spec.name}{limits})")
+        return f"POST .../service_accounts in {spec.project_id}: new service account {spec.name} with key {spec.name}{limits}"
 
     def issue(self, spec: IssueSpec) -> IssuedKey:
         base = f"organization/projects/{spec.project_id}/service_accounts"
-        if spec.service_account_id:
-            response = self.client.post(f"{base}/{spec.service_account_id}/api_keys", json={"name": spec.name})
-            body = _check(response, ok=(200, 201), what="mint a key").json()
-            key, account = body, spec.service_account_id
+        wanted: dict[str, Any] = {"name": spec.name}
+        if spec.scopes:
+            wanted["scopes"] = list(spec.scopes)
+        if spec.expires_in_seconds:
+            wanted["expires_in_seconds"] = spec.expires_in_seconds
+        account = spec.service_account_id
+        if account:
+            key = self._mint_key(base, account, wanted)
         else:
-            response = self.client.post(base, json={"name": spec.name})
-            body = _check(response, ok=(200, 201), what="mint a key").json()
-            key, account = body.get("api_key") or {}, body.get("id", "")
+            # The account alone, then its key: only a key made on an account takes a name and
+            # scopes (the one POST /service_accounts makes is unrestricted and named "Secret Key").
+            response = self.client.post(base, json={"name": spec.name, "create_service_account_only": True})
+            account = str(_check(response, ok=(200, 201), what="create the replacement's service account").json()["id"])
+            try:
+                _check(self.client.post(f"{base}/{account}", json={"role": "member"}), what="make it a project member")
+                key = self._mint_key(base, account, wanted)
+            except ServiceError:
+                self._discard(spec.project_id, account)
+                raise
         if not key.get("value"):
             raise ProviderError(f"openai: {spec.name}: the answer carried no key value", service=SERVICE)
         secret = Secret(key["value"])
         return IssuedKey(secret=secret, key_id=key.get("id", ""), service_account_id=account, name=spec.name,
-                         project_id=spec.project_id, redacted_value=secret.masked, created_at=key.get("created_at"))
+                         project_id=spec.project_id, redacted_value=secret.masked, created_at=key.get("created_at"),
+                         expires_at=key.get("expires_at"), scopes=spec.scopes)
+
+    def _mint_key(self, base: str, account: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.client.post(f"{base}/{account}/api_keys", json=body)
+        if response.status_code == 400 and "expires_in_seconds" not in body and "expir" in response.text.lower():
+            from keyresponse.http import error_for
+
+            raise ProviderError(f"openai: {error_for(response, SERVICE).message}", service=SERVICE, status=400,
+                                hint="the organization's key policy requires an expiry: set "
+                                     "`issue: {expires_in_seconds: N}` on the key in the inventory")
+        key: dict[str, Any] = _check(response, ok=(200, 201), what="mint a key").json()
+        return key
+
+    def _discard(self, project_id: str, account: str) -> None:
+        """Best effort: a half-made replacement account (find_minted finds it by name otherwise)."""
+        try:
+            self.delete_service_account(project_id, account, what="remove a half-made replacement")
+        except ServiceError:
+            pass
 
     def find_minted(self, project_id: str, names: Iterable[str], *, keys: bool = False) -> list[Minted]:
         """Service accounts (and with `keys`, keys) carrying one of `names`: what earlier
@@ -326,6 +383,12 @@ class OpenAIClient:
         return True
 
     # --- usage and audit (openai_usage.py)
+
+    def gone_key(self, key_id: str, project_id: str | None) -> GoneKey | None:
+        return openai_usage.gone_key(self, key_id, project_id)
+
+    def key_scopes(self, key: KeyRecord) -> tuple[str, ...] | None:
+        return openai_usage.key_scopes(self, key)
 
     def usage(self, key: KeyRecord, start: int, end: int) -> list[UsagePoint]:
         return openai_usage.usage(self, key, start, end)

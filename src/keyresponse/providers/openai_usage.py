@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterator
 
 from keyresponse.errors import ProviderError
-from keyresponse.providers.base import AuditEvent, KeyRecord, UsagePoint
+from keyresponse.providers.base import AuditEvent, GoneKey, KeyRecord, UsagePoint
 
 if TYPE_CHECKING:
     from keyresponse.providers.openai import OpenAIClient
@@ -119,6 +119,45 @@ def events(provider: OpenAIClient, key: KeyRecord, start: int, end: int) -> list
     return sorted(found.values(), key=lambda e: (e.effective_at, e.type))
 
 
+BY_PROVIDER = "OpenAI itself (no user or key of the organization did it, e.g. its leaked-key detection)"
+
+
+def _about(provider: OpenAIClient, key_id: str, types: tuple[str, ...]) -> list[dict[str, Any]]:
+    params = {"event_types[]": list(types), "resource_ids[]": [key_id]}
+    return [raw for raw in provider.pages("organization/audit_logs", params, what=f"read the audit log for {key_id}")
+            if (raw.get(str(raw.get("type"))) or {}).get("id") == key_id]
+
+
+def gone_key(provider: OpenAIClient, key_id: str, project_id: str | None) -> GoneKey | None:
+    """The deletion of a key no longer listed, as the audit log recorded it (`api_key.deleted`;
+    an event with no actor is OpenAI's own doing, such as disabling a key reported as leaked)."""
+    events = _about(provider, key_id, ("api_key.created", "api_key.deleted"))
+    if not events:
+        return None
+    deleted = [e for e in events if e.get("type") == "api_key.deleted"]
+    last = max(deleted or events, key=lambda e: int(e.get("effective_at") or 0))
+    project = str((last.get("project") or {}).get("id") or project_id or "")
+    if not deleted:
+        return GoneKey(key_id, project, None, "unknown (the audit log has no deletion of it)")
+    actor = last.get("actor")
+    return GoneKey(key_id, project, int(last.get("effective_at") or 0),
+                   BY_PROVIDER if not actor else _actor(actor), by_provider=not actor)
+
+
+def key_scopes(provider: OpenAIClient, key: KeyRecord) -> tuple[str, ...] | None:
+    """The key's scopes: the latest `api_key.updated` change of them, else those it was
+    created with (`api_key.created` data); an empty list means unrestricted."""
+    scopes: list[str] | None = None
+    events = sorted(_about(provider, key.key_id, ("api_key.created", "api_key.updated")),
+                    key=lambda e: int(e.get("effective_at") or 0))
+    for raw in events:
+        body = raw.get(str(raw.get("type"))) or {}
+        found = (body.get("data") or body.get("changes_requested") or {}).get("scopes")
+        if isinstance(found, list):
+            scopes = [str(x) for x in found]
+    return tuple(scopes) if scopes else None
+
+
 def _event(raw: dict[str, Any]) -> AuditEvent:
     kind = str(raw.get("type") or "")
     found = raw.get(kind)
@@ -132,6 +171,8 @@ def _event(raw: dict[str, Any]) -> AuditEvent:
 
 
 def _actor(actor: Any) -> str:
+    if actor is None:
+        return BY_PROVIDER
     if not isinstance(actor, dict):
         return "unknown"
     if actor.get("type") == "session":

@@ -67,6 +67,10 @@ def containment(steps: Steps) -> dict[str, Any]:
         "probe_result": view.get("result"), "probe_method": view.get("method"),
         "probe_detail": view.get("detail"), "probe_error": probe["error"] if probe else None,
         "dead": dead, "contained_at": times.iso(contained_at),
+        # an already-gone key: who or what removed it first, as the audit log says
+        "revoked_by": rev.get("revoked_by"), "revoked_first_at": times.iso(rev.get("revoked_first_at")),
+        "deleted_service_account": rev.get("deleted_service_account"),
+        "also_revoked": [str(k) for k in _list(rev.get("also_revoked"))],
     }
 
 

@@ -17,7 +17,7 @@ from keyresponse.sandbox import openai_accounts, openai_reports
 from keyresponse.sandbox.app import Call, Service, route
 from keyresponse.sandbox.openai_common import (
     MODEL_SCOPES, admin, audit, bad_key, bearer, error, finish, json_body, key_obj, missing_scopes, no_key, page,
-    project_obj, service_error,
+    policy, project_obj, service_error,
 )
 
 PREFIX = "/openai/v1"
@@ -39,7 +39,9 @@ async def list_models(call: Call) -> Response:
     if token is None:
         return no_key()
     st = call.state
-    key = next((k for k in st.keys.values() if k["value"] == token and k["live"]), None)
+    now = int(time.time())
+    key = next((k for k in st.keys.values() if k["value"] == token and k["live"]
+                and (k.get("expires_at") is None or k["expires_at"] > now)), None)
     if key is None:
         if any(a["value"] == token and a["live"] for a in st.admin_keys.values()):
             return missing_scopes("api.model.read")  # admin keys are live but not for this
@@ -136,11 +138,13 @@ async def delete_key(call: Call) -> Response:
         return who
     if isinstance(k := _key(call), Response):
         return k
-    if k["owner_type"] == "service_account":
-        # The real API refuses: a service account's key goes with its account.
+    st = call.state
+    if k["owner_type"] == "service_account" and policy(st).get("service_account_key_delete") == "refuse":
+        # what older API versions answered: a service account's key went only with its account
         return error(400, "API keys owned by a service account cannot be deleted directly. "
                           "Delete the service account instead.", param="api_key_id")
-    st = call.state
+    # The current API reference: any project key, a service account's too, is deleted alone;
+    # the account and its other keys stay.
     k["live"] = False
     k["deleted_at"] = int(time.time())
     audit(st, "api_key.deleted", who, {"id": k["id"]}, st.projects[k["project_id"]])

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from keyresponse.sandbox.app import Call, Route, route
-from keyresponse.sandbox.openai_common import admin, audit, error, json_body, page, sa_obj
+from keyresponse.sandbox.openai_common import admin, audit, error, expiry, json_body, page, sa_obj
 from keyresponse.sandbox.state import ADMIN_KEY_PREFIX, URLSAFE, State, redact
 
 
@@ -31,12 +31,13 @@ def _account(call: Call) -> dict[str, Any] | Response:
     return sa
 
 
-def _mint(st: State, who: dict[str, Any], sa: dict[str, Any], name: str, scopes: list[str] | None) -> dict[str, Any]:
+def _mint(st: State, who: dict[str, Any], sa: dict[str, Any], name: str, scopes: list[str] | None,
+          expires_at: int | None = None) -> dict[str, Any]:
     key = {
         "id": "key_" + st.token(16), "project_id": sa["project_id"], "name": name,
         "value": st.new_openai_key_value(), "created_at": int(time.time()), "last_used_at": None,
         "owner_type": "service_account", "owner_id": sa["id"], "scopes": scopes or None, "live": True,
-        "deleted_at": None,
+        "deleted_at": None, "expires_at": expires_at,
     }
     st.keys[key["id"]] = key
     audit(st, "api_key.created", who, {"id": key["id"], "data": {"scopes": scopes or []}},
@@ -47,7 +48,8 @@ def _mint(st: State, who: dict[str, Any], sa: dict[str, Any], name: str, scopes:
 def _key_body(key: dict[str, Any]) -> dict[str, Any]:
     """The only place a key's value is ever returned: once, on creation."""
     return {"object": "organization.project.service_account.api_key", "value": key["value"],
-            "name": key["name"], "created_at": key["created_at"], "id": key["id"]}
+            "name": key["name"], "created_at": key["created_at"], "id": key["id"],
+            "expires_at": key.get("expires_at")}
 
 
 async def list_accounts(call: Call) -> Response:
@@ -73,11 +75,17 @@ async def create_account(call: Call) -> Response:
         return error(400, "Missing required parameter: 'name'.", param="name")
     st = call.state
     only = bool(body.get("create_service_account_only"))
+    if only and body.get("expires_in_seconds") is not None:
+        return error(400, "'expires_in_seconds' must be null when 'create_service_account_only' is true.",
+                     param="expires_in_seconds")
+    expires = None if only else expiry(st, body)
+    if isinstance(expires, Response):
+        return expires
     sa = {"id": "svc_acct_" + st.token(24), "project_id": p["id"], "name": name,
           "role": "none" if only else "member", "created_at": int(time.time()), "deleted_at": None}
     st.service_accounts[sa["id"]] = sa
     audit(st, "service_account.created", who, {"id": sa["id"], "data": {"role": sa["role"]}}, p)
-    key = None if only else _key_body(_mint(st, who, sa, "Secret Key", None))
+    key = None if only else _key_body(_mint(st, who, sa, "Secret Key", None, expires))
     return JSONResponse(sa_obj(sa) | {"api_key": key})
 
 
@@ -134,7 +142,10 @@ async def create_account_key(call: Call) -> Response:
     if scopes is not None and not (isinstance(scopes, list) and all(isinstance(s, str) for s in scopes)):
         return error(400, "Invalid value for 'scopes': expected an array of strings.", param="scopes")
     name = body["name"] if isinstance(body.get("name"), str) else "Secret Key"
-    return JSONResponse(_key_body(_mint(call.state, who, sa, name, scopes)))
+    expires = expiry(call.state, body)
+    if isinstance(expires, Response):
+        return expires
+    return JSONResponse(_key_body(_mint(call.state, who, sa, name, scopes, expires)))
 
 
 def _admin_obj(st: State, a: dict[str, Any]) -> dict[str, Any]:

@@ -93,6 +93,32 @@ def admin(call: Call) -> dict[str, Any] | Response:
     return bad_key(token)
 
 
+def policy(st: State) -> dict[str, Any]:
+    """The organization's API-key policy the emulation follows (seed.py sets it):
+    `max_key_lifetime` (seconds: every new key must expire within it) and
+    `service_account_key_delete: refuse` (the older API's 400 for a service account's key)."""
+    found = st.org.get("policy")
+    return found if isinstance(found, dict) else {}
+
+
+def expiry(st: State, body: dict[str, Any]) -> int | None | JSONResponse:
+    """`expires_in_seconds` of a create request as an `expires_at`, or the 400 to send."""
+    ttl = body.get("expires_in_seconds")
+    limit = policy(st).get("max_key_lifetime")
+    if ttl is None:
+        if limit:
+            return error(400, "Your organization's API key policy requires an expiration: 'expires_in_seconds' "
+                              f"must be set, at most {limit}.", param="expires_in_seconds")
+        return None
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or not 1 <= ttl <= 31536000:
+        return error(400, "Invalid value for 'expires_in_seconds': expected an integer from 1 to 31536000.",
+                     param="expires_in_seconds")
+    if limit and ttl > limit:
+        return error(400, f"'expires_in_seconds' exceeds your organization's maximum key lifetime ({limit}).",
+                     param="expires_in_seconds")
+    return int(time.time()) + ttl
+
+
 def actor(st: State, admin_key: dict[str, Any]) -> dict[str, Any]:
     return events.admin_key_actor(admin_key, st.users[admin_key["owner_id"]])
 

@@ -174,3 +174,34 @@ def _audit(rng: random.Random, st: State, users: dict[str, dict[str, Any]]) -> l
                 add("login.succeeded", day + 8 * HOUR + rng.randrange(2 * HOUR), users[short], {})
     out.sort(key=lambda e: e["effective_at"])
     return out
+
+
+# Options a test (or `keyresponse sandbox` user) applies to a freshly seeded state.
+OPTIONS = {
+    "disabled-by-provider": "the leaked key is already disabled by OpenAI itself (api_key.deleted, no actor)",
+    "refuse-service-account-key-delete": "DELETE .../api_keys/{id} answers 400 for a service account's key "
+                                         "(older API versions); only deleting the account revokes it",
+    "key-expiry-required": "the organization's key policy requires new keys to expire within 90 days",
+}
+
+
+def apply_option(st: State, option: str) -> None:
+    """Change a seeded state as `OPTIONS` describes."""
+    from keyresponse.sandbox import events
+
+    if option == "disabled-by-provider":
+        key = st.keys[st.truth["leaked_key_id"]]
+        when = st.started_at - HOUR  # after the abuse began, before anyone responded
+        key["live"], key["deleted_at"] = False, when
+        project = st.projects[key["project_id"]]
+        # OpenAI's own action: no user or key of the organization is the actor
+        ev = events.event(st.token(16), "api_key.deleted", when, {}, {"id": key["id"]}, project)
+        ev["actor"] = None
+        st.audit.append(ev)
+        st.audit.sort(key=lambda e: e["effective_at"])
+    elif option == "refuse-service-account-key-delete":
+        st.org.setdefault("policy", {})["service_account_key_delete"] = "refuse"
+    elif option == "key-expiry-required":
+        st.org.setdefault("policy", {})["max_key_lifetime"] = 90 * DAY
+    else:
+        raise ValueError(f"unknown sandbox option {option!r} (known: {', '.join(OPTIONS)})")
