@@ -40,12 +40,11 @@ jobs:
 
 
 def _env_names(inventory: Any) -> list[str]:
+    """The credentials a drill uses (admin keys, platform and Slack tokens, whatever field
+    names their kinds give them), not the keys' own live values (`secret_env`)."""
     model = inventory.model
-    names = [p.admin_key_env for p in model.providers.values()]
-    names += [p.token_env for p in model.platforms.values()]
-    if model.notify.slack:
-        names.append(model.notify.slack.token_env)
-    return sorted(set(names))
+    live = {k.secret_env for k in model.keys.values() if k.secret_env}
+    return sorted(set(model.credential_env_names()) - live)
 
 
 _PINNED = re.compile(
