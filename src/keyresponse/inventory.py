@@ -13,7 +13,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Iterator, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, PlainValidator, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, GetCoreSchemaHandler, PlainValidator, WithJsonSchema, field_validator, model_validator,
+)
 from pydantic_core import CoreSchema
 
 from keyresponse.errors import ConfigError, SecretLeakRefused
@@ -120,7 +122,7 @@ class RevokePolicy(_Model):
 class KeyEntry(_Model):
     model_config = ConfigDict(defer_build=True)  # its targets' union is built from the registry
 
-    provider: str = "openai"
+    provider: str = Field("openai", description="Name under `providers:`; the only one there when there is one")
     project: str | None = Field(None, description="Provider project id (OpenAI: proj_...)")
     key_id: str | None = Field(None, description="The key's id at the provider, if known")
     secret_env: str | None = credential_env("Env var with the live value", default=None)
@@ -161,6 +163,18 @@ class Inventory(_Model):
     report: ReportSettings = ReportSettings()
     concurrency: int = Field(16, ge=1, le=256, description="Targets deployed at once")
     keys: dict[str, KeyEntry] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_provider(cls, data: Any) -> Any:
+        """A key that names no provider belongs to the only one the inventory has, whatever
+        its name (with several, `provider:` defaults to `openai`)."""
+        if isinstance(data, dict) and isinstance(data.get("providers"), dict) and len(data["providers"]) == 1 \
+                and isinstance(data.get("keys"), dict):
+            (only,) = data["providers"]
+            data = {**data, "keys": {name: ({"provider": only, **entry} if isinstance(entry, dict) else entry)
+                                     for name, entry in data["keys"].items()}}
+        return data
 
     @field_validator("keys")
     @classmethod

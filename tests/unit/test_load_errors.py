@@ -161,3 +161,10 @@ def test_literal_secret_in_a_playbook_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SecretLeakRefused) as info:
         load_playbook(p)
     assert info.value.line == 5 and value not in str(info.value)
+
+
+def test_a_key_without_provider_belongs_to_the_only_provider_whatever_its_name(tmp_path: Path) -> None:
+    (tmp_path / "keyresponse.yaml").write_text(
+        "providers:\n  main: {kind: openai, admin_key_env: OPENAI_ADMIN_KEY}\nkeys:\n  app: {project: proj_x}\n")
+    inventory = load_inventory(tmp_path / "keyresponse.yaml")
+    assert inventory.key("app").provider == "main"
