@@ -316,3 +316,16 @@ def test_property_edit_changes_only_the_target(text: str, value: str) -> None:
 
     parsed = dotenv.dotenv_values(stream=io.StringIO(new), interpolate=False)
     assert parsed["OPENAI_API_KEY"] == value
+
+
+@pytest.mark.parametrize("path, words", [("x\0.env", "NUL"), ("x\n.env", "newline"), ("sub", "a folder"),
+                                         ("loop.env", "symlink loop")])
+def test_a_path_that_went_bad_after_the_load_fails_the_write_cleanly(tmp_path: Path, path: str, words: str) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "loop.env").symlink_to("loop.env")
+    t = target(tmp_path, path=path)
+    [check] = t.preflight()
+    assert not check.ok and words in check.detail
+    with pytest.raises(TargetError, match=words):
+        t.write(new_secret())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop.env", "sub"]
