@@ -329,3 +329,30 @@ def test_a_path_that_went_bad_after_the_load_fails_the_write_cleanly(tmp_path: P
     with pytest.raises(TargetError, match=words):
         t.write(new_secret())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["loop.env", "sub"]
+
+
+def test_a_hard_link_made_after_the_load_fails_the_write_and_changes_nothing(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("OPENAI_API_KEY=old\n")
+    t = target(tmp_path)
+    assert t.preflight()[0].ok
+    os.link(env, tmp_path / "copy.env")
+    [check] = t.preflight()
+    assert not check.ok and "hard link" in check.detail and "-samefile" in (check.fix or "")
+    with pytest.raises(TargetError, match="hard link"):
+        t.write(new_secret())
+    assert env.read_text() == (tmp_path / "copy.env").read_text() == "OPENAI_API_KEY=old\n"
+    assert env.stat().st_nlink == 2
+
+
+def test_a_byte_order_mark_is_kept_and_named_where_it_cannot_be(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_bytes(b"\xef\xbb\xbfOPENAI_API_KEY=old\nB=2\n")
+    secret = new_secret()
+    run_target(target(tmp_path), secret)
+    assert env.read_bytes() == b"\xef\xbb\xbfOPENAI_API_KEY=" + secret.reveal().encode() + b"\nB=2\n"
+    with pytest.raises(ValueError, match="byte-order mark"):
+        parse("\ufeffA=1\n")
+    env.write_bytes("OPENAI_API_KEY=old\n".encode("utf-16"))
+    [check] = target(tmp_path).preflight()
+    assert not check.ok and "UTF-16" in check.detail and "byte-order mark" in check.detail

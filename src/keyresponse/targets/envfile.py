@@ -103,7 +103,35 @@ def place(raw: str, root: Path, allow_outside: bool) -> Path:
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise PathProblem(f"{raw} is not a regular file (a device, FIFO or socket)",
                           "point the target at the env file itself")
+    if st is not None and st.st_nlink > 1:
+        raise PathProblem(*_hard_linked(raw, st.st_nlink))
     return real
+
+
+def _hard_linked(raw: str, names: int) -> tuple[str, str]:
+    # the atomic replace gives this name a new file; the other names would keep the old
+    # one, and the leaked key in it. Writing in place instead could leave a half-written
+    # file, so keyresponse refuses, before anything changes.
+    return (f"{raw} is a hard link ({names} names for one file): keyresponse refuses to replace it, "
+            "which would leave the leaked key under the other names",
+            f"give the file one name: find the others (find / -xdev -samefile {raw}) and remove them "
+            "or make them symlinks to it")
+
+
+BOM = "\ufeff"  # UTF-8 byte-order mark: kept, as every other byte is
+
+
+def _decoded(raw: bytes) -> tuple[str, str]:
+    """(BOM or "", the text after it) of an env file's bytes; UnicodeDecodeError if not UTF-8."""
+    text = raw.decode("utf-8")
+    return (BOM, text[1:]) if text.startswith(BOM) else ("", text)
+
+
+def _not_utf8(raw: bytes) -> tuple[str, str]:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return ("the file is UTF-16 (it starts with a UTF-16 byte-order mark), not UTF-8",
+                "convert it to UTF-8 (iconv -f UTF-16 -t UTF-8)")
+    return "the file is not UTF-8", "convert it to UTF-8"
 
 
 def from_config(settings: TargetSettings, env: TargetEnv) -> EnvFile:
@@ -148,10 +176,14 @@ class EnvFile:
         unfit = atomicfile.unwritable(real)
         if unfit:
             return unfit
+        links = real.stat().st_nlink
+        if links > 1:  # again here, under the lock: a link may have been made since the load
+            return _hard_linked(self.cfg.path, links)
+        raw = real.read_bytes()
         try:
-            text = real.read_bytes().decode("utf-8")
+            _, text = _decoded(raw)
         except UnicodeDecodeError:
-            return "the file is not UTF-8", "convert it to UTF-8"
+            return _not_utf8(raw)
         try:
             names = {b.name for b in parse(text)}
         except EnvParseError as exc:
@@ -192,19 +224,19 @@ class EnvFile:
             atomicfile.leftovers(real, remove=True)
             if problem:
                 raise TargetError(self.describe(), problem[0], hint=problem[1])
-            old = real.read_bytes().decode("utf-8") if real.exists() else ""
+            bom, old = _decoded(real.read_bytes()) if real.exists() else ("", "")
             new, diff = edit(old, values, create=self.cfg.create)
             if new == old:
                 return "unchanged: already holds this value"
             try:
-                atomicfile.replace(real, new.encode("utf-8"), crash_label="envfile")
+                atomicfile.replace(real, (bom + new).encode("utf-8"), crash_label="envfile")
             except atomicfile.OwnerError as exc:
                 raise TargetError(self.describe(), str(exc), hint="run as the file's owner") from None
         return "; ".join(diff)
 
     def verify(self, secret: Secret) -> bool:
         real = self._real()
-        found = {b.name: b.value for b in parse(real.read_bytes().decode("utf-8"))}
+        found = {b.name: b.value for b in parse(_decoded(real.read_bytes())[1])}
         wrong = [v for v in self.cfg.variables if found.get(v) != secret.reveal()]
         if wrong:
             raise TargetError(self.describe(), f"{', '.join(wrong)} reads back a different value after the write")
