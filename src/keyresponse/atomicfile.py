@@ -12,6 +12,7 @@ The edited file is replaced, so it cannot carry the lock: a sidecar
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import glob
 import os
@@ -22,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from keyresponse.errors import KeyresponseError
 from keyresponse.faults import crashpoint
 
 TMP_MARK = ".keyresponse-tmp"
@@ -30,6 +32,29 @@ LOCK_MARK = ".keyresponse-lock"
 
 class OwnerError(Exception):
     """The replacement cannot keep the original's owner: we run as somebody else."""
+
+
+_NO_ROOM = {
+    errno.ENOSPC: "the disk is full (no space left on device)",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EFBIG: "the file is too large: it would pass this process's file-size limit (ulimit -f) "
+                 "or the file system's largest file",
+}
+
+
+def no_room(exc: BaseException) -> str | None:
+    """What ran out, when `exc` is a write that found no room (full disk or quota, file-size
+    limit); None for any other error."""
+    return _NO_ROOM.get(exc.errno) if isinstance(exc, OSError) and exc.errno is not None else None
+
+
+class NoRoom(KeyresponseError):
+    """A whole-file write found no room; the file is as it was (the temp file is gone)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot write {path}: {reason}",
+                         hint="free space on that disk (or lift the file-size limit), then run it again")
+        self.path, self.reason = path, reason
 
 
 def lock_path(real: Path) -> Path:
@@ -117,7 +142,18 @@ def write_atomic(real: Path, data: bytes, *, crash_label: str | None = None) -> 
     file never share one, and a writer killed mid-way leaves only that temp file. A
     file that existed keeps its owner and mode; a new one is created 0600.
     `crash_label` names the fault-injection points (`<label>:mid-write`,
-    `<label>:before-replace`) the crash-safety tests kill at."""
+    `<label>:before-replace`) the crash-safety tests kill at. NoRoom when the disk, the
+    quota or the file-size limit has no room for it."""
+    try:
+        return _write_atomic(real, data, crash_label)
+    except OSError as exc:
+        reason = no_room(exc)
+        if reason is None:
+            raise
+        raise NoRoom(real, reason) from None
+
+
+def _write_atomic(real: Path, data: bytes, crash_label: str | None) -> Path:
     st = real.stat() if real.exists() else None
     fd, tmp = tempfile.mkstemp(prefix=f".{real.name}{TMP_MARK}", dir=real.parent)
     try:

@@ -319,7 +319,23 @@ def main() -> None:
         sys.stderr.write(f"error: {redact(str(exc))}\n")
         sys.exit(exc.exit_code)
     except Exception as exc:  # the click usage errors, then true surprises
+        _no_room(exc)
         _usage_or_crash(exc)
+
+
+def _no_room(exc: Exception) -> None:
+    """A write that found no room (full disk, file-size limit) outside the journal and the
+    atomic writes, which say so themselves: exit 1 with the way back, not a crash."""
+    from keyresponse.atomicfile import no_room
+
+    reason = no_room(exc)
+    if reason is None:
+        return
+    filename = getattr(exc, "filename", None)
+    sys.stderr.write(f"error: cannot write{f' {filename}' if filename else ''}: {reason}\n"
+                     "  hint: free space on that disk (or lift the file-size limit); `keyresponse incidents` "
+                     "shows any incident this left unfinished, and `keyresponse resume ID` continues it.\n")
+    sys.exit(1)
 
 
 def _usage_or_crash(exc: Exception) -> None:

@@ -27,7 +27,7 @@ from keyresponse.action import Check, EarlyContext, Plan, PlannedOutputs, Prefet
 from keyresponse.errors import ApprovalRefused, KeyresponseError, StepError, UsageError
 from keyresponse.faults import crashpoint
 from keyresponse.follower import ThreadFollower
-from keyresponse.journal import Incident, KeyLock, from_jsonable
+from keyresponse.journal import Incident, JournalFull, KeyLock, from_jsonable
 from keyresponse.outcome import OK_STATUSES, Mode, Reporter, RunResult, StepResult
 from keyresponse.playbook import LoadedPlaybook, Step, load_playbook
 from keyresponse.resume import resume_set
@@ -325,6 +325,8 @@ class Engine:
                 result.status, result.error = "failed", "preflight failed: " + "; ".join(c.line() for c in exc.checks)
                 result.hint = next((c.fix for c in exc.checks if c.fix), None)
                 break  # a failed preflight is a fact about the world, not a flake
+            except JournalFull:
+                raise  # the run stops here: whatever it did next could not be resumed
             except StepError as exc:
                 result.status, result.error, result.hint = "failed", REDACTOR.redact(exc.message), exc.hint
                 result.timed_out = isinstance(exc, _TimedOut)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Iterator, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Iterator, Literal, NamedTuple, Union
 
 from pydantic import (
     BaseModel, ConfigDict, Field, GetCoreSchemaHandler, PlainValidator, WithJsonSchema, field_validator, model_validator,
@@ -55,6 +55,14 @@ class ReportSettings(_Model):
     template_dir: str | None = Field(None, description="Folder of templates overriding the built-in ones")
 
 
+class Problem(NamedTuple):
+    """What is wrong with a target's settings, found when the inventory loads."""
+
+    message: str
+    field: str | None = None  # the field it is about: the error shows that field's line
+    hint: str | None = None
+
+
 class TargetSettings(_Model):
     """The settings of one place a key lives (`keys.NAME.targets[]`): the base of every
     target kind's model, which its module exports as `Settings` (see targets/__init__.py)."""
@@ -66,9 +74,14 @@ class TargetSettings(_Model):
         """The `platforms:` entry this target uses (None: it uses none)."""
         return None
 
-    def problems(self) -> list[str]:
+    def problems(self) -> list[str | Problem]:
         """What is wrong across fields (one message each), checked at load time."""
         return []
+
+    def problems_at(self, root: Path) -> list[str | Problem]:
+        """`problems()` and what only the disk can tell (a path's file), checked at load time
+        with `root`, the inventory's folder. Read-only; the target checks again before it writes."""
+        return self.problems()
 
 
 class PlatformSettings(_Model):
@@ -264,8 +277,9 @@ def load_inventory(path: str | Path) -> LoadedInventory:
         model = Inventory.model_validate(doc.data)
     except ValidationError as exc:
         raise pydantic_errors(doc, exc, "inventory") from None
-    _check_references(doc, model)
-    return LoadedInventory(model, Path(path))
+    loaded = LoadedInventory(model, Path(path))
+    _check_references(doc, model, loaded.root)
+    return loaded
 
 
 def refuse_literal_credentials(doc: Any, data: Any, loc: tuple[Any, ...]) -> None:
@@ -308,7 +322,7 @@ def _credential_patterns() -> Iterator[tuple[str, re.Pattern[str], str]]:
         yield p.label, p.pattern, p.env
 
 
-def _check_references(doc: Any, model: Inventory) -> None:
+def _check_references(doc: Any, model: Inventory, root: Path) -> None:
     for name, key in model.keys.items():
         if key.provider not in model.providers:
             raise doc.error(
@@ -318,12 +332,16 @@ def _check_references(doc: Any, model: Inventory) -> None:
             )
         for i, t in enumerate(key.targets):
             loc = ("keys", name, "targets", i)
-            _check_target(doc, model, loc, t)
+            _check_target(doc, model, loc, t, root)
 
 
-def _check_target(doc: Any, model: Inventory, loc: tuple[Any, ...], t: TargetSettings) -> None:
+def _check_target(doc: Any, model: Inventory, loc: tuple[Any, ...], t: TargetSettings, root: Path) -> None:
+    """Refuse, at the target's line, what would fail only when the target is written (after
+    the revoke, in an incident): a platform that is not there, a path or locator that leaves
+    its place. Targets are numbered from 1 in messages, as people count."""
     from keyresponse import targets
 
+    which = f"keys.{loc[1]}: target #{loc[3] + 1} ({t.kind})"
     platform_kind, platform = t.platform_kind, t.platform_name()
     if platform_kind is not None and platform is not None:
         entry = model.platforms.get(platform)
@@ -332,11 +350,13 @@ def _check_target(doc: Any, model: Inventory, loc: tuple[Any, ...], t: TargetSet
                                if info.is_required() and f != "kind")
             raise doc.error(
                 loc,
-                f"target uses platform {platform!r}, which is not a {platform_kind} entry under `platforms:`",
+                f"{which} uses platform {platform!r}, which is not a {platform_kind} entry under `platforms:`",
                 hint=f"add `platforms: {{{platform}: {{kind: {platform_kind}" + (f", {needed}" if needed else "") + "}}`",
             )
-    for problem in t.problems():
-        raise doc.error(loc, problem)
+    for found in t.problems_at(root):
+        problem = found if isinstance(found, Problem) else Problem(found)
+        raise doc.error(loc + ((problem.field,) if problem.field else ()), f"{which}: {problem.message}",
+                        hint=problem.hint)
 
 
 def _provider_modules() -> list[ProviderModule]:

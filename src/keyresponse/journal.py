@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
-from keyresponse.atomicfile import fsync_dir, write_all, write_atomic
+from keyresponse.atomicfile import fsync_dir, no_room, write_all, write_atomic
 from keyresponse.errors import KeyresponseError, LockedError
 from keyresponse.secret import REDACTOR, Secret
 
@@ -90,6 +90,19 @@ def has_lost_secret(value: Any) -> bool:
     return False
 
 
+class JournalFull(KeyresponseError):
+    """The journal cannot grow (full disk or quota, file-size limit): the run must stop,
+    since nothing it did from here on could be resumed. Exit 1, with the way back."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        incident_id = path.parent.name
+        super().__init__(f"incident {incident_id} stopped: its journal {path} cannot be written: {reason}",
+                         hint=f"free space on that disk (or lift the file-size limit), then "
+                              f"`keyresponse resume {incident_id}`: the steps the journal holds stay done, "
+                              "the others run again")
+        self.incident_id, self.reason = incident_id, reason
+
+
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -100,22 +113,31 @@ class Journal:
         record = {"t": utcnow(), "event": event, **to_jsonable(data)}
         line = REDACTOR.redact(json.dumps(record, ensure_ascii=False, sort_keys=False)) + "\n"
         with self._lock:
-            if not self._tail_checked:
-                self._cut_torn_tail()
-                self._tail_checked = True
-            created = not self.path.exists()
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                write_all(fd, line.encode("utf-8"))
-                os.fsync(fd)
-            except BaseException:
-                self._tail_checked = False  # a part of the line may be there: cut it before the next one
-                raise
-            finally:
-                os.close(fd)
-            if created:
-                fsync_dir(self.path.parent)  # the journal's name must survive a power cut too
+                self._write(line.encode("utf-8"))
+            except OSError as exc:
+                reason = no_room(exc)
+                if reason is None:
+                    raise
+                raise JournalFull(self.path, reason) from None
         return record
+
+    def _write(self, line: bytes) -> None:
+        if not self._tail_checked:
+            self._cut_torn_tail()
+            self._tail_checked = True
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            write_all(fd, line)
+            os.fsync(fd)
+        except BaseException:
+            self._tail_checked = False  # a part of the line may be there: cut it before the next one
+            raise
+        finally:
+            os.close(fd)
+        if created:
+            fsync_dir(self.path.parent)  # the journal's name must survive a power cut too
 
     def _cut_torn_tail(self) -> None:
         """A record torn by a crash must not fuse with the next one: cut it off."""

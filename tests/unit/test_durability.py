@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from keyresponse import atomicfile
-from keyresponse.journal import Incident, write_private
+from keyresponse.journal import Incident, JournalFull, write_private
 
 
 def _one_byte_writes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,7 +143,7 @@ def test_a_record_torn_by_a_failed_write_never_fuses_with_the_next(tmp_path: Pat
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "write", full_disk)
-    with pytest.raises(OSError):
+    with pytest.raises(JournalFull, match="the disk is full"):  # the run stops, resumable
         incident.journal.append("step.note", step="b", note="torn")
     monkeypatch.undo()
     incident.journal.append("step.note", step="c", note="after")

@@ -318,3 +318,43 @@ def test_property_edit_changes_only_the_target(text: str, value: str) -> None:
 
     parsed = dotenv.dotenv_values(stream=io.StringIO(new), interpolate=False)
     assert parsed["OPENAI_API_KEY"] == value
+
+
+@pytest.mark.parametrize("path, words", [("x\0.env", "NUL"), ("x\n.env", "newline"), ("sub", "a folder"),
+                                         ("loop.env", "symlink loop")])
+def test_a_path_that_went_bad_after_the_load_fails_the_write_cleanly(tmp_path: Path, path: str, words: str) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "loop.env").symlink_to("loop.env")
+    t = target(tmp_path, path=path)
+    [check] = t.preflight()
+    assert not check.ok and words in check.detail
+    with pytest.raises(TargetError, match=words):
+        t.write(new_secret())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop.env", "sub"]
+
+
+def test_a_hard_link_made_after_the_load_fails_the_write_and_changes_nothing(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("OPENAI_API_KEY=old\n")
+    t = target(tmp_path)
+    assert t.preflight()[0].ok
+    os.link(env, tmp_path / "copy.env")
+    [check] = t.preflight()
+    assert not check.ok and "hard link" in check.detail and "-samefile" in (check.fix or "")
+    with pytest.raises(TargetError, match="hard link"):
+        t.write(new_secret())
+    assert env.read_text() == (tmp_path / "copy.env").read_text() == "OPENAI_API_KEY=old\n"
+    assert env.stat().st_nlink == 2
+
+
+def test_a_byte_order_mark_is_kept_and_named_where_it_cannot_be(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_bytes(b"\xef\xbb\xbfOPENAI_API_KEY=old\nB=2\n")
+    secret = new_secret()
+    run_target(target(tmp_path), secret)
+    assert env.read_bytes() == b"\xef\xbb\xbfOPENAI_API_KEY=" + secret.reveal().encode() + b"\nB=2\n"
+    with pytest.raises(ValueError, match="byte-order mark"):
+        parse("\ufeffA=1\n")
+    env.write_bytes("OPENAI_API_KEY=old\n".encode("utf-16"))
+    [check] = target(tmp_path).preflight()
+    assert not check.ok and "UTF-16" in check.detail and "byte-order mark" in check.detail

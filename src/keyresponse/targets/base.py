@@ -11,6 +11,7 @@ targets/__init__.py; their settings models are the inventory's.
 from __future__ import annotations
 
 import contextvars
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -99,6 +100,39 @@ def address(base_url: str) -> str:
     """A platform's base URL, normalized to be compared (scheme and host lower-case, no trailing /)."""
     parts = urlsplit(base_url if "://" in base_url else "https://" + base_url)
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def locator_problem(value: str, what: str, *, segments: int | None = 1, free: bool = False) -> str | None:
+    """Why `value` cannot name a place in a platform's URL, or None. A locator becomes path
+    segments of an API URL: `..` or `.` would climb out of it once the URL is normalized
+    (`orgs/acme/../../repos/x` is `repos/x`), and a `/`, `?` or `#` would make it another
+    path. `segments`: how many `/`-separated names it is (None: one or more); each is ASCII
+    letters, digits, `_`, `.` and `-`. `free`: one name in any characters but `/`, a backslash
+    and control characters (GitHub environment and workflow names, sent URL-encoded)."""
+    if free:
+        if not value.strip():
+            return f"{what} is empty"
+        if _CONTROL.search(value):
+            return f"{what} {value!r} holds a control character"
+        if "/" in value or "\\" in value:
+            return f"{what} {value!r} holds a '/' or '\\': it would be read as a path"
+        if value.strip(".") == "":
+            return f"{what} {value!r} is a path step ('.' or '..'), not a name"
+        return None
+    parts = value.split("/")
+    if segments is not None and len(parts) != segments:
+        shape = "one name" if segments == 1 else " / ".join(["name"] * segments)
+        return f"{what} {value!r} must be {shape} (letters, digits, '_', '.', '-')"
+    for part in parts:
+        if part in ("", ".", ".."):
+            return f"{what} {value!r} has an empty, '.' or '..' part: it would leave its URL"
+        if not _NAME.fullmatch(part):
+            return f"{what} {value!r}: {part!r} may hold only ASCII letters, digits, '_', '.' and '-'"
+    return None
 
 
 class HostGate:

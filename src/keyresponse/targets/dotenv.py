@@ -51,6 +51,9 @@ class Binding:
 
 def parse(text: str) -> list[Binding]:
     """Every `NAME=value` in a dotenv text, with spans; EnvParseError names the bad line."""
+    if text.startswith("\ufeff"):  # envfile.py keeps a file's BOM and parses what follows it
+        raise EnvParseError(1, "the text starts with a byte-order mark (U+FEFF, a BOM): "
+                               "not part of the first line's NAME")
     out: list[Binding] = []
     pos, n = 0, len(text)
     while pos < n:

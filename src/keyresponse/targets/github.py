@@ -20,8 +20,8 @@ from pydantic import Field, field_validator
 
 from keyresponse.errors import KeyresponseError, TargetError
 from keyresponse.fields import ENV_NAME, KeyPattern, credential_env
-from keyresponse.inventory import PlatformSettings, TargetSettings
-from keyresponse.targets.base import LazyClient, address, identity
+from keyresponse.inventory import PlatformSettings, Problem, TargetSettings
+from keyresponse.targets.base import LazyClient, address, identity, locator_problem
 
 if TYPE_CHECKING:
     import httpx
@@ -72,12 +72,22 @@ class GitHubTarget(TargetSettings):
     def platform_name(self) -> str | None:
         return self.platform
 
-    def problems(self) -> list[str]:
+    def problems(self) -> list[str | Problem]:
         if (self.repo is None) == (self.org is None):
             return ["a github target needs exactly one of `repo:` or `org:`"]
         if self.environment and not self.repo:
             return ["`environment:` needs `repo:` (environment secrets live in a repo)"]
-        return []
+        # each becomes part of an API path: one that climbs out of it would write elsewhere
+        found = [Problem(problem, field, "name the repository, organization or environment exactly as GitHub does")
+                 for field, problem in (
+                     ("repo", self.repo and locator_problem(self.repo, "`repo:`", segments=2)),
+                     ("org", self.org and locator_problem(self.org, "`org:`")),
+                     ("environment", self.environment is not None
+                      and locator_problem(self.environment, "`environment:`", free=True)),
+                     ("workflow", self.workflow is not None
+                      and locator_problem(self.workflow, "`workflow:`", free=True)),
+                 ) if problem]
+        return list(found)
 
 
 Settings = GitHubTarget

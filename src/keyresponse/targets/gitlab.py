@@ -17,8 +17,8 @@ from pydantic import Field
 
 from keyresponse.errors import KeyresponseError, TargetError
 from keyresponse.fields import ENV_NAME, KeyPattern, credential_env
-from keyresponse.inventory import PlatformSettings, TargetSettings
-from keyresponse.targets.base import LazyClient, address, identity
+from keyresponse.inventory import PlatformSettings, Problem, TargetSettings
+from keyresponse.targets.base import LazyClient, address, identity, locator_problem
 
 if TYPE_CHECKING:
     import httpx
@@ -60,9 +60,16 @@ class GitLabTarget(TargetSettings):
     def platform_name(self) -> str | None:
         return self.platform
 
-    def problems(self) -> list[str]:
+    def problems(self) -> list[str | Problem]:
         if (self.project is None) == (self.group is None):
             return ["a gitlab target needs exactly one of `project:` or `group:`"]
+        field = "project" if self.project is not None else "group"
+        owner = self.project if self.project is not None else self.group
+        # an id, or a path of names (`group/subgroup/project`): it goes URL-encoded as one
+        # segment, which GitLab decodes, so `..` or `?` in it would be another place
+        problem = None if isinstance(owner, int) else locator_problem(str(owner), f"`{field}:`", segments=None)
+        if problem:
+            return [Problem(problem, field, f"give the {field}'s numeric id or its full path as GitLab shows it")]
         return []
 
 
