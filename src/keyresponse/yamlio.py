@@ -215,7 +215,7 @@ class ValidationProblems(ConfigError):
 
 def pydantic_errors(doc: Document, exc: Any, what: str) -> ConfigError:
     """Turn a pydantic ValidationError into one ConfigError listing each problem at its line,
-    in our words: a path with 1-based item numbers (`keys.app, target 2`) and what to change."""
+    in our words: a path with 1-based item numbers (`keys.app, target #2`) and what to change."""
     problems: list[dict[str, Any]] = []
     first_mark: Mark | None = None
     for err in exc.errors(include_url=False):
@@ -249,7 +249,7 @@ def pydantic_errors(doc: Document, exc: Any, what: str) -> ConfigError:
 
 
 def _path_words(loc: Loc) -> str:
-    """`keys.app.targets.1.path` -> `keys.app, target 2, path` (items counted from 1)."""
+    """`keys.app.targets.1.path` -> `keys.app, target #2, path` (items counted from 1)."""
     out = ""
     for i, part in enumerate(loc):
         if isinstance(part, int):
@@ -259,7 +259,7 @@ def _path_words(loc: Loc) -> str:
                 out = ""
             elif out.endswith("." + parent):
                 out = out[: -len(parent) - 1]
-            out += (", " if out else "") + f"{noun} {part + 1}"
+            out += (", " if out else "") + f"{noun} #{part + 1}"
         else:
             out += (", " if out and isinstance(loc[i - 1], int) else "." if out else "") + str(part)
     return out or "(document)"

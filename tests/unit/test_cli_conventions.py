@@ -46,7 +46,7 @@ def test_errors_in_our_words_with_1_based_target_numbers(tmp_path: Path) -> None
     out = kr("validate", cwd=tmp_path)
     assert out.returncode == 2
     assert "Input tag" not in out.stderr and "found using" not in out.stderr
-    assert "keys.app, target 2" in out.stderr, out.stderr
+    assert "keys.app, target #2" in out.stderr, out.stderr
     assert "unknown target kind 'envfil' (did you mean 'envfile'?)" in out.stderr
 
 
@@ -66,7 +66,7 @@ def test_validate_json_gives_each_problem_as_fields(tmp_path: Path) -> None:
     problems = json.loads(out.stdout)["problems"]
     (p,) = [p for p in problems if p["file"].endswith("keyresponse.yaml")]
     assert (p["line"], p["column"]) == (10, 9)
-    assert p["message"].startswith("keys.app, target 2: unknown target kind") and p["hint"]
+    assert p["message"].startswith("keys.app, target #2: unknown target kind") and p["hint"]
 
 
 def test_incidents_filters_and_ids(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ PLAYBOOK_CASES = [
     ("merge key", "name: x\nsteps:\n  - {<<: {id: a}, uses: log.message}\n", 3, "merge keys"),
     ("unknown field", "name: x\nsteps:\n  - id: a\n    uses: log.message\n    whith: {}\n", 5, "unknown field 'whith'"),
     ("missing steps", "name: x\n", 1, "missing required field 'steps'"),
-    ("bad step id", "name: x\nsteps:\n  - {id: Bad-Id, uses: log.message, with: {message: m}}\n", 3, "step 1, id"),
+    ("bad step id", "name: x\nsteps:\n  - {id: Bad-Id, uses: log.message, with: {message: m}}\n", 3, "step #1, id"),
     ("unknown uses", "name: x\nsteps:\n  - id: a\n    uses: key.revokee\n", 4, "unknown action 'key.revokee'"),
     ("duplicate id", "name: x\nsteps:\n" + GOOD_STEP + GOOD_STEP, 4, "duplicate step id 'a'"),
     ("unknown with", "name: x\nsteps:\n  - id: a\n    uses: log.message\n    with:\n      message: m\n      colour: red\n",
@@ -53,7 +53,7 @@ PLAYBOOK_CASES = [
     ("bad if", "name: x\nsteps:\n  - id: a\n    uses: log.message\n    if: 'steps.q.status == 1'\n    with: {message: m}\n",
      5, "does not exist"),
     ("wrong type", "name: x\nsteps:\n  - id: a\n    uses: log.message\n    retries: many\n    with: {message: m}\n",
-     5, "step 1, retries"),
+     5, "step #1, retries"),
     ("not a mapping", "- just\n- a list\n", 1, "must be a mapping"),
 ]
 
