@@ -156,7 +156,7 @@ class Issue:
             ctx.record("key.issue.minted", name=issued.name, project_id=project, key_id=issued.key_id,
                        service_account_id=issued.service_account_id, redacted_value=issued.redacted_value,
                        masked=issued.secret.masked)  # targets.deploy journals the same mask per target
-            replaced += self._sweep(ctx, provider, work, project, issued, earlier)
+            replaced += self._swept(ctx, provider, work, project, issued, earlier)
         crashpoint("key.issue:after-mint")
         return {"issued": True, "secret": issued.secret, "key_id": issued.key_id, "service_account_id": issued.service_account_id,
                 "name": issued.name, "redacted_value": issued.redacted_value, "project_id": project,
@@ -194,6 +194,20 @@ class Issue:
                 ctx.warn(f"minting {name} failed ({exc.message}); "
                          f"{'removed what it left' if left else 'it left nothing yet'}; minting once more")
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _swept(self, ctx: StepContext, provider: Provider, work: _IssueWork, project: str, issued: IssuedKey,
+               kept: list[dict[str, Any]]) -> list[str]:
+        """`_sweep`, which never costs the replacement just minted: its value exists only
+        here, so a failed lookup or revoke is journaled as pending (key.retire and every
+        resume look the names up again) and the step goes on with the new key."""
+        try:
+            return self._sweep(ctx, provider, work, project, issued, kept)
+        except KeyresponseError as exc:
+            names = sorted({i["name"] for i in journal_notes(ctx, "key.issue.intent")} - {issued.name})
+            ctx.record("key.issue.sweep_pending", names=names, project_id=project, error=exc.message)
+            ctx.warn(f"the replacement is minted, but looking up the earlier attempts {', '.join(names)} failed "
+                     f"({exc.message}); key.retire and `keyresponse resume` look for them again")
+            return []
 
     def _sweep(self, ctx: StepContext, provider: Provider, work: _IssueWork, project: str, issued: IssuedKey,
                kept: list[dict[str, Any]]) -> list[str]:
