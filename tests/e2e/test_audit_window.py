@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -57,8 +58,8 @@ def test_a_leak_dated_long_ago_audits_at_most_the_maximum_window(world: World, l
     assert "clamped" in md and leaked_at in md
 
 
-def _dicts(value: object) -> list[dict[str, object]]:
-    found: list[dict[str, object]] = []
+def _dicts(value: object) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
     if isinstance(value, dict):
         found.append(value)
         for v in value.values():
