@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from keyresponse import registry
 from keyresponse.journal import has_lost_secret
 from keyresponse.outcome import OK_STATUSES
 from keyresponse.playbook import LoadedPlaybook
@@ -32,6 +33,8 @@ def resume_set(playbook: LoadedPlaybook, statuses: dict[str, str], outputs: dict
             if sid not in todo and any(d in todo and _rerun(d, statuses) for d in playbook.deps.get(sid, ())):
                 todo.add(sid)
                 changed = True
+    # actions that look again on every resume (key.retire: a mint that landed late)
+    todo |= {s.id for s in playbook.model.steps if _every_resume(s.uses)}
     if todo:  # `always` steps (report, close) after the first re-run step describe the end state: run them again
         first = min(order.index(sid) for sid in todo)
         todo |= {s.id for s in playbook.model.steps[first:] if s.always}
@@ -40,3 +43,10 @@ def resume_set(playbook: LoadedPlaybook, statuses: dict[str, str], outputs: dict
 
 def _rerun(step_id: str, statuses: dict[str, str]) -> bool:
     return statuses.get(step_id) in OK_STATUSES
+
+
+def _every_resume(uses: str) -> bool:
+    try:
+        return bool(getattr(registry.get(uses), "every_resume", False))
+    except KeyError:
+        return False

@@ -1,21 +1,38 @@
 """The `key.audit` action: the leaked key's usage by hour and model, audit-log
 events and costs, analysed (keyresponse.audit) for a baseline, anomalous hours,
 the first abuse, new models and an estimated cost.
+
+The window is bounded: it reaches back to the suspected leak, but never further than
+`max_days`, the provider's usage retention (`usage_retention_days`) or the key's
+creation (no key is used before it exists), and the report says when it was clamped.
+Usage is read newest week first, and reading stops while the step still has time to
+answer: a short step budget gives a shorter window, never an incident held open.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
 
 from keyresponse.action import Check, Plan, StepContext, With
-from keyresponse.actions.key_common import Work, failed, provider_for, resolve
+from keyresponse.actions.key_common import Work, failed, provider_for, provider_settings, resolve
 from keyresponse.errors import KeyresponseError, ServiceError
 from keyresponse.providers.base import epoch, iso
+
+if TYPE_CHECKING:
+    from keyresponse.providers.base import KeyRecord, Provider, UsagePoint
+
+MAX_DAYS = 90  # the default furthest reach back: a report of months of hourly rows helps nobody
+CHUNK = 7 * 86400  # usage is read a week at a time, newest first
+RESERVE = 0.25  # of the step's time left when the audit starts: kept for events, costs and the answer
 
 
 class AuditArgs(With):
     days: int = 30
+    # the furthest back the audit reads, whatever `leaked_at` says
+    max_days: int = Field(MAX_DAYS, ge=1, le=3650)
     leaked_at: str | int | None = None  # ISO 8601 or Unix seconds; default: the `leaked_at` input
     threshold: float = 5.0  # robust z-score (MAD units, on log usage) for an anomalous hour
     costs: bool = True
@@ -29,7 +46,9 @@ class Audit:
     With = AuditArgs
 
     def plan(self, args: AuditArgs, ctx: StepContext) -> Plan:
-        return Plan(summary=f"audit {args.days} days of the key's usage, events and costs", data=Work(args))
+        days = min(args.days, args.max_days)
+        return Plan(summary=f"audit {days} days of the key's usage, events and costs (since the leak, at most "
+                            f"{args.max_days} days)", data=Work(args))
 
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
         try:
@@ -43,19 +62,23 @@ class Audit:
         work: Work[AuditArgs] = plan.data
         args = work.args
         now = int(time.time())
-        leak = epoch(args.leaked_at if args.leaked_at not in (None, "") else ctx.inputs.get("leaked_at"))
-        start = now - args.days * 86400
-        if leak is not None:
-            start = min(start, leak)  # and everything since the suspected leak, however long ago
+        raw = args.leaked_at if args.leaked_at not in (None, "") else ctx.inputs.get("leaked_at")
+        leak = epoch(raw)
         end = (now // audit.HOUR + 1) * audit.HOUR  # through the current, partial hour
+        _, cfg = provider_settings(ctx.inventory, ctx.key.provider if ctx.key else None)
         with http.retry_budget(ctx.remaining()):
             provider = provider_for(ctx)
             rec = resolve(ctx, args.key_id, provider=provider)
-            ctx.progress(f"reading {args.days} days of usage of {rec.key_id}")
-            points = provider.usage(rec, start, end)
+            start, clamp = _window(args, now, leak, raw, rec, cfg.usage_retention_days)
+            if clamp:
+                ctx.warn(clamp)
+            ctx.progress(f"reading {-(-(end - start) // 86400)} days of usage of {rec.key_id}")
+            points, start, short = _read_usage(ctx, provider, rec, start, end)
+            if short:
+                ctx.warn(short)
             events = provider.events(rec, start, end)
             costs = None
-            if args.costs:
+            if args.costs and _time_left(ctx):
                 try:
                     costs = provider.costs(rec, start, end)
                 except ServiceError as exc:
@@ -70,8 +93,49 @@ class Audit:
             "events": [{"type": e.type, "effective_at": iso(e.effective_at), "actor": e.actor,
                         "resource_id": e.resource_id, "about_key": e.resource_id in about} for e in events],
             "last_used_at": iso((fresh or rec).last_used_at),
+            "window_note": " ".join(n for n in (clamp, short) if n) or None,
+            "window_clamped": bool(clamp or short),
         })
         if result["first_anomalous_hour"]:
             ctx.progress(f"abuse likely began {result['first_anomalous_hour']}; new models: "
                          f"{', '.join(result['new_models']) or 'none'}")
         return result
+
+
+def _window(args: AuditArgs, now: int, leak: int | None, raw: Any, rec: KeyRecord,
+            retention_days: int | None) -> tuple[int, str | None]:
+    """The window's start, and why it reaches less far back than the leak (or None)."""
+    start = now - min(args.days, args.max_days) * 86400
+    if leak is None or leak >= start:
+        return (start if leak is None else leak), None
+    floors = [(now - args.max_days * 86400, f"the audit's maximum of {args.max_days} days (`max_days`)")]
+    if retention_days:
+        floors.append((now - retention_days * 86400, f"the {retention_days} days the provider keeps usage for"))
+    if rec.created_at:
+        floors.append((int(rec.created_at), f"the key's creation ({iso(rec.created_at)})"))
+    floor, why = max(floors, key=lambda f: f[0])
+    if leak >= floor:
+        return leak, None
+    return floor, f"audit window clamped: the leak is dated {raw}, so the audit reads from {iso(floor)}, {why}."
+
+
+def _time_left(ctx: StepContext, share: float = 0.0) -> bool:
+    left = ctx.remaining()
+    return left is None or left > max(2.0, share)
+
+
+def _read_usage(ctx: StepContext, provider: Provider, rec: KeyRecord, start: int,
+                end: int) -> tuple[list[UsagePoint], int, str | None]:
+    """Usage in [start, end), a week at a time from the newest; reading stops early (and the
+    window starts later, said in the note) when the step's time is running out."""
+    left = ctx.remaining()
+    reserve = RESERVE * left if left is not None else 0.0
+    points: list[UsagePoint] = []
+    lo = end
+    while lo > start:
+        if lo < end and not _time_left(ctx, reserve):
+            return points, lo, (f"audit window shortened to start at {iso(lo)}: the step's time was running "
+                                "out (raise its `timeout:` to read further back).")
+        hi, lo = lo, max(start, lo - CHUNK)
+        points += provider.usage(rec, lo, hi)
+    return points, start, None

@@ -8,7 +8,7 @@ Nothing here knows an issuer's wire format: that is the `Provider`'s (providers/
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, TypeVar
 
 from keyresponse.action import Check, EarlyContext, StepContext
 from keyresponse.errors import ConfigError, KeyresponseError, UsageError
@@ -216,9 +216,14 @@ def written_masks(ctx: StepContext) -> set[str]:
 def held_masks(ctx: StepContext) -> dict[str, set[str]]:
     """Per target, the masks it may hold now: its last confirmed write, plus any write
     that was started and never reported (the process died during it)."""
+    return held_in(ctx.incident.journal.records())
+
+
+def held_in(records: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
+    """`held_masks` from an incident's journal records."""
     confirmed: dict[str, str] = {}
     pending: dict[str, str] = {}
-    for r in ctx.incident.journal.records():
+    for r in records:
         if r.get("event") != "step.note" or not r.get("secret"):
             continue
         target = str(r.get("target_id") or r.get("target"))  # identity; journals before it: the description

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from keyresponse.action import Check, NoArgs, Plan, StepContext, With
-from keyresponse.actions.key_common import failed, held_masks, journal_notes, provider_for, resolve, written_masks
+from keyresponse.actions.key_common import (
+    failed, held_in, held_masks, journal_notes, provider_for, resolve, written_masks,
+)
 from keyresponse.errors import ConfigError, KeyresponseError, ProviderError, ServiceError, StepError
 from keyresponse.faults import crashpoint
 from keyresponse.providers.base import CannotRevoke, IssueSpec, Minted, iso
@@ -156,7 +158,7 @@ class Issue:
             ctx.record("key.issue.minted", name=issued.name, project_id=project, key_id=issued.key_id,
                        service_account_id=issued.service_account_id, redacted_value=issued.redacted_value,
                        masked=issued.secret.masked)  # targets.deploy journals the same mask per target
-            replaced += self._sweep(ctx, provider, work, project, issued, earlier)
+            replaced += self._swept(ctx, provider, work, project, issued, earlier)
         crashpoint("key.issue:after-mint")
         return {"issued": True, "secret": issued.secret, "key_id": issued.key_id, "service_account_id": issued.service_account_id,
                 "name": issued.name, "redacted_value": issued.redacted_value, "project_id": project,
@@ -189,11 +191,30 @@ class Issue:
                 ctx.record("key.issue.failed", name=name, project_id=project, error=exc.message,
                            left_behind=len(left), mode=work.mode, settle_until=settle)
                 if attempt == before + MINT_TRIES:
+                    pending = _pending_settle(ctx)
+                    hint = ("nothing was left live; `keyresponse resume` tries again" if not pending else
+                            f"an attempt that got no answer may still take effect until {iso(max(pending.values()))}: "
+                            "key.retire and every `keyresponse resume` look it up by name and revoke it; "
+                            "`keyresponse resume` also tries the mint again")
                     raise ProviderError(f"could not mint the replacement: {exc.message}", service=provider.service,
-                                        hint="nothing was left live; `keyresponse resume` tries again") from None
+                                        hint=hint) from None
                 ctx.warn(f"minting {name} failed ({exc.message}); "
                          f"{'removed what it left' if left else 'it left nothing yet'}; minting once more")
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _swept(self, ctx: StepContext, provider: Provider, work: _IssueWork, project: str, issued: IssuedKey,
+               kept: list[dict[str, Any]]) -> list[str]:
+        """`_sweep`, which never costs the replacement just minted: its value exists only
+        here, so a failed lookup or revoke is journaled as pending (key.retire and every
+        resume look the names up again) and the step goes on with the new key."""
+        try:
+            return self._sweep(ctx, provider, work, project, issued, kept)
+        except KeyresponseError as exc:
+            names = sorted({i["name"] for i in journal_notes(ctx, "key.issue.intent")} - {issued.name})
+            ctx.record("key.issue.sweep_pending", names=names, project_id=project, error=exc.message)
+            ctx.warn(f"the replacement is minted, but looking up the earlier attempts {', '.join(names)} failed "
+                     f"({exc.message}); key.retire and `keyresponse resume` look for them again")
+            return []
 
     def _sweep(self, ctx: StepContext, provider: Provider, work: _IssueWork, project: str, issued: IssuedKey,
                kept: list[dict[str, Any]]) -> list[str]:
@@ -279,8 +300,39 @@ def _revoke_one(provider: Provider, work: _IssueWork, project: str, found: Minte
                         "not minting another", hint=exc.hint) from None
 
 
+def _pending_settle(ctx: StepContext) -> dict[str, float]:
+    """Mint attempts of this incident that got no answer and may still land: name -> until when."""
+    return {f["name"]: float(f["settle_until"]) for f in journal_notes(ctx, "key.issue.failed")
+            if f.get("settle_until") and f.get("name")}
+
+
+def orphans(records: list[dict[str, Any]], provider: Provider, *,
+            in_use: set[str] | None = None) -> list[tuple[str, Minted]]:
+    """Read-only: every replacement this incident's journal says it tried to mint that is
+    live at the provider and that nobody holds (no target was written with it, it is not
+    the incident's replacement in use, nor `in_use`, ids the inventory names): what
+    key.retire revokes on the next resume, as (project, what was found)."""
+    notes = [r for r in records if r.get("event") == "step.note"]
+    intents = [r for r in notes if r.get("note") == "key.issue.intent" and r.get("name") and r.get("project_id")]
+    made = [m for m in notes if m.get("note") == "key.issue.minted"]
+    minted = {str(m.get("service_account_id") or m.get("key_id")): m for m in made}
+    held = {mask for masks in held_in(records).values() for mask in masks}
+    in_use = set(in_use or ()) | ({str(made[-1].get("service_account_id") or made[-1].get("key_id"))} if made else set())
+    found: list[tuple[str, Minted]] = []
+    for project, by_key in {(str(i["project_id"]), i.get("mode") == "service_account_key") for i in intents}:
+        names = {str(i["name"]) for i in intents if i["project_id"] == project}
+        for f in provider.find_minted(project, names, keys=by_key):
+            note = minted.get(f.ident) or {}
+            if note.get("masked") in held or ({f.ident, note.get("key_id")} & in_use):
+                continue
+            found.append((project, f))
+    return found
+
+
 class Retire:
     name = "key.retire"
+    # runs on every resume of the incident: a mint that landed after the last look is still caught
+    every_resume = True
     summary = ("Revoke the earlier replacements key.issue kept because targets held them (a run that died "
                "after deploying), once no target holds them any more; and any earlier mint of this incident "
                "that took effect unheard.")
@@ -340,8 +392,7 @@ class Retire:
         tries = _earlier_tries(ctx)
         minted = {m.get("service_account_id") or m.get("key_id"): m for m in journal_notes(ctx, "key.issue.minted")}
         current = _current(ctx)
-        waiting = {f["name"]: float(f["settle_until"]) for f in journal_notes(ctx, "key.issue.failed")
-                   if f.get("settle_until") and f.get("name") in {t["name"] for t in tries}}
+        waiting = {n: t for n, t in _pending_settle(ctx).items() if n in {t["name"] for t in tries}}
         revoked: list[str] = []
         while True:
             seen: set[str] = set()
@@ -364,8 +415,13 @@ class Retire:
             now = time.time()
             left = {n: t for n, t in waiting.items() if n not in seen and t > now}
             budget = ctx.remaining()
-            if not left or (budget is not None and budget < 2.0):
+            if not left:
                 return revoked
+            if budget is not None and budget < 2.0:
+                raise StepError(f"earlier mint attempt(s) {', '.join(sorted(left))} got no answer and may still take "
+                                f"effect until {iso(max(left.values()))}; this step ran out of time looking for them",
+                                hint="`keyresponse resume` looks them up again (and revokes any that landed); "
+                                     "`keyresponse drill` reports any that stay live")
             ctx.progress(f"an earlier mint got no answer and may still take effect; looking again "
                          f"(until {iso(max(left.values()))})")
             time.sleep(min(1.0, max(0.05, min(left.values()) - now)))

@@ -143,6 +143,7 @@ def drill_key(inventory: Any, key_name: str, reporter: Reporter, playbook_name: 
         problems.append(f"targets: keys.{key_name} lists no targets, so a leaked-key response would revoke it and "
                         "restore nothing -> fix: list where the key is deployed under keys."
                         f"{key_name}.targets (see `keyresponse schema inventory`)")
+    problems += orphan_problems(inventory, key_name)
     record = {
         "key": key_name,
         "at": utcnow(),
@@ -153,6 +154,47 @@ def drill_key(inventory: Any, key_name: str, reporter: Reporter, playbook_name: 
     }
     _save(inventory.root / ".keyresponse" / "drills", record)
     return record
+
+
+def orphan_problems(inventory: Any, key_name: str) -> list[str]:
+    """Read-only: a replacement an incident of this key minted (or tried to) that is live
+    and that no target holds (a mint that landed after anyone looked): one line each, with the fix."""
+    from keyresponse import http
+    from keyresponse.actions.key_common import connect, provider_settings
+    from keyresponse.actions.key_issue import orphans
+    from keyresponse.errors import KeyresponseError
+    from keyresponse.journal import Incident
+
+    incidents = [i for i in Incident.all(inventory.root / ".keyresponse")
+                 if i.summary().get("key") == key_name and i.summary().get("mode") != "plan"]
+    journals = [(i, list(i.journal.records())) for i in incidents]
+    journals = [(i, r) for i, r in journals if any(x.get("note") == "key.issue.intent" for x in r)]
+    if not journals:
+        return []
+    entry = inventory.key(key_name)
+    clients: list[Any] = []
+
+    def client(service: str, base_url: str, headers: dict[str, str]) -> Any:
+        clients.append(http.build_client(service, base_url, headers, read_only=True))
+        return clients[-1]
+
+    lines: list[str] = []
+    try:
+        _, cfg = provider_settings(inventory, entry.provider)
+        provider = connect(inventory, cfg, client)
+        for incident, records in journals:
+            for project, found in orphans(records, provider, in_use={entry.key_id} - {None}):
+                what = "service account" if found.service_account_id else "key"
+                lines.append(f"orphans: {what} {found.ident} ({found.name}) in {project} is live, named after incident "
+                             f"{incident.id}, and no target holds it -> fix: `keyresponse resume {incident.id}` "
+                             f"revokes it (or delete it in the {provider.title} dashboard)")
+    except KeyresponseError as exc:
+        lines.append(f"orphans: could not look up the replacements earlier incidents minted: {exc.message}"
+                     + (f" -> fix: {exc.hint}" if exc.hint else ""))
+    finally:
+        for c in clients:
+            c.close()
+    return lines
 
 
 def _save(folder: Path, record: dict[str, Any]) -> None:

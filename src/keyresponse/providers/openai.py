@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Ty
 
 from pydantic import Field
 
-from keyresponse.errors import ProviderError, ServiceError
+from keyresponse.errors import AnswerLost, ProviderError, ServiceError
 from keyresponse.fields import credential_env
 from keyresponse.providers import openai_usage
 from keyresponse.fields import KeyPattern
@@ -75,6 +75,32 @@ def _check(response: httpx.Response, *, ok: tuple[int, ...] = (200,), what: str 
     from keyresponse.http import check
 
     return check(response, SERVICE, ok=ok, what=what, error_class=ProviderError)
+
+
+def _decoded(response: httpx.Response, *, ok: tuple[int, ...] = (200,), what: str = "") -> dict[str, Any]:
+    """The JSON object of a successful answer. One that cannot be read (not JSON, not an
+    object) came from a call that took effect: its outcome is unknown, like a lost answer,
+    so the caller looks before trying again."""
+    _check(response, ok=ok, what=what)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        request = response.request
+        raise AnswerLost(f"openai: {what or request.method}: the {response.status_code} answer's body is not a JSON "
+                         "object; the call may have taken effect", service=SERVICE, method=request.method,
+                         path=request.url.path)
+    return body
+
+
+def _retried_404(response: httpx.Response) -> bool:
+    """A 404 to a DELETE that was sent more than once: an earlier attempt, whose answer was
+    lost, most likely did the deleting (the 404 is our own revoke, not an earlier one)."""
+    if response.status_code != 404:
+        return False
+    tries = response.request.extensions.get("keyresponse_tries") or {}
+    return int(tries.get("attempts") or 1) > 1
 
 
 def _not_found(message: str, *, candidates: list[KeyRecord] | None = None, hint: str | None = None) -> KeyNotFound:
@@ -215,6 +241,8 @@ class OpenAIClient:
     def revoke(self, key: KeyRecord, *, siblings: SiblingPolicy = "ask") -> RevokeResult:
         path = f"organization/projects/{key.project_id}/api_keys/{key.key_id}"
         response = self.client.delete(path)
+        if _retried_404(response):
+            return RevokeResult("DELETE /" + path, already_gone=False, revoked_at=iso(time.time()))
         if response.status_code == 400:
             # an older API refuses this for a service account's key: the account must go with it
             fresh = self.get_key(key.project_id, key.key_id)
@@ -248,6 +276,8 @@ class OpenAIClient:
     def delete_service_account(self, project_id: str, service_account_id: str, *, what: str = "") -> bool:
         """True if deleted now, False if it was already gone."""
         response = self.client.delete(f"organization/projects/{project_id}/service_accounts/{service_account_id}")
+        if _retried_404(response):
+            return True
         if response.status_code == 404:
             return False
         _check(response, what=what or f"delete {service_account_id}")
@@ -315,7 +345,11 @@ class OpenAIClient:
             # The account alone, then its key: only a key made on an account takes a name and
             # scopes (the one POST /service_accounts makes is unrestricted and named "Secret Key").
             response = self.client.post(base, json={"name": spec.name, "create_service_account_only": True})
-            account = str(_check(response, ok=(200, 201), what="create the replacement's service account").json()["id"])
+            made = _decoded(response, ok=(200, 201), what="create the replacement's service account")
+            if not made.get("id"):
+                raise AnswerLost("openai: the new service account's answer carries no id; it may exist",
+                                 service=SERVICE, method="POST", path=response.request.url.path)
+            account = str(made["id"])
             try:
                 _check(self.client.post(f"{base}/{account}", json={"role": "member"}), what="make it a project member")
                 key = self._mint_key(base, account, wanted)
@@ -337,8 +371,7 @@ class OpenAIClient:
             raise ProviderError(f"openai: {error_for(response, SERVICE).message}", service=SERVICE, status=400,
                                 hint="the organization's key policy requires an expiry: set "
                                      "`issue: {expires_in_seconds: N}` on the key in the inventory")
-        key: dict[str, Any] = _check(response, ok=(200, 201), what="mint a key").json()
-        return key
+        return _decoded(response, ok=(200, 201), what="mint a key")
 
     def _discard(self, project_id: str, account: str) -> None:
         """Best effort: a half-made replacement account (find_minted finds it by name otherwise)."""
@@ -371,6 +404,8 @@ class OpenAIClient:
         if service_account_id:
             return self.delete_service_account(project_id, service_account_id, what="revoke an orphan replacement")
         response = self.client.delete(f"organization/projects/{project_id}/api_keys/{key_id}")
+        if _retried_404(response):
+            return True
         if response.status_code == 404:
             return False
         if response.status_code == 400:

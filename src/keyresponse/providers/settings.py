@@ -18,3 +18,7 @@ class ProviderSettings(BaseModel):
         60.0, ge=0,
         description="Seconds a mint that got no answer may still take effect; key.retire looks for it that long",
     )
+    usage_retention_days: int | None = Field(
+        None, ge=1,
+        description="Days of usage the provider keeps (unknown by default); key.audit reads no further back",
+    )

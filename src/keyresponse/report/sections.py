@@ -118,7 +118,7 @@ def targets(steps: Steps) -> dict[str, Any]:
 
 
 _AUDIT_SCALARS = ("window_start", "window_end", "leak_time", "first_anomalous_hour", "estimated_cost_usd",
-                  "costs_api_usd", "last_used_at")
+                  "costs_api_usd", "last_used_at", "window_note")
 _AUDIT_LISTS = ("hourly", "anomalies", "models", "events", "new_models")
 
 

@@ -41,6 +41,8 @@ A dict (or JSON object) with these fields, all but `kind` optional:
                 commit_after_timeout  hold the request until the client gives up,
                                   then latency_ms later make the change (a mint that
                                   commits after the client's timeout)
+                commit_then_garble make the change and answer its status, with a
+                                  body that is not JSON (an HTML page)
                 rotate_public_key rotate the GitHub public key of the scope the
                                   request names, then serve it (a stale key_id -> 422)
     status      HTTP status for status / commit_then_fail

@@ -183,6 +183,10 @@ class App:
             return None
         if terminal is not None and kind == "commit_then_fail":
             response = service.error(terminal.status or 502, "injected fault after the change was made")
+        if terminal is not None and kind == "commit_then_garble":
+            # the change is made and its status sent, with a body that is not JSON (a proxy's page)
+            response = Response(b"<html><body>upstream hiccup</body></html>", status_code=response.status_code,
+                                media_type="text/html")
         service.finish(response)
         return response
 

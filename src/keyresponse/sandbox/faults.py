@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 KINDS = ("latency", "status", "hang", "drop", "commit_then_fail", "commit_then_drop", "headers_then_reset",
-         "commit_after_timeout", "rotate_public_key")
+         "commit_after_timeout", "rotate_public_key", "commit_then_garble")
 SERVICES = ("openai", "github", "gitlab", "slack", "*")
 DEFAULT_STATUS = {"status": 503, "commit_then_fail": 502}
 
