@@ -51,12 +51,13 @@ def test_a_whole_file_write_without_room_leaves_the_file_as_it_was(
 
 def test_a_stray_no_room_error_is_a_clear_exit_1_not_a_crash(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from keyresponse import cli, commands
+    from keyresponse import cli
+    from keyresponse.commands import run as run_command
 
     def run(*args: object, **kw: object) -> int:
         raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(tmp_path / "somefile"))
 
-    monkeypatch.setattr(commands, "run", run)
+    monkeypatch.setattr(run_command, "run", run)
     monkeypatch.setattr(sys, "argv", ["keyresponse", "run", "leaked-key"])
     with pytest.raises(SystemExit) as info:
         cli.main()
