@@ -320,8 +320,11 @@ class Engine:
                 ctx.early = self._early[1]
             tctx = self._template_context(shadow)
             waits = any(isinstance(shadow.outputs.get(ref), PlannedOutputs) for ref in run.playbook.deps.get(step.id, {}))
+            # until planned, a step reads to later ones as one that will be applied, outputs unknown
+            shadow.outputs[step.id], shadow.statuses[step.id] = PlannedOutputs(step.id, {}), "applied"
             try:
                 if step.if_ is not None and not expr.truthy(step.if_, tctx):
+                    shadow.outputs[step.id], shadow.statuses[step.id] = {}, "skipped"
                     continue
                 rendered = expr.render(step.with_, tctx)
             except KeyresponseError as exc:
