@@ -80,9 +80,13 @@ class PlainReporter(Reporter):
             _out(self.stream, f"      {prefix}{message}")
 
     def confirm(self, question: str) -> bool:
+        """y/N on the terminal; Ctrl-C or end of input there is a KeyboardInterrupt (a no)."""
         import typer
 
-        return bool(typer.confirm(REDACTOR.redact(question), default=False, err=True))
+        try:
+            return bool(typer.confirm(REDACTOR.redact(question), default=False, err=True))
+        except (typer.Abort, EOFError) as exc:
+            raise KeyboardInterrupt from exc
 
     def run_finished(self, result: RunResult) -> None:
         elapsed = time.monotonic() - self._started
@@ -94,6 +98,8 @@ class PlainReporter(Reporter):
             return
         _out(self.stream, "")
         _out(self.stream, f"── incident {result.incident.id} ({elapsed:.1f}s) " + "─" * 20)
+        if result.approval_wait is not None:
+            _out(self.stream, f"  approval     {result.approval_wait:.1f}s at the prompt (not counted as time to contain)")
         for line in summary_lines(result):
             _out(self.stream, line)
 
@@ -273,6 +279,17 @@ class LiveReporter(PlainReporter):
         self.rows[step.id] = ["running", ""]
         self._update()
 
+    def step_forecast(self, step: Any, plan: Any) -> None:
+        if step.id in self.rows:
+            self.rows[step.id] = ["pending", "will: " + plan.summary]
+            self._update()
+
+    def run_aborted(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+        self.console.print(self._render())
+
     def step_finished(self, step: Any, result: StepResult) -> None:
         detail = f"{result.duration:.1f}s  {result.summary}"
         if result.error:
@@ -291,6 +308,7 @@ class LiveReporter(PlainReporter):
     def confirm(self, question: str) -> bool:
         if self.live is not None:
             self.live.stop()
+        self.console.print(self._render())  # the step list stays in view while the question waits
         try:
             return super().confirm(question)
         finally:

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keyresponse import __version__
-from keyresponse.action import Check, EarlyContext, Plan, PlannedOutputs, Prefetching, StepContext
-from keyresponse.errors import ApprovalRefused, KeyresponseError, StepError, UsageError
+from keyresponse.action import Check, EarlyContext, Plan, Planned, PlannedOutputs, Prefetching, StepContext
+from keyresponse.errors import ApprovalRefused, ConfigError, KeyresponseError, StepError, UsageError
 from keyresponse.faults import crashpoint
 from keyresponse.follower import ThreadFollower
 from keyresponse.journal import Incident, JournalFull, KeyLock, from_jsonable
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from keyresponse.action import Action
     from keyresponse.inventory import LoadedInventory
 
-__all__ = ["Engine", "Mode", "Reporter", "RunInterrupted", "RunResult", "RunState", "StepResult"]
+__all__ = ["Engine", "Mode", "Reporter", "RunDeclined", "RunInterrupted", "RunResult", "RunState", "StepResult"]
 
 # How long the always-steps (report, close) wait for a timed-out step's thread before
 # they run beside it: what it still does should be in the report.
@@ -58,6 +58,16 @@ class RunState:
     key_name: str | None
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # step id -> outputs
     statuses: dict[str, str] = field(default_factory=dict)  # step id -> status
+    previous_status: str | None = None  # a resumed incident's status before this run
+
+
+@dataclass
+class Forecast:
+    """One step as the run expects it to go, planned before the first step runs."""
+
+    step: Step
+    plan: Plan
+    checks: list[Check] = field(default_factory=list)
 
 
 @dataclass
@@ -82,6 +92,17 @@ class RunInterrupted(KeyboardInterrupt):
 
     def __init__(self, incident_id: str) -> None:
         super().__init__(incident_id)
+        self.incident_id = incident_id
+
+
+class RunDeclined(KeyresponseError):
+    """No (or Ctrl-C) at the prompt: nothing was changed or sent; the CLI exits 130."""
+
+    exit_code = 130
+
+    def __init__(self, incident_id: str) -> None:
+        super().__init__(f"declined at the prompt: incident {incident_id} changed nothing and sent nothing "
+                         f"(it is recorded as declined)")
         self.incident_id = incident_id
 
 
@@ -160,6 +181,7 @@ class Engine:
                 statuses[r["step"]] = r["status"]
                 outputs[r["step"]] = from_jsonable(r.get("outputs") or {})
         todo = resume_set(playbook, statuses, outputs)
+        previous = next((r.get("status") for r in reversed(records) if r["event"] == "incident.finished"), None)
         # both locks before writing: a refused resume leaves the incident as it was (say,
         # `interrupted` with the key revoked and no replacement yet), not `refused`
         incident.mark_running()
@@ -169,7 +191,7 @@ class Engine:
             incident.mark_stopped()
             raise
         incident.journal.append("incident.resumed", rerun=[s for s in todo], user=_user(), host=socket.gethostname())
-        return self._run(RunState(incident, playbook, inputs, key_name, outputs, statuses), todo, lock)
+        return self._run(RunState(incident, playbook, inputs, key_name, outputs, statuses, previous), todo, lock)
 
     def _lock_key(self, incident: Incident, key_name: str | None) -> KeyLock | None:
         """The key's lock, for a real run on a key; LockedError if another run holds it."""
@@ -197,6 +219,17 @@ class Engine:
         steps = [s for s in playbook.model.steps if todo is None or s.id in todo]
         results: list[StepResult] = []
         self.reporter.run_started(incident, playbook, self.mode, steps)
+        approval_wait: float | None = None
+        if self.mode is Mode.APPLY:
+            try:
+                approval_wait = self._before_first_step(run, steps)
+            except BaseException as exc:
+                # nothing ran: a new incident ends declined or refused; a resumed one stays as it was
+                status = "declined" if isinstance(exc, RunDeclined) else "refused"
+                incident.journal.append("incident.finished", status=run.previous_status or status)
+                self.reporter.run_aborted()
+                self._release_when_idle(run, lock)
+                raise
         follower = ThreadFollower(incident, self.inventory) if self.mode is Mode.APPLY else None
         stopped = interrupted = completed = False
         try:
@@ -234,9 +267,103 @@ class Engine:
                 self._release_when_idle(run, lock)
         if interrupted:
             raise RunInterrupted(incident.id)
-        run_result = RunResult(incident, self.mode, playbook.name, run.key_name, results)
+        run_result = RunResult(incident, self.mode, playbook.name, run.key_name, results, approval_wait=approval_wait)
         self.reporter.run_finished(run_result)
         return run_result
+
+    def _before_first_step(self, run: RunState, steps: list[Step]) -> float | None:
+        """Before anything is sent anywhere: plan every step (placeholders for what only
+        apply knows, as plan mode does), refuse a `with:` that can only fail, and ask once
+        when the run would change things. Returns the time spent at the prompt."""
+        ask = self.interactive and not self.assume_yes
+        forecast = self._forecast(run, steps, preflight=ask)
+        destructive = [f for f in forecast if f.plan.destructive]
+        if not destructive or self.assume_yes:
+            return None
+        if not self.interactive:
+            raise UsageError(
+                f"this run would change things ({'; '.join(f.plan.summary for f in destructive)}) and nobody "
+                f"can confirm it: nothing was done and nothing was sent",
+                hint="pass --yes to run it without a prompt (run it in a terminal to be asked)")
+        journal = run.incident.journal
+        effects = _effects(forecast)
+        journal.append("approval.asked", effects=effects)
+        asked = time.monotonic()
+        try:
+            approved = self.reporter.confirm(_question(run.playbook, effects))
+        except KeyboardInterrupt:
+            approved = False
+        wait = time.monotonic() - asked
+        journal.append("approval.answered", approved=approved, wait=round(wait, 3))
+        if not approved:
+            raise RunDeclined(run.incident.id)
+        self._confirmed = True
+        return wait
+
+    def _forecast(self, run: RunState, steps: list[Step], *, preflight: bool) -> list[Forecast]:
+        """Every step planned in order before the first runs. A `with:` or `if:` that fails
+        on what is already known (inputs, key, incident, the shape of planned outputs) is a
+        ConfigError now; one that needs a value only apply produces is checked when its
+        step runs. Preflights (read-only) run only to tell the prompt what will happen."""
+        from pydantic import ValidationError
+
+        from keyresponse import expr, playbook as pbmod, registry
+
+        shadow = RunState(run.incident, run.playbook, run.inputs, run.key_name, dict(run.outputs),
+                          dict(run.statuses))
+        where = f"{run.playbook.path}: step"
+        out: list[Forecast] = []
+        for step in steps:
+            action: Action = registry.get(step.uses)()
+            ctx = self._context(shadow, step, 0)
+            if self._early and self._early[0] == step.id:
+                ctx.early = self._early[1]
+            tctx = self._template_context(shadow)
+            waits = any(isinstance(shadow.outputs.get(ref), PlannedOutputs) for ref in run.playbook.deps.get(step.id, {}))
+            # until planned, a step reads to later ones as one that will be applied, outputs unknown
+            shadow.outputs[step.id], shadow.statuses[step.id] = PlannedOutputs(step.id, {}), "applied"
+            try:
+                if step.if_ is not None and not expr.truthy(step.if_, tctx):
+                    shadow.outputs[step.id], shadow.statuses[step.id] = {}, "skipped"
+                    continue
+                rendered = expr.render(step.with_, tctx)
+            except KeyresponseError as exc:
+                if waits:
+                    continue  # its value is known only once an earlier step is applied
+                raise ConfigError(f"{where} {step.id!r} ({step.uses}): {exc.message}", hint=exc.hint) from None
+            problem = pbmod.secret_problem(rendered)
+            if problem:
+                raise ConfigError(f"{where} {step.id!r} ({step.uses}): {problem}",
+                                  hint="pass a secret whole, e.g. `secret: ${{ steps.issue.outputs.secret }}`")
+            try:
+                args = action.With.model_validate(rendered)
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                if _unknowable(err.get("input")):
+                    continue
+                raise ConfigError(f"{where} {step.id!r} ({step.uses}): with.{'.'.join(map(str, err['loc']))}: "
+                                  f"{err['msg']} (got {_shown(err.get('input'))})",
+                                  hint="fix the step's `with:` (or the input it reads); nothing was changed") from None
+            try:
+                plan: Plan = action.plan(args, ctx)
+            except KeyresponseError as exc:
+                if waits:
+                    continue
+                raise ConfigError(f"{where} {step.id!r} ({step.uses}): {exc.message}", hint=exc.hint) from None
+            except Exception:  # noqa: BLE001 - it cannot plan ahead; it plans again when it runs
+                continue
+            checks: list[Check] = []
+            if preflight and step.uses != "notify.slack":
+                try:
+                    with _retry_budget(ctx):
+                        checks = list(action.preflight(plan, ctx))
+                except Exception:  # noqa: BLE001 - the step's own preflight reports it
+                    pass
+            shadow.outputs[step.id] = PlannedOutputs(step.id, plan.outputs)
+            shadow.statuses[step.id] = "applied"
+            self.reporter.step_forecast(step, plan)
+            out.append(Forecast(step, plan, checks))
+        return out
 
     def _end_interrupted(self, run: RunState) -> None:
         """Ctrl-C: the journal says so first (the step that was running is already
@@ -533,6 +660,45 @@ class Engine:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
+
+
+def _unknowable(value: Any) -> bool:
+    """A value that holds a placeholder: what it will be is known only after apply."""
+    if isinstance(value, Planned):
+        return True
+    if isinstance(value, str):
+        return "known after apply>" in value
+    if isinstance(value, dict):
+        return any(_unknowable(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_unknowable(v) for v in value)
+    return False
+
+
+def _shown(value: Any) -> str:
+    text = REDACTOR.redact(repr(value))
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def _effects(forecast: list[Forecast]) -> list[str]:
+    """What the run will change or send, one line a step with one line a change under it."""
+    lines: list[str] = []
+    for f in forecast:
+        plan = f.plan
+        if not (plan.destructive or plan.changes or f.step.uses == "notify.slack") or plan.summary.startswith("nothing"):
+            continue
+        if f.step.uses == "notify.slack" and plan.summary.startswith("Slack is not configured"):
+            continue
+        lines.append(f"{f.step.title}: {plan.summary}")
+        lines.extend(f"    - {c}" for c in plan.changes if c != plan.summary)
+        lines.extend(f"    ! {c.line()}" for c in f.checks if not c.ok)
+    return [REDACTOR.redact(line) for line in lines]
+
+
+def _question(playbook: LoadedPlaybook, effects: list[str]) -> str:
+    body = "\n".join(f"  {line}" if line.startswith("    ") else f"  • {line}" for line in effects)
+    return (f"This run of {playbook.name!r} will:\n{body}\n"
+            f"Time at this prompt is not counted as time to contain. Proceed?")
 
 
 def _retry_budget(ctx: StepContext) -> AbstractContextManager[None]:

@@ -7,7 +7,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from keyresponse.action import Check
+from keyresponse.action import Check, Plan
 
 if TYPE_CHECKING:
     from keyresponse.journal import Incident
@@ -44,6 +44,7 @@ class RunResult:
     playbook: str
     key: str | None
     steps: list[StepResult]
+    approval_wait: float | None = None  # seconds at the prompt: not time to contain
 
     @property
     def ok(self) -> bool:
@@ -63,6 +64,7 @@ class RunResult:
             "playbook": self.playbook,
             "key": self.key,
             "ok": self.ok,
+            "approval_wait": None if self.approval_wait is None else round(self.approval_wait, 3),
             "steps": [
                 {
                     "id": s.id, "uses": s.uses, "status": s.status, "duration": round(s.duration, 3),
@@ -80,6 +82,8 @@ class Reporter:
     """What the engine tells the person watching. See console.py for the real ones."""
 
     def run_started(self, incident: Incident, playbook: LoadedPlaybook, mode: Mode, steps: list[Step]) -> None: ...
+    def step_forecast(self, step: Step, plan: Plan) -> None: ...
+    def run_aborted(self) -> None: ...
     def step_started(self, step: Step) -> None: ...
     def step_finished(self, step: Step, result: StepResult) -> None: ...
     def event(self, step_id: str, kind: str, message: str) -> None: ...

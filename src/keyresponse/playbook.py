@@ -25,7 +25,7 @@ class _Model(BaseModel):
 
 
 class Input(_Model):
-    type: Literal["string", "integer", "number", "boolean", "secret", "object"] = "string"
+    type: Literal["string", "integer", "number", "boolean", "secret", "object", "datetime"] = "string"
     required: bool = False
     default: Any = None
     description: str = ""
@@ -237,12 +237,47 @@ def _check_with(doc: Any, loc: tuple[Any, ...], step: Step, action: Any) -> None
         if f.is_required() and name not in step.with_ and (f.alias or name) not in step.with_:
             raise doc.error(loc + ("with",), f"{step.uses} needs `with: {{{f.alias or name}: ...}}`")
     if not any(True for _ in expr.expressions_in(step.with_)):
+        problem = secret_problem(step.with_)
+        if problem:
+            raise doc.error(loc + ("with", "secret"), f"{step.uses}: {problem}",
+                            hint="pass a secret whole, e.g. `secret: ${{ steps.issue.outputs.secret }}`")
         try:
             model.model_validate(step.with_)
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             where = loc + ("with",) + tuple(p for p in err["loc"])
             raise doc.error(where, f"{step.uses}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+
+def secret_problem(with_: Any) -> str | None:
+    """Why a `with:` block's `secret` cannot be a key: text that is a mask (what a secret
+    shows of itself, `sk-…wxyz`), or holds what no key holds (spaces, non-ASCII)."""
+    value = with_.get("secret") if isinstance(with_, dict) else None
+    if not isinstance(value, str) or not value or "known after apply>" in value:
+        return None
+    if "…" in value or "..." in value:
+        return "with.secret is a masked value (what a secret shows of itself), not the secret"
+    if not value.isascii() or not value.isprintable() or any(c.isspace() for c in value):
+        return "with.secret is text no key holds (spaces, control or non-ASCII characters)"
+    return None
+
+
+def _datetime_input(name: str, value: Any) -> str:
+    """ISO 8601 (a trailing Z allowed) or Unix seconds, kept as given; anything else is refused now."""
+    import datetime as dt
+
+    from keyresponse.errors import UsageError
+
+    text = str(value).strip()
+    try:
+        if text.isdigit():
+            dt.datetime.fromtimestamp(int(text), dt.timezone.utc)
+        else:
+            dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        raise UsageError(f"input {name!r} must be a time in ISO 8601 (e.g. 2026-11-30T14:05:00Z) or Unix seconds, "
+                         f"got {text[:40]!r}") from None
+    return text
 
 
 def coerce_inputs(playbook: LoadedPlaybook, given: dict[str, Any]) -> dict[str, Any]:
@@ -277,6 +312,8 @@ def coerce_inputs(playbook: LoadedPlaybook, given: dict[str, Any]) -> dict[str, 
                 value = value.lower() in ("1", "true", "yes", "on")
             elif s.type == "object" and not isinstance(value, dict):
                 raise UsageError(f"input {name!r} is structured data (e.g. --from-alert), not text")
+            elif s.type == "datetime":
+                value = _datetime_input(name, value)
             elif s.type == "secret" and not isinstance(value, Secret):
                 raise UsageError(f"input {name!r} is a secret: pass it on stdin or through an env var, never argv")
         except ValueError:

@@ -129,14 +129,15 @@ def root_message(facts: dict[str, Any]) -> dict[str, Any]:
     status_line = f"{STATUS_ICON.get(status, '')} *Status: {escape(status)}*"
     if facts.get("highlights"):
         status_line += "\n" + " · ".join(escape(h) for h in facts["highlights"])
+    what = "API key rotation" if facts.get("rotation") else "Leaked API key"
     blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"Leaked API key · {severity}", "emoji": True}},
+        {"type": "header", "text": {"type": "plain_text", "text": f"{what} · {severity}", "emoji": True}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in fields]},
         {"type": "section", "text": {"type": "mrkdwn", "text": _cap(status_line)}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Incident {code(facts.get('incident_id'))} · "
                                           f"keyresponse · replies in the thread"}]},
     ]
-    text = (f"[{severity}] Leaked API key {escape(key_label)} ({escape(facts.get('redacted_value') or '—')}) "
+    text = (f"[{severity}] {what} {escape(key_label)} ({escape(facts.get('redacted_value') or '—')}) "
             f"in {escape(facts.get('project') or 'unknown project')}: {escape(status)}")
     return {"text": text, "blocks": blocks}
 

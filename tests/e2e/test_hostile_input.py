@@ -81,15 +81,15 @@ def test_a_constant_arithmetic_bomb_is_refused_when_the_playbook_loads(folder: P
     "((inputs.t ~ '\\n') * 30000) | indent(99999)",
     "range(inputs.n | int * 11111) | map('center', 99999) | join",
 ])
-def test_a_bomb_that_reads_inputs_fails_its_step_fast_and_small(folder: Path, body: str) -> None:
+def test_a_bomb_that_reads_inputs_is_refused_before_the_first_step_fast_and_small(folder: Path, body: str) -> None:
     (folder / "pb.yaml").write_text(
         "name: bomb\ninputs:\n  n: {default: '9'}\n  t: {default: x}\nsteps:\n"
         f"  - {{id: a, uses: log.message, with: {{message: \"${{{{ {body} }}}}\"}}}}\n"
         "  - {id: after, uses: log.message, always: true, with: {message: still here}}\n")
     ran = kr("run", "pb.yaml", cwd=folder)
-    assert ran.returncode == 1, ran.stderr
-    assert "refused by the sandbox" in ran.stderr, ran.stderr
-    assert "still here" in ran.stderr  # the run went on to its `always:` steps, then ended
+    assert ran.returncode == 2, ran.stderr
+    assert "refused by the sandbox" in ran.stderr and "step 'a'" in ran.stderr, ran.stderr
+    assert "still here" not in ran.stderr  # it reads only inputs: refused as the run starts, before any step
     assert "Traceback" not in ran.stderr
     assert ran.peak_mb < PEAK_MB, f"{ran.peak_mb:.0f} MB"
 

@@ -63,8 +63,9 @@ def test_rotate_with_a_failing_target_keeps_the_old_key_alive(world: World) -> N
 
 def test_nothing_is_minted_when_nobody_can_confirm(world: World) -> None:
     out = world.kr("run", "rotate", "--key", "chatbot-prod", stdin="")  # no terminal, no --yes
-    assert out.returncode == 1 and "--yes" in out.stderr
+    assert out.returncode == 2 and "--yes" in out.stderr  # refused before the first step
     assert replacements(world) == []  # no replacement nobody holds
+    assert world.sandbox.state.slack_messages == []
     assert leaked(world)["live"]
 
 

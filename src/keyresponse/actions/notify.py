@@ -1,6 +1,8 @@
 """`notify.slack`: one Slack thread per incident, updated as the response moves.
 
-`opened` posts the root message once and journals its ts (`slack.thread` note);
+`opened` posts the root message once, in the background (a slow Slack must not stand
+between the run and the revoke), and journals its ts (`slack.thread` note); every later
+message waits, bounded, for that post to land, and goes in its thread;
 `step`/`update` reply in the thread with the steps finished so far and update the
 root's status line; `closed` replies with the outcome and where the report is and
 marks the root resolved or needing attention; `drill` posts a pass/fail summary
@@ -11,6 +13,7 @@ than the message about it.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, Literal
 
 from keyresponse.action import BaseAction, Check, Plan, StepContext, With
@@ -21,6 +24,19 @@ if TYPE_CHECKING:
     from keyresponse.inventory import SlackNotify
 
 THREAD_NOTE = "slack.thread"
+ROOT_WAIT = 45.0  # seconds a later message waits for the opening post: it is bounded by the client's timeouts
+
+# incident id -> set once its opening post in the background has ended (landed or not)
+_ROOT_POSTS: dict[str, threading.Event] = {}
+_ROOT_POSTS_LOCK = threading.Lock()
+
+
+def wait_for_root(incident_id: str, timeout: float | None = ROOT_WAIT) -> None:
+    """Let the opening post in flight for this incident land first (or give up on it)."""
+    with _ROOT_POSTS_LOCK:
+        done = _ROOT_POSTS.get(incident_id)
+    if done is not None:
+        done.wait(ROOT_WAIT if timeout is None else min(timeout, ROOT_WAIT))
 CHANNEL_ID = "CGD"  # first letters of channel, private group and DM ids; names need a lookup we do not do
 
 
@@ -88,9 +104,14 @@ class Slack(BaseAction):
         if settings is None:
             ctx.progress("Slack is not configured: nothing posted")
             return {**out, "skipped": True, "error": "Slack is not configured"}
+        if args.event != "drill":
+            wait_for_root(ctx.incident.id, ctx.remaining())
         thread = find_thread(ctx)
         if thread:
             out.update(channel=thread[0], ts=thread[1])
+        elif args.event == "opened":
+            self._open_in_background(args, settings, ctx)
+            return {**out, "ok": True, "background": True}
         try:
             out.update(self._post(args, settings, ctx, thread))
         except Exception as exc:  # noqa: BLE001 - Slack must never stop the response
@@ -100,6 +121,31 @@ class Slack(BaseAction):
             ctx.warn(f"Slack {args.event} message not posted: {error}; the response goes on")
             return {**out, "ok": False, "error": error}
         return {**out, "ok": True}
+
+    def _open_in_background(self, args: SlackArgs, settings: SlackNotify, ctx: StepContext) -> None:
+        """Post the root message from a thread of its own: containment goes on meanwhile.
+        Later messages wait for it (wait_for_root); if it never lands, the next message
+        that needs the thread (the close step at the latest) posts it."""
+        done = threading.Event()
+        with _ROOT_POSTS_LOCK:
+            _ROOT_POSTS[ctx.incident.id] = done
+
+        def post() -> None:
+            try:
+                self._post(args, settings, ctx, None)
+            except Exception as exc:  # noqa: BLE001 - Slack must never stop the response
+                error = describe_error(exc) if _expected(exc) else f"unexpected {type(exc).__name__}"
+                try:
+                    ctx.record(ROOT_FAILED_NOTE, error=error)  # the report lists it among the notifications
+                    ctx.warn(f"Slack {args.event} message not posted: {error}; the response goes on "
+                             f"(a later message posts it)")
+                except Exception:  # noqa: BLE001 - the journal's own failure is the engine's to report
+                    pass
+            finally:
+                done.set()
+
+        threading.Thread(target=post, name="slack-root", daemon=True).start()
+        ctx.progress("posting the opening message in the background; the response goes on")
 
     def _post(self, args: SlackArgs, settings: SlackNotify, ctx: StepContext,
               thread: tuple[str, str] | None) -> dict[str, Any]:
@@ -175,6 +221,7 @@ def _post_root(ctx: StepContext, settings: SlackNotify, root: dict[str, Any]) ->
     raise AssertionError("unreachable")
 
 
+ROOT_FAILED_NOTE = "slack.root.failed"  # the opening post, made in the background, did not land
 INTENT_NOTE = "slack.root.intent"  # about to post the root: channel, nonce, oldest (a history bound)
 UNSENT_NOTE = "slack.root.unsent"  # that nonce's post surely did not land
 MARKER_EVENT = "keyresponse_incident"  # the root's metadata event_type; its payload: incident_id, nonce
@@ -281,6 +328,7 @@ def after_step(incident: Any, inventory: Any, step_id: str, uses: str, status: s
     settings = inventory.model.notify.slack
     if settings is None or uses == "notify.slack" or (uses not in SIGNIFICANT and status != "failed"):
         return None
+    wait_for_root(incident.id)  # this runs off the critical path: it may wait for the root to land
     thread = find_thread(incident)
     if thread is None:
         return None

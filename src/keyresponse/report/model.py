@@ -95,7 +95,7 @@ def build(
         "timeline": timeline(records),
     }
     model["rotation"] = _rotation(opened, model)
-    model["summary"] = _summary(model, inputs)
+    model["summary"] = _summary(model, inputs, [r for r in records if r["event"] == "approval.answered"])
     model["failures"] = items.failures(model)
     model["next_steps"] = items.next_steps(model)
     model["action_items"] = items.action_items(model)
@@ -133,7 +133,7 @@ def _step_row(s: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _summary(model: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+def _summary(model: dict[str, Any], inputs: dict[str, Any], approvals: list[dict[str, Any]]) -> dict[str, Any]:
     inc, key, con, tgt = model["incident"], model["key"], model["containment"], model["targets"]
     reported_at = inc["opened_at"]
     audit = model["audit"]
@@ -144,6 +144,13 @@ def _summary(model: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         # no one said when it leaked: the usage says when abuse began, which is when it mattered
         leaked_at, leaked_at_source = times.iso(audit.get("first_anomalous_hour")), "first anomalous hour"
     ttc = times.seconds_between(reported_at, con["contained_at"])
+    # time at the confirmation prompt is a person reading it, not the response being slow
+    waits = [float(r["wait"]) for r in approvals if isinstance(r.get("wait"), (int, float))]
+    approval_wait = sum(waits) if waits else None
+    if ttc is not None and waits:
+        before = [float(r["wait"]) for r in approvals if isinstance(r.get("wait"), (int, float))
+                  and (times.seconds_between(r.get("t"), con["contained_at"]) or 0.0) >= 0]
+        ttc = max(0.0, ttc - sum(before))
     ttr = times.seconds_between(con["contained_at"], tgt["restored_at"])
     # rotate restores before it revokes: no time without the key at all
     if ttr is not None and ttr < 0:
@@ -161,6 +168,7 @@ def _summary(model: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         "reported_at": reported_at,
         "contained_at": con["contained_at"], "restored_at": tgt["restored_at"],
         "time_to_contain": ttc, "time_to_contain_text": times.duration(ttc),
+        "approval_wait": approval_wait, "approval_wait_text": times.duration(approval_wait),
         "time_to_restore": ttr, "time_to_restore_text": times.duration(ttr),
         "exposure_window_text": times.duration(times.seconds_between(leaked_at, con["contained_at"])),
     }

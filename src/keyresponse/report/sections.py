@@ -200,8 +200,12 @@ def notifications(steps: Steps) -> list[dict[str, Any]]:
     for s in steps.of("notify.slack"):
         out = s["outputs"]
         ok = s["status"] == "applied" and (out.get("ok") is not False or bool(out.get("skipped")))
+        # the opening post is made in the background: its failure is a note after the step ended
+        late = next((n for n in s["notes"] if n.get("note") == "slack.root.failed"), None)
+        if late is not None:
+            ok = False
         rows.append({"step": s["id"], "event": out.get("event"), "ok": ok,
-                     "error": out.get("error") or s["error"], "status": s["status"]})
+                     "error": out.get("error") or (late or {}).get("error") or s["error"], "status": s["status"]})
     return rows
 
 
