@@ -1,5 +1,5 @@
-"""The code type-checks (mypy --strict, as pyproject.toml configures it) and has no
-undefined or unused names (ruff's pyflakes rules)."""
+"""The code and its tests type-check (mypy --strict, as pyproject.toml configures it) and
+have no undefined or unused names (ruff's pyflakes rules)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.conftest import REPO
 
 def test_mypy_strict() -> None:
     pytest.importorskip("mypy", reason="mypy is in the `test` extra")
-    out = subprocess.run([sys.executable, "-m", "mypy", "src/keyresponse"], cwd=REPO,
+    out = subprocess.run([sys.executable, "-m", "mypy", "src/keyresponse", "tests"], cwd=REPO,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-4000:]
 

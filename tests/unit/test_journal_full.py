@@ -26,7 +26,7 @@ def full_disk_after(half: bool):  # type: ignore[no-untyped-def]
 def test_a_full_disk_stops_the_journal_with_the_way_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     incident = Incident.create(tmp_path)
     incident.journal.append("incident.opened", key="chatbot-prod")
-    real = journal.write_all
+    real = atomicfile.write_all  # what journal.write_all is, until patched
     monkeypatch.setattr(journal, "write_all", full_disk_after(half=True))
     with pytest.raises(JournalFull) as info:
         incident.journal.append("step.started", step="revoke")

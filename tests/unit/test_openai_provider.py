@@ -51,7 +51,7 @@ class FakeOpenAI:
     def add_key(self, project: str, name: str, owner: str = "user", tail: str | None = None,
                 sa_name: str = "svc") -> dict[str, Any]:
         self.n += 1
-        k = {"id": f"key_{self.n:03d}", "project": project, "name": name, "value": key_value(tail),
+        k: dict[str, Any] = {"id": f"key_{self.n:03d}", "project": project, "name": name, "value": key_value(tail),
              "owner_type": owner, "created_at": 1_700_000_000 + self.n, "last_used_at": 1_700_100_000 + self.n}
         if owner == "service_account":
             sa = self.add_sa(project, sa_name)
@@ -63,7 +63,8 @@ class FakeOpenAI:
 
     def add_sa(self, project: str, name: str) -> dict[str, Any]:
         self.n += 1
-        sa = {"id": f"svc_acct_{self.n:03d}", "project": project, "name": name, "created_at": 1_700_000_000}
+        sa: dict[str, Any] = {"id": f"svc_acct_{self.n:03d}", "project": project, "name": name,
+                              "created_at": 1_700_000_000}
         self.sas[sa["id"]] = sa
         return sa
 
@@ -142,10 +143,10 @@ class FakeOpenAI:
             if request.method == "GET":
                 return self._page([{"object": "organization.project.service_account", "role": "member", **s}
                                    for s in self.sas.values() if s["project"] == project], q)
-            sa = self.add_sa(project, json.loads(request.content)["name"])
-            k = self._mint(project, sa["id"], "Secret Key")
+            made = self.add_sa(project, json.loads(request.content)["name"])
+            k = self._mint(project, made["id"], "Secret Key")
             return httpx.Response(200, json={"object": "organization.project.service_account", "role": "member",
-                                             **sa, "api_key": self._minted(k)})
+                                             **made, "api_key": self._minted(k)})
         sa = self.sas.get(rest[0])
         if sa is None or sa["project"] != project:
             return httpx.Response(404, json=_err(None, "no such service account"))
@@ -162,8 +163,8 @@ class FakeOpenAI:
 
     def _mint(self, project: str, sa_id: str, name: str) -> dict[str, Any]:
         self.n += 1
-        k = {"id": f"key_{self.n:03d}", "project": project, "name": name, "value": key_value(),
-             "owner_type": "service_account", "owner_id": sa_id, "created_at": 1_700_000_000, "last_used_at": None}
+        k: dict[str, Any] = {"id": f"key_{self.n:03d}", "project": project, "name": name, "value": key_value(),
+                             "owner_type": "service_account", "owner_id": sa_id, "created_at": 1_700_000_000, "last_used_at": None}
         self.keys[k["id"]] = k
         return k
 
@@ -193,7 +194,7 @@ class FakeOpenAI:
         limit = int(q["limit"][0])
         first = int(q.get("page", [start])[0])
         rows = [r for r in self.usage[kind] if r["api_key_id"] in q.get("api_key_ids", [r["api_key_id"]])]
-        buckets = []
+        buckets: list[dict[str, Any]] = []
         t = first
         while t < end and len(buckets) < limit:
             results = [{"object": f"organization.usage.{kind}.result", **{k: v for k, v in r.items() if k != "hour"}}
@@ -480,7 +481,7 @@ class _NoCalls:
 
 def test_resolve_prefers_earlier_notes_then_earlier_outputs_without_calls(fake: FakeOpenAI,
                                                                        provider: OpenAIClient) -> None:
-    from keyresponse.actions.key import resolve
+    from keyresponse.actions.key_common import resolve
 
     leaked = KeyRecord("key_old", "proj_a", owner_type="service_account", owner_id="svc_1", redacted_value="sk-...abcd")
     note = {"note": "key.resolved", "key": leaked.outputs()}
@@ -491,7 +492,7 @@ def test_resolve_prefers_earlier_notes_then_earlier_outputs_without_calls(fake: 
     assert resolve(ctx, provider=_NoCalls()).key_id == "key_old"  # type: ignore[arg-type]
     assert ctx.recorded[0][0] == "key.resolved" and ctx.recorded[0][1]["key"]["key_id"] == "key_old"
     named = fake.add_key("proj_b", "named")
-    assert resolve(_Ctx(outputs=outputs), named["id"], provider=provider).project_id == "proj_b"
+    assert resolve(_Ctx(outputs=outputs), named["id"], provider=provider).project_id == "proj_b"  # type: ignore[arg-type]
     value = fake.add_key("proj_a", "by-value")
     by_value = _Ctx(inputs={"leaked": Secret(value["value"])})
     assert resolve(by_value, provider=provider).key_id == value["id"]  # type: ignore[arg-type]
