@@ -254,6 +254,18 @@ def sandbox(
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0 = a free one; the first stdout line says which).")] = 8080,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Receive secret scanners' webhooks (GitHub, GitGuardian, generic) and run the inventory's `serve:` policy."""
+    from keyresponse.commands import serve as cmd
+
+    raise typer.Exit(cmd.serve(config, host, port))
+
+
+@app.command()
 def keys(json_output: JsonOpt = False, config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """List the organization's keys (project, name, redacted value, owner, last used)."""
     from keyresponse.commands import keys as cmd
