@@ -111,10 +111,16 @@ def add_serve_section(world: World, extra: str = "") -> dict[str, str]:
 
 
 @pytest.fixture
-def hooks(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hooks]:  # noqa: F811
+def serve_extra() -> str:
+    """More of the `serve:` section (indented two spaces), for a module to override."""
+    return ""
+
+
+@pytest.fixture
+def hooks(world: World, monkeypatch: pytest.MonkeyPatch, serve_extra: str) -> Iterator[Hooks]:  # noqa: F811
     from keyresponse.serve.app import JsonLog, Receiver, Server
 
-    values = add_serve_section(world)
+    values = add_serve_section(world, serve_extra)
     for name, value in world.env.items():
         monkeypatch.setenv(name, value)
     log_path = world.dir / "serve.log"
