@@ -30,3 +30,16 @@ def test_gitguardian_and_generic(hooks: Hooks) -> None:
     report = next(p for p in Path(unknown["dir"]).rglob("*.md")).read_text()
     assert "no targets" in report.lower() or "no target" in report.lower(), report[:2000]
     assert stray not in world.everything_written((world.dir / "serve.log").read_text())
+
+
+def test_the_sandbox_sends_signed_webhooks(hooks: Hooks) -> None:
+    import httpx
+
+    base = hooks.world.sandbox.base_url
+    for kind, secret in (("github", "TEST_GITHUB_WEBHOOK_SECRET"), ("gitguardian", "TEST_GITGUARDIAN_TOKEN")):
+        r = httpx.post(f"{base}/_sandbox/webhooks/send", timeout=30, json={
+            "kind": kind, "url": f"{hooks.server.url}/webhooks/{kind}", "secret": hooks.secrets[secret]})
+        assert r.json()["status"] == 202, r.text
+        hooks.settle()
+    # the second alert is for the same key, after the first incident ended: it opens a second one
+    assert [i["key"] for i in hooks.serve_incidents()] == ["chatbot-prod", "chatbot-prod"]
