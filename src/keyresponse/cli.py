@@ -295,10 +295,16 @@ def init(
     install: Annotated[Optional[str], typer.Option(
         "--install", metavar="SPEC",
         help="What the workflow pip-installs: `.` or git+https://…@<full commit> (default: where this copy came from).")] = None,
+    serve: Annotated[bool, typer.Option(
+        "--serve", help="Print the `serve:` section and the GitHub / GitGuardian webhook setup; write nothing.")] = False,
+    public_url: Annotated[str, typer.Option(
+        "--public-url", help="With --serve: the URL scanners reach `keyresponse serve` at.")] = "https://keyresponse.example.com",
 ) -> None:
     """Write a commented keyresponse.yaml from the keys the provider lists."""
     from keyresponse.commands import setup as cmd
 
+    if serve:
+        raise typer.Exit(cmd.init_serve(Path.cwd(), public_url))
     raise typer.Exit(cmd.init(Path.cwd(), base_url, admin_key_env, ci, force, install))
 
 
