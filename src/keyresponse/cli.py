@@ -224,6 +224,8 @@ def demo(
     force: Annotated[bool, typer.Option("--force", help="Overwrite a keyresponse.yaml that is not a sandbox one.")] = False,
     open_report: Annotated[bool, typer.Option("--open", help="Open the HTML report in a browser.")] = False,
     json_output: JsonOpt = False,
+    serve: Annotated[bool, typer.Option(
+        "--serve", help="The whole path through `keyresponse serve`: a signed webhook arrives, no command typed.")] = False,
 ) -> None:
     """A whole leaked-key incident against the built-in sandbox, in this folder.
 
@@ -233,7 +235,7 @@ def demo(
     """
     from keyresponse.commands import demo as cmd
 
-    raise typer.Exit(cmd.demo(Path.cwd(), seed, force, open_report, json_output))
+    raise typer.Exit(cmd.demo(Path.cwd(), seed, force, open_report, json_output, serve=serve))
 
 
 @app.command()
