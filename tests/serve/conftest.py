@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from keyresponse.serve import signatures
-from tests.e2e.conftest import World, world  # noqa: F401  (the fixture)
+from tests.conftest import REPO
+from tests.e2e.conftest import World
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alerts"
 
@@ -111,13 +112,25 @@ def add_serve_section(world: World, extra: str = "") -> dict[str, str]:
 
 
 @pytest.fixture
+def world(sandbox: Any, tmp_path: Path) -> World:
+    """As tests/e2e's: a freshly seeded sandbox's inventory in tmp_path, and its env."""
+    import os
+
+    sandbox.write_config(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYRESPONSE_")}
+    env.update(sandbox.env)
+    env.update({"NO_COLOR": "1", "PYTHONPATH": str(REPO)})
+    return World(tmp_path, sandbox, env, {k["id"] for k in sandbox.state.openai_keys()})
+
+
+@pytest.fixture
 def serve_extra() -> str:
     """More of the `serve:` section (indented two spaces), for a module to override."""
     return ""
 
 
 @pytest.fixture
-def hooks(world: World, monkeypatch: pytest.MonkeyPatch, serve_extra: str) -> Iterator[Hooks]:  # noqa: F811
+def hooks(world: World, monkeypatch: pytest.MonkeyPatch, serve_extra: str) -> Iterator[Hooks]:
     from keyresponse.serve.app import JsonLog, Receiver, Server
 
     values = add_serve_section(world, serve_extra)
