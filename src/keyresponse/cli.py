@@ -224,6 +224,8 @@ def demo(
     force: Annotated[bool, typer.Option("--force", help="Overwrite a keyresponse.yaml that is not a sandbox one.")] = False,
     open_report: Annotated[bool, typer.Option("--open", help="Open the HTML report in a browser.")] = False,
     json_output: JsonOpt = False,
+    serve: Annotated[bool, typer.Option(
+        "--serve", help="The whole path through `keyresponse serve`: a signed webhook arrives, no command typed.")] = False,
 ) -> None:
     """A whole leaked-key incident against the built-in sandbox, in this folder.
 
@@ -233,7 +235,7 @@ def demo(
     """
     from keyresponse.commands import demo as cmd
 
-    raise typer.Exit(cmd.demo(Path.cwd(), seed, force, open_report, json_output))
+    raise typer.Exit(cmd.demo(Path.cwd(), seed, force, open_report, json_output, serve=serve))
 
 
 @app.command()
@@ -251,6 +253,18 @@ def sandbox(
     from keyresponse.commands import demo as cmd
 
     raise typer.Exit(cmd.sandbox(port, seed, state, write_config, fault or [], json_output))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0 = a free one; the first stdout line says which).")] = 8080,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Receive secret scanners' webhooks (GitHub, GitGuardian, generic) and run the inventory's `serve:` policy."""
+    from keyresponse.commands import serve as cmd
+
+    raise typer.Exit(cmd.serve(config, host, port))
 
 
 @app.command()
@@ -283,10 +297,16 @@ def init(
     install: Annotated[Optional[str], typer.Option(
         "--install", metavar="SPEC",
         help="What the workflow pip-installs: `.` or git+https://…@<full commit> (default: where this copy came from).")] = None,
+    serve: Annotated[bool, typer.Option(
+        "--serve", help="Print the `serve:` section and the GitHub / GitGuardian webhook setup; write nothing.")] = False,
+    public_url: Annotated[str, typer.Option(
+        "--public-url", help="With --serve: the URL scanners reach `keyresponse serve` at.")] = "https://keyresponse.example.com",
 ) -> None:
     """Write a commented keyresponse.yaml from the keys the provider lists."""
     from keyresponse.commands import setup as cmd
 
+    if serve:
+        raise typer.Exit(cmd.init_serve(Path.cwd(), public_url))
     raise typer.Exit(cmd.init(Path.cwd(), base_url, admin_key_env, ci, force, install))
 
 

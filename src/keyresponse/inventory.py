@@ -146,6 +146,48 @@ class KeyEntry(_Model):
     targets: list[TargetConfig] = Field(default_factory=list)
 
 
+class ServeSource(_Model):
+    """One webhook source `keyresponse serve` accepts (absent: its endpoint answers 404)."""
+
+    secret_env: str = credential_env("Env var holding the webhook secret (GitHub), signature token "
+                                     "(GitGuardian) or bearer token (generic)")
+    max_age_seconds: int = Field(300, ge=1, le=3600,
+                                 description="GitGuardian: refuse a Timestamp further than this from now")
+
+
+ServeSourceName = Literal["github", "gitguardian", "generic"]
+
+
+def _all_sources() -> list[ServeSourceName]:
+    return ["github", "gitguardian", "generic"]
+
+
+class ServeRule(_Model):
+    """Which alerts start which playbook, and how: the first rule that matches decides."""
+
+    sources: list[ServeSourceName] = Field(default_factory=_all_sources, description="Alert sources it covers")
+    secret_types: list[str] = Field(default_factory=lambda: ["*openai*"],
+                                    description="Secret types it covers (shell patterns, case-insensitive)")
+    action: Literal["auto", "ask", "record"] = Field(
+        "auto", description="auto: contain now; ask: Approve/Dismiss in Slack first; record: open an incident, change nothing")
+    playbook: str = "leaked-key"
+    key: str | None = Field(None, description="The inventory key these alerts are about, when the alert "
+                                              "carries no value and no known repository")
+
+
+class ServeSettings(_Model):
+    """`keyresponse serve`: the webhook receiver's sources and policy."""
+
+    github: ServeSource | None = None
+    gitguardian: ServeSource | None = None
+    generic: ServeSource | None = None
+    slack_signing_secret_env: str | None = credential_env(
+        "Env var holding the Slack app's signing secret (for the `ask` buttons)", default=None)
+    workers: int = Field(4, ge=1, le=64, description="Incidents run at once (one per key)")
+    max_body_bytes: int = Field(1 << 20, ge=1024, le=16 << 20, description="Larger requests are refused (413)")
+    rules: list[ServeRule] = Field(default_factory=lambda: [ServeRule()])
+
+
 def _provider_settings(data: Any) -> ProviderSettings:
     """A `providers:` entry as the settings model its `kind` names (providers/__init__.py)."""
     from keyresponse import providers
@@ -176,6 +218,7 @@ class Inventory(_Model):
     report: ReportSettings = ReportSettings()
     concurrency: int = Field(16, ge=1, le=256, description="Targets deployed at once")
     keys: dict[str, KeyEntry] = Field(default_factory=dict)
+    serve: ServeSettings = ServeSettings()
 
     @model_validator(mode="before")
     @classmethod

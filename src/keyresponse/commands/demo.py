@@ -39,7 +39,9 @@ def sandbox_session(folder: Path, seed: int = 42, force: bool = False) -> Iterat
         server.stop()
 
 
-def demo(folder: Path, seed: int, force: bool, open_report: bool, json_output: bool) -> int:
+def demo(folder: Path, seed: int, force: bool, open_report: bool, json_output: bool, serve: bool = False) -> int:
+    if serve:
+        return _demo_serve(folder, seed, force, open_report)
     from keyresponse import playbook as pbmod
     from keyresponse.commands.common import load_config
     from keyresponse.console import reporter_for
@@ -61,6 +63,42 @@ def demo(folder: Path, seed: int, force: bool, open_report: bool, json_output: b
     if open_report:
         _open(result.incident.dir / "report.html")
     return result.exit_code
+
+
+def _demo_serve(folder: Path, seed: int, force: bool, open_report: bool) -> int:
+    """The whole path with no command typed: the sandbox posts a signed GitHub secret
+    scanning webhook to `keyresponse serve`, which revokes, rotates and reports."""
+    import json
+    import secrets
+
+    import httpx
+
+    from keyresponse.journal import Incident
+    from keyresponse.serve.app import JsonLog, Receiver, Server
+
+    with sandbox_session(folder, seed=seed, force=force) as sb:
+        os.environ["DEMO_GITHUB_WEBHOOK_SECRET"] = secrets.token_hex(32)
+        with (folder / "keyresponse.yaml").open("a") as fh:
+            fh.write("serve:\n  github: {secret_env: DEMO_GITHUB_WEBHOOK_SECRET}\n")
+        server = Server(Receiver(folder / "keyresponse.yaml", JsonLog(sys.stderr)), "127.0.0.1", 0).start()
+        try:
+            sys.stderr.write(f"keyresponse serve on {server.url}; the sandbox posts a GitHub secret scanning alert\n")
+            answer = httpx.post(f"{sb.base_url}/_sandbox/webhooks/send", timeout=30, json={
+                "kind": "github", "url": f"{server.url}/webhooks/github",
+                "secret": os.environ["DEMO_GITHUB_WEBHOOK_SECRET"]}).json()
+            sys.stderr.write(f"webhook answered {answer['status']}: {answer['body']}\n")
+            server.receiver.queue.wait_idle(300)
+        finally:
+            server.stop()
+    incidents = [i.summary() for i in Incident.all(folder / ".keyresponse")]
+    if not incidents:
+        sys.stderr.write("no incident was opened\n")
+        return 1
+    last = incidents[-1]
+    print(json.dumps({"incident": last["id"], "status": last["status"], "report": f"{last['dir']}/report.html"}))
+    if open_report:
+        _open(Path(last["dir"]) / "report.html")
+    return 0 if last["status"] == "succeeded" else 1
 
 
 def sandbox(port: int, seed: int, state: Path | None, write_config: Path | None, faults: list[str],

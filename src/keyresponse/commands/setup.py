@@ -180,3 +180,45 @@ def _render_inventory(base_url: str, admin_key_env: str, keys: list[dict[str, An
             "    #   - {kind: github, repo: owner/repo, secret: OPENAI_API_KEY}",
         ]
     return "\n".join(lines) + "\n"
+
+
+SERVE_SECTION = """\
+serve:
+  github: {secret_env: GITHUB_WEBHOOK_SECRET}
+  gitguardian: {secret_env: GITGUARDIAN_WEBHOOK_TOKEN, max_age_seconds: 300}
+  generic: {secret_env: KEYRESPONSE_WEBHOOK_TOKEN}
+  # slack_signing_secret_env: SLACK_SIGNING_SECRET   # for `action: ask`
+  rules:
+    - {sources: [github, gitguardian, generic], secret_types: ["*openai*"], action: auto}
+"""
+
+
+def init_serve(folder: Path, public_url: str) -> int:
+    """`keyresponse init --serve`: the `serve:` section and how to point each scanner at it.
+    Prints no secret: each is generated straight into an environment variable."""
+    config = folder / "keyresponse.yaml"
+    base = public_url.rstrip("/")
+    has_section = config.exists() and any(line.startswith("serve:") for line in config.read_text().splitlines())
+    gen = "$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+    print("1. The receiver's section of keyresponse.yaml"
+          + (" (already there):" if has_section else f" (add it to {config}):"))
+    if not has_section:
+        print("\n" + SERVE_SECTION)
+    print("2. Secrets: generate each into the service's environment (never into the file):\n"
+          f"     export GITHUB_WEBHOOK_SECRET={gen}\n"
+          f"     export GITGUARDIAN_WEBHOOK_TOKEN={gen}\n"
+          f"     export KEYRESPONSE_WEBHOOK_TOKEN={gen}\n"
+          "3. GitHub: repository or organization Settings > Webhooks > Add webhook\n"
+          f"     Payload URL   {base}/webhooks/github\n"
+          "     Content type  application/json\n"
+          "     Secret        the value of GITHUB_WEBHOOK_SECRET\n"
+          "     Events        Secret scanning alerts, Secret scanning alert locations\n"
+          "4. GitGuardian: Settings > Integrations > Destinations > Custom webhook\n"
+          f"     URL              {base}/webhooks/gitguardian\n"
+          "     Signature token  the value of GITGUARDIAN_WEBHOOK_TOKEN\n"
+          "     Events           Incident triggered, Incident regression, New occurrence\n"
+          "5. CI (gitleaks, TruffleHog, detect-secrets): post the report\n"
+          f"     curl -sf -H \"Authorization: Bearer $KEYRESPONSE_WEBHOOK_TOKEN\" -H 'Content-Type: application/json' \\\n"
+          f"          --data-binary @gitleaks.json {base}/webhooks/generic\n"
+          "6. Run it:  keyresponse serve --host 0.0.0.0 --port 8080   (health: /healthz, metrics: /metrics)")
+    return 0

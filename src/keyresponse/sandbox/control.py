@@ -90,6 +90,57 @@ async def github_secret(call: Call) -> Response:
     return JSONResponse({"scope": scope, "name": name.upper(), "value": value})
 
 
+async def send_webhook(call: Call) -> Response:
+    """Post a realistic, signed scanner webhook to a URL (`keyresponse serve`'s, say).
+    Body: {"kind": "github" | "gitguardian", "url": ..., "secret": the webhook secret or
+    signature token, "repo": "acme/chatbot", "secret_type": ..., "delivery": ...}."""
+    import time
+    import uuid
+
+    import httpx
+
+    from keyresponse.serve import signatures
+
+    try:
+        spec = json.loads(await call.request.body() or b"null")
+        kind, url, secret = spec["kind"], str(spec["url"]), str(spec["secret"])
+    except (ValueError, KeyError, TypeError):
+        return _error(400, "give kind (github or gitguardian), url and secret")
+    repo = str(spec.get("repo") or "acme/chatbot")
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if kind == "github":
+        number = int(spec.get("number") or 1)
+        payload = {"action": "created", "alert": {
+            "number": number, "created_at": now, "secret_type": spec.get("secret_type") or "openai_api_key",
+            "secret_type_display_name": "OpenAI API Key", "validity": "active", "publicly_leaked": True,
+            "html_url": f"https://github.com/{repo}/security/secret-scanning/{number}",
+            "url": f"https://api.github.com/repos/{repo}/secret-scanning/alerts/{number}"},
+            "repository": {"full_name": repo, "html_url": f"https://github.com/{repo}", "private": False},
+            "sender": {"login": "github"}}
+        body = json.dumps(payload).encode()
+        headers = {"X-GitHub-Event": "secret_scanning_alert", "X-GitHub-Delivery": str(spec.get("delivery") or uuid.uuid4()),
+                   "X-Hub-Signature-256": signatures.github_signature(secret, body)}
+    elif kind == "gitguardian":
+        payload = {"source": "GitGuardian", "timestamp": now, "action": "incident_triggered", "message": "",
+                   "incident": {"id": int(spec.get("number") or 1), "date": now, "severity": "critical",
+                                "detector": {"name": spec.get("secret_type") or "openai_apikey",
+                                             "display_name": "OpenAI API Key"},
+                                "occurrences": [{"source": {"full_name": repo}, "filepath": ".env", "date": now,
+                                                 "url": f"https://github.com/{repo}"}]}}
+        body = json.dumps(payload).encode()
+        ts = str(int(time.time()))
+        headers = {"Timestamp": ts, "Gitguardian-Signature": signatures.gitguardian_signature(secret, ts, body)}
+    else:
+        return _error(400, f"unknown kind {kind!r}: github or gitguardian")
+    headers["Content-Type"] = "application/json"
+    async with httpx.AsyncClient(timeout=10) as client:
+        try:
+            answer = await client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return _error(502, f"could not post to {url}: {type(exc).__name__}")
+    return JSONResponse({"status": answer.status_code, "body": answer.text[:2000]})
+
+
 def service() -> Service:
     routes = [
         route("GET", "/info", info),
@@ -102,6 +153,7 @@ def service() -> Service:
         route("DELETE", "/faults/{fault_id}", remove_fault),
         route("GET", "/slack/messages", slack_messages),
         route("GET", "/github/secret", github_secret),
+        route("POST", "/webhooks/send", send_webhook),
     ]
     return Service("control", PREFIX, routes, _error)
 
