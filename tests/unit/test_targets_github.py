@@ -315,9 +315,9 @@ def test_the_report_links_the_dispatched_run() -> None:
     for rec in records:
         for row in (rec.get("outputs") or {}).get("targets") or []:
             if row["kind"] == "github":
-                row["restarted"] = run  # what the target's restart() returned
+                row["run_url"] = run  # from what the target's restart() returned
             elif row["kind"] == "gitlab":
-                row["restarted"] = "javascript:alert(1)"  # never a link
+                row["run_url"] = "javascript:alert(1)"  # never a link
     model = report_model.build(records, incident_id="inc-1", incident_dir="/tmp/inc-1")
     rows = {r["kind"]: r for r in model["targets"]["rows"]}
     assert rows["github"]["run_url"] == run and rows["github"]["restarted"] is True
@@ -344,3 +344,11 @@ def test_the_report_links_a_run_from_a_separate_restart_step() -> None:
     records[deploy_end + 1:deploy_end + 1] = [started, finished]
     rows = {r["target"]: r for r in report_model.build(records, incident_id="i", incident_dir="/tmp/i")["targets"]["rows"]}
     assert rows[target]["run_url"] == run and rows[target]["restarted"] is True
+
+
+def test_a_deploy_row_keeps_restarted_boolean_and_carries_the_run(gh: FakeGitHub) -> None:
+    from keyresponse.actions.targets import _deploy_one
+
+    row = _deploy_one(make(gh, repo="acme/chatbot", workflow="deploy.yml"), new_secret(), True)
+    assert row["status"] == "applied" and row["restarted"] is True
+    assert row["run_url"] == "https://github.com/acme/chatbot/actions/runs/9001"

@@ -162,7 +162,10 @@ def _deploy_one(target: Target, secret: Secret, restart: bool) -> dict[str, Any]
         row["verified"] = bool(target.verify(secret))
         if restart:
             stage = "restart"
-            row["restarted"] = target.restart()
+            started = target.restart()
+            row["restarted"] = True if isinstance(started, str) else started
+            if isinstance(started, str):  # what it started, e.g. a workflow run's page (the report links it)
+                row["run_url"] = started
         row["status"] = "applied"
     except Exception as exc:  # noqa: BLE001 - one target's failure is reported, not raised
         row["error"] = ("" if stage == "write" else f"written, but {stage} failed: ") + _error_text(exc)

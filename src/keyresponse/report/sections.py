@@ -101,7 +101,8 @@ def targets(steps: Steps) -> dict[str, Any]:
     for step in deploys:
         for t in _list(step["outputs"].get("targets")):
             if isinstance(t, dict):
-                rows.append({f: t.get(f) for f in ("target", "kind", "status", "verified", "restarted", "error", "note")})
+                rows.append({f: t.get(f) for f in ("target", "kind", "status", "verified", "restarted", "error", "note",
+                                                   "run_url")})
     restarted = {t for s in steps.of("targets.restart") if s["status"] == "applied"
                  for t in _list(s["outputs"].get("restarted")) if isinstance(t, str)}
     runs: dict[Any, Any] = {}
@@ -110,10 +111,7 @@ def targets(steps: Steps) -> dict[str, Any]:
             runs.update(s["outputs"]["runs"])
     for r in rows:
         # a restart that started something names it (a dispatched workflow run's page)
-        started = r["restarted"]
-        r["run_url"] = _run_url(runs.get(r["target"]) or started)
-        if isinstance(started, str):
-            r["restarted"] = True
+        r["run_url"] = _run_url(runs.get(r["target"]) or r["run_url"])
         if r["target"] in restarted:  # a separate targets.restart step restarted these
             r["restarted"] = True
     failed = [r for r in rows if r["status"] not in TARGET_OK]
