@@ -10,8 +10,10 @@ twice per round: once with no latency, which measures the process's own start-up
 with 100 ms added to every OpenAI call. The target: the revoke completes within
 process start + 3 round trips, i.e. the latency adds at most 3 round trips to the
 moment the key is revoked. A revoke by id takes 2 calls (read the key to learn its
-owner, delete it); the engine starts the first while it is still opening the
-incident (Action.prefetch), so start-up and the network overlap.
+owner, delete it), plus, for a service account's key, a listing of its project so
+the plan can name the sibling keys that would die; the engine starts the read and
+the listing side by side while it is still opening the incident (Action.prefetch),
+so start-up and the network overlap and the listing adds no round trip.
 
 For comparison it also reports the stricter yardstick of `keyresponse --help`
 (start-up with no inventory, playbook or journal at all) + 3 round trips.

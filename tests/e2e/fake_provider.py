@@ -92,7 +92,7 @@ class FakeClient:
     def revoke_call(self, key: KeyRecord) -> str:
         return f"DELETE /keys/{key.key_id}"
 
-    def revoke_plan(self, key: KeyRecord) -> RevokePlan:
+    def revoke_plan(self, key: KeyRecord, *, listed: list[KeyRecord] | None = None) -> RevokePlan:
         return RevokePlan(key, [self.revoke_call(key)])
 
     def revoke(self, key: KeyRecord, *, siblings: SiblingPolicy = "ask") -> RevokeResult:

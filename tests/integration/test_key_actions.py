@@ -360,6 +360,46 @@ def test_the_first_steps_lookup_is_made_once_and_used(world: Path, sandbox: Any)
     assert key_state(sandbox, sandbox.state.truth["leaked_key_id"])["live"] is False
 
 
+def test_the_revoke_plans_siblings_from_the_early_listing(world: Path, sandbox: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # the plan names the sibling keys from the project's listing made while the incident
+    # opened (in parallel with the lookup): the preflight itself lists nothing
+    from keyresponse.actions.key import Revoke
+
+    seen: dict[str, Any] = {}
+    preflight = Revoke.preflight
+
+    def listings() -> int:
+        return sandbox.state.requests[("openai", "GET", f"/organization/projects/{seen['project']}/api_keys")]
+
+    def counted(self: Revoke, plan: Any, ctx: Any) -> Any:
+        ctx.prefetched()  # wait for the early reads, so the count below is theirs
+        seen["before"] = listings()
+        checks = preflight(self, plan, ctx)
+        seen["during"] = listings() - seen["before"]
+        seen["outputs"] = dict(plan.outputs)
+        return checks
+
+    monkeypatch.setattr(Revoke, "preflight", counted)
+    # the inventory's key: its account holds no other key, which only the listing can tell
+    leaked = key_state(sandbox, sandbox.state.truth["leaked_key_id"])
+    seen["project"] = leaked["project_id"]
+    result = run(world, "- {id: revoke, uses: key.revoke}\n", mode=Mode.PLAN)
+    assert result.ok, [s.error for s in result.steps]
+    assert (seen["before"], seen["during"]) == (1, 0)
+    assert seen["outputs"]["siblings"] == [] and seen["outputs"]["may_delete_service_account"]
+    assert _key_reads(sandbox) == 1
+    # a key whose account holds a sibling, named by `with:`: the sibling is named, still no listing of its own
+    keys = {k["name"]: k for k in sandbox.state.openai_keys()}
+    indexer, rerank = keys["search-indexer"], keys["search-rerank"]
+    seen["project"] = indexer["project_id"]
+    result = run(world, f"- {{id: revoke, uses: key.revoke, with: {{key_id: {indexer['id']}, "
+                        f"project: {indexer['project_id']}}}}}\n", key=None, mode=Mode.PLAN)
+    assert result.ok, [s.error for s in result.steps]
+    assert (seen["before"], seen["during"]) == (1, 0)
+    assert seen["outputs"]["siblings"] == [rerank["id"]]
+
+
 def test_a_failed_early_lookup_is_made_again_by_the_step(world: Path, sandbox: Any) -> None:
     # the early read meets a 403 (not retried); the step's own read then succeeds
     sandbox.add_fault(service="openai", method="GET", path="/organization/projects/*/api_keys/*",

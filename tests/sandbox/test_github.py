@@ -113,3 +113,64 @@ def test_org_secret_update_keeps_its_selected_repositories(sandbox: Any, gh: htt
     assert r.status_code == 204
     names = [repo["name"] for repo in gh.get(f"{base}/OPENAI_API_KEY/repositories").json()["repositories"]]
     assert names == ["chatbot", "worker"]
+
+
+def test_the_github_target_against_fine_grained_permissions_new_org_secrets_and_run_details(sandbox: Any) -> None:
+    """One run over real sockets: a fine-grained token's permissions on environment secrets,
+    a new org secret's visibility, and the dispatched run the restart names."""
+    from keyresponse.errors import TargetError
+    from keyresponse.http import build_client
+    from keyresponse.secret import Secret
+    from keyresponse.targets.base import Shared
+    from keyresponse.targets.github import GitHubSecret, GitHubTarget
+
+    tokens = sandbox.state.github["tokens"]
+    fine = {"name": "fine-grained", "repos": None, "org_admin": False,
+            "permissions": {"secrets": "write", "environments": "read"}}
+    no_env = "fine-noenv-" + "x" * 20
+    read_env = "fine-readenv-" + "x" * 20
+    tokens[no_env] = {**fine, "permissions": {"secrets": "write"}}
+    tokens[read_env] = fine
+
+    clients: list[httpx.Client] = []
+
+    def target(token: str, **cfg: Any) -> GitHubSecret:
+        client = build_client("github", sandbox.urls["github"], {"Authorization": f"Bearer {token}"})
+        clients.append(client)
+        return GitHubSecret(GitHubTarget(kind="github", secret=cfg.pop("secret", "OPENAI_API_KEY"), **cfg),
+                            lambda: client, Shared(), base_url=sandbox.urls["github"])
+
+    try:
+        env = {"repo": "acme/chatbot", "environment": "production"}
+        # no Environments permission at all: the read-only preflight already fails, and says what to grant
+        [check] = target(no_env, **env).preflight()
+        assert not check.ok and "403" in check.detail
+        assert "'Environments: read and write'" in (check.fix or "") and "environments=read" in (check.fix or "")
+        # repository secrets need no Environments permission
+        assert target(no_env, repo="acme/chatbot").preflight()[0].ok
+        # Environments read: the preflight passes and says the write needs more; the write is refused
+        env_target = target(read_env, **env)
+        [check] = env_target.preflight()
+        assert check.ok and "Environments: write" in check.detail
+        with pytest.raises(TargetError, match="403") as info:
+            env_target.write(Secret("replacement-" + "y" * 40))
+        assert "environments=write" in (info.value.hint or "")
+        assert sandbox.state.github_secret_value("env:acme/chatbot:production", "OPENAI_API_KEY") == \
+            sandbox.env["SANDBOX_LEAKED_KEY"]
+
+        full = sandbox.env["GITHUB_TOKEN"]
+        # a missing org secret: created `selected`, visible to no repository, and the note says so
+        org_target = target(full, org="acme", secret="NEW_ORG_KEY", create=True)
+        assert "no repositories" in org_target.preflight()[0].detail
+        note = org_target.write(Secret("replacement-" + "z" * 40))
+        assert note and "no repositories" in note
+        stored = sandbox.state.github["secrets"]["org:acme"]["NEW_ORG_KEY"]
+        assert stored["visibility"] == "selected" and stored["selected_repository_ids"] == []
+
+        # the restart asks for the run and hands back its page
+        run_page = target(full, repo="acme/chatbot", workflow="deploy.yml").restart()
+        [dispatch] = sandbox.state.github_dispatches
+        assert run_page == f"https://github.com/acme/chatbot/actions/runs/{dispatch['run_id']}"
+    finally:
+        for client in clients:
+            client.close()

@@ -64,7 +64,13 @@ class FakeGitHub:
             return httpx.Response(404, json={"message": "Not Found"})
         m = re.fullmatch(r"repos/([^/]+/[^/]+)/actions/workflows/([^/]+)/dispatches", path)
         if m:
-            self.dispatches.append({"repo": m[1], "workflow": m[2], **_json(request)})
+            body = _json(request)
+            self.dispatches.append({"repo": m[1], "workflow": m[2], **body})
+            if body.get("return_run_details") is True:  # as the description says: 200 with the run
+                run = 9000 + len(self.dispatches)
+                return httpx.Response(200, json={
+                    "workflow_run_id": run, "run_url": f"https://gh.test/api/repos/{m[1]}/actions/runs/{run}",
+                    "html_url": f"https://github.com/{m[1]}/actions/runs/{run}"})
             return httpx.Response(204)
         scope = _scope(path)
         rest = path.rsplit("/secrets/", 1)[1]
@@ -74,7 +80,7 @@ class FakeGitHub:
         name, _, sub = rest.partition("/")
         current = self.secrets.get(scope, {}).get(name)
         if sub == "repositories":
-            ids = self.selected[name]
+            ids = self.selected.get(name, current.get("selected_repository_ids", []) if current else [])
             return httpx.Response(200, json={"total_count": len(ids), "repositories": [{"id": i} for i in ids]})
         if request.method == "GET":
             return httpx.Response(200, json=current) if current else httpx.Response(404, json={"message": "Not Found"})
@@ -203,12 +209,71 @@ def test_verify_fails_when_updated_at_did_not_move(gh: FakeGitHub) -> None:
         t.verify(new_secret())
 
 
-def test_restart_dispatches_the_workflow(gh: FakeGitHub) -> None:
+def test_restart_dispatches_the_workflow_and_returns_the_run(gh: FakeGitHub) -> None:
     t = make(gh, repo="acme/chatbot", workflow="deploy.yml", ref="release")
     assert t.restart_what == "dispatch workflow deploy.yml on release in acme/chatbot"
-    assert t.restart() is True
-    assert gh.dispatches == [{"repo": "acme/chatbot", "workflow": "deploy.yml", "ref": "release"}]
+    assert t.restart() == "https://github.com/acme/chatbot/actions/runs/9001"  # the run's page, for the report
+    assert gh.dispatches == [{"repo": "acme/chatbot", "workflow": "deploy.yml", "ref": "release",
+                              "return_run_details": True}]
     assert make(gh, repo="acme/chatbot").restart() is None
+
+
+def test_restart_without_run_details_still_counts(gh: FakeGitHub) -> None:
+    # a GitHub that does not know return_run_details answers 204 (API versions before it)
+    gh.inject = [httpx.Response(204)]
+    assert make(gh, repo="acme/chatbot", workflow="deploy.yml").restart() is True
+
+
+def test_environment_secrets_name_the_environments_permission(gh: FakeGitHub) -> None:
+    # https://docs.github.com/rest/actions/secrets: environment secrets need "Environments"
+    # as well as "Secrets" (fine-grained tokens and GitHub Apps)
+    gh.denied.add("acme/chatbot")
+    [check] = make(gh, repo="acme/chatbot", environment="prod/eu").preflight()
+    assert not check.ok and "'Environments: read and write'" in (check.fix or "")
+    assert "'Secrets: read and write'" in (check.fix or "")
+    [repo_check] = make(gh, repo="acme/chatbot").preflight()
+    assert "Environments" not in (repo_check.fix or "")  # a repository secret does not need it
+    gh.denied.clear()
+    [ok] = make(gh, repo="acme/chatbot", environment="prod/eu").preflight()
+    assert ok.ok and "Environments: write" in ok.detail  # what a read-only check cannot prove, said up front
+
+
+def test_githubs_accepted_permissions_header_reaches_the_hint(gh: FakeGitHub) -> None:
+    gh.inject = [httpx.Response(403, headers={"x-accepted-github-permissions": "environments=read; secrets=read"},
+                                json={"message": "Resource not accessible by personal access token"})]
+    [check] = make(gh, repo="acme/chatbot", environment="prod/eu").preflight()
+    assert not check.ok and "environments=read; secrets=read" in (check.fix or "")
+
+
+def test_a_new_org_secret_is_visible_to_no_repository_until_chosen(gh: FakeGitHub) -> None:
+    t = make(gh, org="acme", secret="NEW_KEY", create=True)
+    [check] = t.preflight()
+    assert check.ok and "visibility selected" in check.detail and "no repositories" in check.detail
+    note = t.write(new_secret())
+    stored = gh.secrets["org:acme"]["NEW_KEY"]
+    assert stored["visibility"] == "selected" and stored["selected_repository_ids"] == []
+    assert note and "no repositories" in note and "selected" in note
+
+
+def test_an_existing_org_secret_keeps_private_visibility(gh: FakeGitHub) -> None:
+    gh.seed("org:acme", "PRIV_KEY", visibility="private")
+    make(gh, org="acme", secret="PRIV_KEY").write(new_secret())
+    assert gh.secrets["org:acme"]["PRIV_KEY"]["visibility"] == "private"
+
+
+def test_dependabot_with_environment_is_refused_at_load_time(tmp_path: Any) -> None:
+    from keyresponse.errors import ConfigError
+    from keyresponse.inventory import load_inventory
+
+    p = tmp_path / "keyresponse.yaml"
+    p.write_text("providers:\n  openai: {kind: openai, admin_key_env: OPENAI_ADMIN_KEY}\n"
+                 "platforms:\n  github: {kind: github, token_env: GITHUB_TOKEN}\n"
+                 "keys:\n  a:\n    targets:\n"
+                 "      - kind: github\n        repo: o/r\n        environment: production\n"
+                 "        dependabot: true\n        secret: K\n")
+    with pytest.raises(ConfigError) as info:
+        load_inventory(p)
+    assert info.value.line == 11 and "dependabot" in str(info.value) and "environment" in str(info.value)
 
 
 def test_secret_never_in_requests_or_errors(gh: FakeGitHub) -> None:
@@ -239,3 +304,51 @@ def test_rate_limit_pauses_every_request_to_the_host(gh: FakeGitHub) -> None:
     [check] = make(gh, shared, org="acme").preflight()  # another target, same host: waits too
     assert check.ok and time.monotonic() - started >= 0.9
     first.join()
+
+
+def test_the_report_links_the_dispatched_run() -> None:
+    from keyresponse.report import model as report_model
+    from keyresponse.report import render, sample
+
+    run = "https://github.com/acme/chatbot/actions/runs/9001"
+    records = sample.records()
+    for rec in records:
+        for row in (rec.get("outputs") or {}).get("targets") or []:
+            if row["kind"] == "github":
+                row["run_url"] = run  # from what the target's restart() returned
+            elif row["kind"] == "gitlab":
+                row["run_url"] = "javascript:alert(1)"  # never a link
+    model = report_model.build(records, incident_id="inc-1", incident_dir="/tmp/inc-1")
+    rows = {r["kind"]: r for r in model["targets"]["rows"]}
+    assert rows["github"]["run_url"] == run and rows["github"]["restarted"] is True
+    assert rows["gitlab"]["run_url"] is None
+    assert f"([run]({run}))" in render.render(model, "md")
+    html = render.render(model, "html")
+    assert f'<a href="{run}">run</a>' in html and "javascript:" not in html
+
+
+def test_the_report_links_a_run_from_a_separate_restart_step() -> None:
+    import copy
+
+    from keyresponse.report import model as report_model
+    from keyresponse.report import sample
+
+    run = "https://github.com/acme/chatbot/actions/runs/9002"
+    records = sample.records()
+    deploy_end = next(i for i, r in enumerate(records) if r.get("step") == "deploy" and r["event"] == "step.finished")
+    started = copy.deepcopy(records[deploy_end - 1]) | {"step": "restart", "uses": "targets.restart"}
+    target = "GitHub secret acme/chatbot:OPENAI_API_KEY"
+    finished = copy.deepcopy(records[deploy_end]) | {
+        "step": "restart", "uses": "targets.restart", "status": "applied", "error": None,
+        "outputs": {"restarted": [target], "ids": ["x"], "failed": 0, "runs": {target: run}}}
+    records[deploy_end + 1:deploy_end + 1] = [started, finished]
+    rows = {r["target"]: r for r in report_model.build(records, incident_id="i", incident_dir="/tmp/i")["targets"]["rows"]}
+    assert rows[target]["run_url"] == run and rows[target]["restarted"] is True
+
+
+def test_a_deploy_row_keeps_restarted_boolean_and_carries_the_run(gh: FakeGitHub) -> None:
+    from keyresponse.actions.targets import _deploy_one
+
+    row = _deploy_one(make(gh, repo="acme/chatbot", workflow="deploy.yml"), new_secret(), True)
+    assert row["status"] == "applied" and row["restarted"] is True
+    assert row["run_url"] == "https://github.com/acme/chatbot/actions/runs/9001"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from keyresponse.action import Check, EarlyContext, Plan, StepContext, With
 from keyresponse.actions.key_common import (
-    Early, Work, connect, failed, gone_note, prefetch_key, provider_for, resolve,
+    Early, Work, connect, early_listing, failed, gone_note, prefetch_key, provider_for, resolve,
 )
 from keyresponse.errors import KeyresponseError, ProviderError, ServiceError, StepError
 from keyresponse.providers.base import KeyRecord, RevokePlan, SiblingsWouldDie
@@ -133,7 +133,9 @@ class Revoke:
     With = RevokeArgs
 
     def prefetch(self, args: RevokeArgs, early: EarlyContext) -> Callable[[], Early] | None:
-        return prefetch_key(args.key_id, args.project, early)
+        # the plan names the keys that would die with the key's account: that listing is
+        # made early too, so the preflight adds no round trip before the revoke
+        return prefetch_key(args.key_id, args.project, early, listing=True)
 
     def plan(self, args: RevokeArgs, ctx: StepContext) -> Plan:
         target = args.key_id or (ctx.key.key_id if ctx.key else None) or "the leaked key"
@@ -156,7 +158,8 @@ class Revoke:
                 plan.destructive = False
                 plan.outputs.update({**rec.outputs(), **by, "already_gone": True})
                 return [Check("the key is visible to the admin key", True, f"{rec.key_id} already gone{first}")]
-            rp = provider.revoke_plan(rec)
+            listed = early_listing(ctx, rec.project_id) if rec.owner_type == "service_account" else None
+            rp = provider.revoke_plan(rec, listed=listed) if listed is not None else provider.revoke_plan(rec)
         except KeyresponseError as exc:
             return failed("the key is visible to the admin key", exc)
         policy = ctx.key.revoke.sibling_keys if ctx.key else "ask"

@@ -7,6 +7,9 @@ Nothing here knows an issuer's wire format: that is the `Provider`'s (providers/
 
 from __future__ import annotations
 
+import contextvars
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, TypeVar
 
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
 
 
 A = TypeVar("A")
+T = TypeVar("T")
 
 
 @dataclass
@@ -120,17 +124,30 @@ def resolve(ctx: StepContext, key_id: str | None = None, project: str | None = N
 
 @dataclass(frozen=True)
 class Early:
-    """A lookup by id made before the incident opened: the key, or why it is not there."""
+    """A lookup by id made before the incident opened: the key, or why it is not there;
+    and, when asked for, the keys of its project (`listed`, of project `listed_in`)."""
 
     key_id: str
     project: str | None
     record: KeyRecord | None
     missing: KeyresponseError | None = None
+    listed: list[KeyRecord] | None = None
+    listed_in: str | None = None
+
+    def listing(self, project_id: str) -> list[KeyRecord] | None:
+        """The early listing of `project_id`'s keys, if that is the project listed."""
+        return self.listed if self.listed is not None and self.listed_in == project_id else None
 
 
-def prefetch_key(key_id: str | None, project: str | None, early: EarlyContext) -> Callable[[], Early] | None:
+def prefetch_key(key_id: str | None, project: str | None, early: EarlyContext, *,
+                 listing: bool = False) -> Callable[[], Early] | None:
     """The first call `resolve` makes, made early: find the key by its id (from `with:` or
-    the inventory) in its project. With neither, resolve lists keys; nothing is fetched."""
+    the inventory) in its project. With neither, resolve lists keys; nothing is fetched.
+
+    `listing`: also list the keys of the key's project (what key.revoke's plan reads to
+    name the sibling keys that would die): beside the lookup when the project is known,
+    after it for a service account's key otherwise. A failed listing is left out: the
+    step then lists for itself."""
     entry = early.key
     key_id = key_id or (entry.key_id if entry else None)
     if not key_id:
@@ -139,13 +156,45 @@ def prefetch_key(key_id: str | None, project: str | None, early: EarlyContext) -
     provider = provider_for(early)
     wanted = key_id
 
-    def read() -> Early:
+    def listed(project_id: str) -> list[KeyRecord] | None:
         try:
-            return Early(wanted, project, provider.find(key_id=wanted, project_id=project))
+            return provider.list_keys(project_id)
+        except KeyresponseError:
+            return None
+
+    def read() -> Early:
+        beside: Future[list[KeyRecord] | None] | None = None
+        if listing and project:
+            beside = Future()
+            # the retry budget is a context variable: the thread runs in a copy of this context
+            threading.Thread(target=contextvars.copy_context().run, args=(_into, beside, listed, project),
+                             name="prefetch-listing", daemon=True).start()
+        try:
+            record = provider.find(key_id=wanted, project_id=project)
         except KeyNotFound as exc:
             return Early(wanted, project, None, exc)
+        if beside is not None:
+            keys, listed_in = beside.result(), project
+        elif listing and record.owner_type == "service_account" and record.project_id:
+            keys, listed_in = listed(record.project_id), record.project_id
+        else:
+            keys, listed_in = None, None
+        return Early(wanted, project, record, listed=keys, listed_in=listed_in)
 
     return read
+
+
+def _into(future: Future[T], fn: Callable[[str], T], arg: str) -> None:
+    try:
+        future.set_result(fn(arg))
+    except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+        future.set_exception(exc)
+
+
+def early_listing(ctx: StepContext, project_id: str) -> list[KeyRecord] | None:
+    """The keys of `project_id` as this step's prefetch listed them, or None."""
+    early = ctx.prefetched()
+    return early.listing(project_id) if isinstance(early, Early) else None
 
 
 def _find_by_id(ctx: StepContext, provider: Provider, key_id: str, project: str | None) -> KeyRecord:

@@ -129,9 +129,13 @@ class Restart(BaseAction):
         return _preflight(cast("list[Target]", plan.data), ctx)
 
     def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        runs: dict[str, str] = {}
+
         def one(target: Target) -> tuple[Target, str | None]:
             try:
-                target.restart()
+                started = target.restart()
+                if isinstance(started, str):  # what it started, e.g. a workflow run's page
+                    runs[target.describe()] = started
                 error = None
             except Exception as exc:  # noqa: BLE001 - one target's failure is reported, not raised
                 error = _error_text(exc)
@@ -145,7 +149,8 @@ class Restart(BaseAction):
         if failed:
             raise TargetError(f"{len(failed)} restart{'s' if len(failed) != 1 else ''}",
                               "failed:\n" + "\n".join(f"  - {t.describe()}: {e}" for t, e in failed))
-        return {"restarted": [t.describe() for t, _ in results], "ids": [t.identity for t, _ in results], "failed": 0}
+        return {"restarted": [t.describe() for t, _ in results], "ids": [t.identity for t, _ in results], "failed": 0,
+                **({"runs": runs} if runs else {})}
 
 
 def _deploy_one(target: Target, secret: Secret, restart: bool) -> dict[str, Any]:
@@ -157,7 +162,10 @@ def _deploy_one(target: Target, secret: Secret, restart: bool) -> dict[str, Any]
         row["verified"] = bool(target.verify(secret))
         if restart:
             stage = "restart"
-            row["restarted"] = target.restart()
+            started = target.restart()
+            row["restarted"] = True if isinstance(started, str) else started
+            if isinstance(started, str):  # what it started, e.g. a workflow run's page (the report links it)
+                row["run_url"] = started
         row["status"] = "applied"
     except Exception as exc:  # noqa: BLE001 - one target's failure is reported, not raised
         row["error"] = ("" if stage == "write" else f"written, but {stage} failed: ") + _error_text(exc)

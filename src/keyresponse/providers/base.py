@@ -290,8 +290,10 @@ class Provider(Protocol):
         """The call `revoke` makes, for the plan ("DELETE /..."), and what else it takes down."""
         ...
 
-    def revoke_plan(self, key: KeyRecord) -> RevokePlan:
-        """Read-only: the calls `revoke` would make and every other key that may die with it."""
+    def revoke_plan(self, key: KeyRecord, *, listed: list[KeyRecord] | None = None) -> RevokePlan:
+        """Read-only: the calls `revoke` would make and every other key that may die with it.
+        `listed`: the keys of the key's project, as the caller just listed them (`list_keys`),
+        so the plan needs no listing of its own."""
         ...
 
     def revoke(self, key: KeyRecord, *, siblings: SiblingPolicy = "ask") -> RevokeResult:

@@ -224,19 +224,22 @@ class OpenAIClient:
                      f"{key.owner_id or '?'}, only if it holds no other live key)")
         return call
 
-    def revoke_plan(self, key: KeyRecord) -> RevokePlan:
+    def revoke_plan(self, key: KeyRecord, *, listed: list[KeyRecord] | None = None) -> RevokePlan:
         calls = [f"DELETE /organization/projects/{key.project_id}/api_keys/{key.key_id}"]
         if key.owner_type != "service_account" or key.gone:
             return RevokePlan(key, calls)
         owner = key.owner_id or getattr(self.get_key(key.project_id, key.key_id), "owner_id", "")
         calls.append(f"DELETE /organization/projects/{key.project_id}/service_accounts/{owner or '?'}")
-        return RevokePlan(key, calls, account=owner or None, siblings=self._siblings(key.project_id, owner, key.key_id))
+        # the listing the caller made early (key.revoke's prefetch, beside the lookup) spares
+        # a round trip on the way to the revoke
+        siblings = _siblings_in(listed, owner, key.key_id) if listed is not None \
+            else self._siblings(key.project_id, owner, key.key_id)
+        return RevokePlan(key, calls, account=owner or None, siblings=siblings)
 
     def _siblings(self, project_id: str, account: str, key_id: str) -> list[KeyRecord]:
         if not account:
             return []
-        return [k for k in self._project_keys(project_id)
-                if k.owner_type == "service_account" and k.owner_id == account and k.key_id != key_id]
+        return _siblings_in(self._project_keys(project_id), account, key_id)
 
     def revoke(self, key: KeyRecord, *, siblings: SiblingPolicy = "ask") -> RevokeResult:
         path = f"organization/projects/{key.project_id}/api_keys/{key.key_id}"
@@ -433,6 +436,13 @@ class OpenAIClient:
 
     def costs(self, key: KeyRecord, start: int, end: int) -> float | None:
         return openai_usage.costs(self, key, start, end)
+
+
+def _siblings_in(keys: list[KeyRecord], account: str, key_id: str) -> list[KeyRecord]:
+    """The other keys of service account `account` among `keys`."""
+    if not account:
+        return []
+    return [k for k in keys if k.owner_type == "service_account" and k.owner_id == account and k.key_id != key_id]
 
 
 def _record(project_id: str, raw: dict[str, Any]) -> KeyRecord:

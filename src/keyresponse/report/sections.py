@@ -6,6 +6,7 @@ or half-shaped: the outputs come from other actions and from older versions.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from keyresponse.report import times
@@ -100,11 +101,18 @@ def targets(steps: Steps) -> dict[str, Any]:
     for step in deploys:
         for t in _list(step["outputs"].get("targets")):
             if isinstance(t, dict):
-                rows.append({f: t.get(f) for f in ("target", "kind", "status", "verified", "restarted", "error", "note")})
+                rows.append({f: t.get(f) for f in ("target", "kind", "status", "verified", "restarted", "error", "note",
+                                                   "run_url")})
     restarted = {t for s in steps.of("targets.restart") if s["status"] == "applied"
                  for t in _list(s["outputs"].get("restarted")) if isinstance(t, str)}
-    for r in rows:  # a separate targets.restart step restarted these
-        if r["target"] in restarted:
+    runs: dict[Any, Any] = {}
+    for s in steps.of("targets.restart"):
+        if s["status"] == "applied" and isinstance(s["outputs"].get("runs"), dict):
+            runs.update(s["outputs"]["runs"])
+    for r in rows:
+        # a restart that started something names it (a dispatched workflow run's page)
+        r["run_url"] = _run_url(runs.get(r["target"]) or r["run_url"])
+        if r["target"] in restarted:  # a separate targets.restart step restarted these
             r["restarted"] = True
     failed = [r for r in rows if r["status"] not in TARGET_OK]
     done = bool(deploys) and all(s["status"] == "applied" for s in deploys) and not failed
@@ -115,6 +123,14 @@ def targets(steps: Steps) -> dict[str, Any]:
         "errors": [s["error"] for s in deploys if s["error"]],
         "restored": done, "restored_at": times.iso(restored_at),
     }
+
+
+# a link the report may show: http(s), and nothing that could end a Markdown link or an attribute
+_LINK = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d+)?(?:/[A-Za-z0-9._~%/+=-]*)?")
+
+
+def _run_url(value: Any) -> str | None:
+    return value if isinstance(value, str) and len(value) < 500 and _LINK.fullmatch(value) else None
 
 
 _AUDIT_SCALARS = ("window_start", "window_end", "leak_time", "first_anomalous_hour", "estimated_cost_usd",

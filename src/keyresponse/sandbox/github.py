@@ -1,5 +1,7 @@
 """GitHub emulation, mounted at /github: Actions secrets (repository,
-environment, organization), Dependabot repository secrets, workflow dispatch.
+environment, organization), Dependabot repository secrets, workflow dispatch (204,
+or 200 with the run under `return_run_details`). A token seeded with `permissions`
+is fine-grained: it gets 403 for what it lacks.
 
 Follows github-actions-secrets.openapi.yaml. Values are write-only: PUT takes a
 libsodium sealed box made with the scope's public key; anything else is a 422.
@@ -20,6 +22,27 @@ from keyresponse.sandbox.github_common import (
 
 PREFIX = "/github"
 Op = Callable[[Call, str], Awaitable[Response]]
+# What a fine-grained token (or GitHub App) needs per scope, as GitHub documents it for each
+# endpoint (docs.github.com/rest/actions/secrets, /rest/dependabot/secrets): environment
+# secrets need "Environments" as well as "Secrets".
+NEEDS = {"repo": ("secrets",), "env": ("environments", "secrets"), "dependabot": ("dependabot_secrets",)}
+_LEVEL = {"read": 1, "write": 2}
+
+
+def _not_permitted(call: Call, kind: str) -> Response | None:
+    """403 for a fine-grained token lacking a permission the endpoint needs (classic tokens,
+    seeded without `permissions`, carry their scopes), naming them the way GitHub does."""
+    who = call.state.github["tokens"].get(call.request.headers.get("authorization", "").partition(" ")[2].strip())
+    granted = (who or {}).get("permissions")
+    if granted is None:
+        return None
+    level = "read" if call.request.method in ("GET", "HEAD") else "write"
+    needed = NEEDS[kind]
+    if all(_LEVEL.get(granted.get(p, ""), 0) >= _LEVEL[level] for p in needed):
+        return None
+    r = error(403, "Resource not accessible by personal access token")
+    r.headers["x-accepted-github-permissions"] = ",".join(f"{p}={level}" for p in needed)
+    return r
 
 
 def _scoped(kind: str, op: Op) -> Callable[[Call], Awaitable[Response]]:
@@ -28,6 +51,8 @@ def _scoped(kind: str, op: Op) -> Callable[[Call], Awaitable[Response]]:
     async def handler(call: Call) -> Response:
         if isinstance(r := repo(call), Response):
             return r
+        if (denied := _not_permitted(call, kind)) is not None:
+            return denied
         scope = f"{kind}:{r['full_name']}"
         if kind == "env":
             wanted = call.params["environment_name"].lower()

@@ -47,8 +47,9 @@ class Target(Protocol):
                  the value) or None; raises TargetError/ServiceError
     verify(s)    True if the target proves it holds the value, False if it cannot
                  tell; raises TargetError when it holds something else
-    restart()    make consumers pick the value up: True if done, None if the target
-                 has no restart configured
+    restart()    make consumers pick the value up: True if done (or a link to what it
+                 started, such as a workflow run's page), None if the target has no
+                 restart configured
     """
 
     kind: ClassVar[str]
@@ -59,7 +60,7 @@ class Target(Protocol):
     def preflight(self) -> list[Check]: ...
     def write(self, secret: Secret) -> str | None: ...
     def verify(self, secret: Secret) -> bool: ...
-    def restart(self) -> bool | None: ...
+    def restart(self) -> bool | str | None: ...
 
 
 class TargetKind(Protocol):

@@ -4,7 +4,10 @@ Dependabot secrets, sealed with the scope's public key (libsodium sealed box).
 Wire format: ../shared/specs/github-actions-secrets.openapi.yaml. PUT answers 201
 (created) or 204 (updated); organization secrets must be sent with their
 visibility, so the existing visibility and selected repositories are read and sent
-back unchanged. Verify reads the secret's `updated_at` (values are write-only).
+back unchanged; a missing one is created `selected` with no repositories (`private`
+would be every private repository), and the run says so. Verify reads the secret's
+`updated_at` (values are write-only). The restart dispatches a workflow and asks for
+the run (`return_run_details`), whose page the report links.
 """
 
 from __future__ import annotations
@@ -77,6 +80,13 @@ class GitHubTarget(TargetSettings):
             return ["a github target needs exactly one of `repo:` or `org:`"]
         if self.environment and not self.repo:
             return ["`environment:` needs `repo:` (environment secrets live in a repo)"]
+        if self.dependabot and self.environment is not None:
+            # Dependabot secrets exist per repository and organization only: with both set the
+            # write would land in the environment's Actions secrets, not where Dependabot reads
+            return [Problem("`dependabot: true` cannot be combined with `environment:` "
+                            "(Dependabot has no environment secrets)", "dependabot",
+                            "drop `environment:` for the repository's Dependabot secret, or "
+                            "`dependabot:` for the environment's Actions secret")]
         # each becomes part of an API path: one that climbs out of it would write elsewhere
         found = [Problem(problem, field, "name the repository, organization or environment exactly as GitHub does")
                  for field, problem in (
@@ -141,6 +151,9 @@ class GitHubSecret:
             self.base, self.scope = f"repos/{cfg.repo}/{family}/secrets", f"repo:{cfg.repo}"
         if cfg.dependabot:
             self.scope = "dependabot:" + self.scope.split(":", 1)[1]
+        self.permission = ("'Secrets: read and write' and 'Environments: read and write'" if cfg.environment
+                           else "'Dependabot secrets: read and write'" if cfg.dependabot
+                           else "'Secrets: read and write'")
         self.restart_what = (f"dispatch workflow {cfg.workflow} on {cfg.ref} in {cfg.repo}"
                              if cfg.workflow and cfg.repo else None)
         self.identity = identity(kind, self.address, f"{self.scope}:{self.name}")
@@ -180,7 +193,7 @@ class GitHubSecret:
 
         if response.status_code in ok:
             return response
-        err = error_for(response, "github", what=what, hint=_hint(response.status_code, self))
+        err = error_for(response, "github", what=what, hint=_hint(response, self))
         raise TargetError(self.describe(), err.message, hint=err.hint)
 
     def _public_key(self) -> dict[str, Any]:
@@ -213,7 +226,14 @@ class GitHubSecret:
             return [Check(me, False, "the secret does not exist",
                           "create it once in GitHub, or set `create: true` on the target")]
         self._before, self._seen = current, True  # lets write() skip one GET
-        return [Check(me, True, "token can read the public key; " + ("secret exists" if current else "will create"))]
+        detail = "token can read the public key; " + ("secret exists" if current else "will create")
+        if current is None and self.cfg.org:
+            detail += f" ({_NEW_ORG_SECRET})"
+        if self.cfg.environment:
+            # the write needs more than this read proves (fine-grained tokens, GitHub Apps):
+            # https://docs.github.com/rest/actions/secrets#create-or-update-an-environment-secret
+            detail += "; the write needs 'Environments: write' and 'Secrets: write' (fine-grained tokens)"
+        return [Check(me, True, detail)]
 
     def write(self, secret: Secret) -> str | None:
         self._public_key()  # first: a 404 here means no access, not a missing secret
@@ -233,15 +253,22 @@ class GitHubSecret:
                 self.shared.forget(("github-key", self.address, self.base))
                 continue
             self._check(r, (201, 204), "write the secret")
-            return "created" if r.status_code == 201 else None
+            if r.status_code != 201:
+                return None
+            return f"created ({_NEW_ORG_SECRET}: choose them in GitHub)" if self.cfg.org and not self._before \
+                else "created"
         raise AssertionError("unreachable")
 
     def _visibility(self) -> dict[str, Any]:
         """Keep an org secret's visibility and selected repositories as they are."""
         before = self._before or {}
-        visibility = before.get("visibility") or "private"  # a new org secret: least exposure
+        # a new org secret: least exposure is `selected` with no repositories (`private`
+        # would hand it to every private repository of the organization)
+        visibility = before.get("visibility") or "selected"
         out: dict[str, Any] = {"visibility": visibility}
-        if visibility == "selected":
+        if not before:
+            out["selected_repository_ids"] = []
+        elif visibility == "selected":
             ids: list[int] = []
             page = 1
             while True:
@@ -269,12 +296,21 @@ class GitHubSecret:
         raise TargetError(self.describe(), f"updated_at did not move (still {before}): the write did not take",
                           hint="check the token's permission on this secret and retry")
 
-    def restart(self) -> bool | None:
+    def restart(self) -> bool | str | None:
+        """Dispatch the workflow; the run's page when GitHub names the run (200 with
+        `return_run_details`), else True (204: a GitHub that predates the option)."""
         if not self.restart_what:
             return None
         path = f"repos/{self.cfg.repo}/actions/workflows/{quote(self.cfg.workflow or '', safe='')}/dispatches"
-        self._check(self._call("POST", path, json={"ref": self.cfg.ref}), (200, 204),
-                    f"dispatch {self.cfg.workflow}")
+        r = self._check(self._call("POST", path, json={"ref": self.cfg.ref, "return_run_details": True}),
+                        (200, 204), f"dispatch {self.cfg.workflow}")
+        if r.status_code == 200:
+            try:
+                page = r.json().get("html_url")
+            except ValueError:
+                page = None
+            if isinstance(page, str) and page.startswith(("https://", "http://")):
+                return page
         return True
 
 
@@ -301,12 +337,22 @@ def _age(stamp: str) -> float:
     return time.time() - when.timestamp()
 
 
-def _hint(status: int, target: GitHubSecret) -> str | None:
+_NEW_ORG_SECRET = "visibility selected, no repositories"
+
+
+def _hint(response: httpx.Response, target: GitHubSecret) -> str | None:
+    status = response.status_code
     where = target.cfg.org or target.cfg.repo
+    if target.cfg.environment:
+        where = f"{where} (environment {target.cfg.environment})"
     if status in (403, 404):
+        # GitHub names what the endpoint accepts (fine-grained tokens, GitHub Apps)
+        accepted = response.headers.get("x-accepted-github-permissions", "").strip()
         return (f"the token cannot see or write secrets in {where}: give it access "
-                "(fine-grained: 'Secrets: read and write'; classic: `repo`"
-                + (", `admin:org`" if target.cfg.org else "") + "), or remove this target")
+                f"(fine-grained: {target.permission}; classic: `repo`"
+                + (", `admin:org`" if target.cfg.org else "") + ")"
+                + (f"; GitHub says this call accepts: {accepted[:200]}" if accepted else "")
+                + ", or remove this target")
     if status == 401:
         return "GitHub refused the token: check the env var the platform's `token_env` names"
     return None
