@@ -370,7 +370,7 @@ def test_the_revoke_plans_siblings_from_the_early_listing(world: Path, sandbox: 
     preflight = Revoke.preflight
 
     def listings() -> int:
-        return sandbox.state.requests[("openai", "GET", f"/organization/projects/{seen['project']}/api_keys")]
+        return int(sandbox.state.requests[("openai", "GET", f"/organization/projects/{seen['project']}/api_keys")])
 
     def counted(self: Revoke, plan: Any, ctx: Any) -> Any:
         ctx.prefetched()  # wait for the early reads, so the count below is theirs
