@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keyresponse.sandbox.seed_git import FastImport, git
+from keyresponse.sandbox.seed_git import FastImport
 
 T0 = 1_700_000_000
 NOISE = 400

@@ -18,9 +18,10 @@ import os
 import subprocess
 import threading
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from keyresponse.exposure.needle import Match, Needle, is_binary, line_of
 
