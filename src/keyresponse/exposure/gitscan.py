@@ -350,3 +350,17 @@ def scan_repo(repo: Path, needles: list[Needle], *, unreachable: bool = False, l
                 })
     scan.findings.sort(key=lambda f: (f.get("committed_at") or "9", f.get("path") or ""))
     return scan
+
+
+def ignored(repo: Path, paths: list[str]) -> dict[str, bool]:
+    """Whether `.gitignore` (and the repo's other exclude files) ignores each path now,
+    tracked or not: the check a committed `.env`'s fix needs."""
+    if not paths:
+        return {}
+    try:
+        raw = _git(repo, "check-ignore", "--no-index", "-z", "--stdin",
+                   stdin=b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in paths), ok=(0, 1))
+    except GitError:
+        return {}
+    hits = {p.decode("utf-8", "surrogateescape") for p in raw.split(b"\0") if p}
+    return {p: p in hits for p in paths}
