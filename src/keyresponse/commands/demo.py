@@ -48,6 +48,7 @@ def demo(folder: Path, seed: int, force: bool, open_report: bool, json_output: b
 
     started = time.monotonic()
     with sandbox_session(folder, seed=seed, force=force) as server:
+        _seed_repo(folder, server)
         inventory = load_config(folder / "keyresponse.yaml")
         key_name = server.state.truth["inventory_name"] if hasattr(server.state, "truth") else "chatbot-prod"
         book = pbmod.load_playbook(pbmod.find("leaked-key", inventory.root))
@@ -61,6 +62,20 @@ def demo(folder: Path, seed: int, force: bool, open_report: bool, json_output: b
     if open_report:
         _open(result.incident.dir / "report.html")
     return result.exit_code
+
+
+def _seed_repo(folder: Path, server: Any) -> None:
+    """The chatbot's git clone, in which the leaked key was committed (see sandbox/seed_git.py),
+    and the inventory's `exposure:` section that points exposure.scan at it."""
+    from keyresponse.sandbox import seed_git
+
+    truth = server.state.truth
+    seed_git.demo_repo(folder, server.env["SANDBOX_LEAKED_KEY"], int(server.state.started_at),
+                       int(truth["attack_start"]))
+    config = folder / "keyresponse.yaml"
+    text = config.read_text()
+    if "\nexposure:" not in text:
+        config.write_text(text.rstrip("\n") + "\n" + seed_git.DEMO_EXPOSURE)
 
 
 def sandbox(port: int, seed: int, state: Path | None, write_config: Path | None, faults: list[str],

@@ -98,3 +98,63 @@ class FastImport:
         if (repo / ".git" / "refs" / "heads" / head).exists() or f"refs/heads/{head}" in git(repo, "show-ref"):
             git(repo, "reset", "-q", "--hard")
         return shas
+
+
+DEMO_REPO = "repos/chatbot"
+_DEMO_MARK = "keyresponse-sandbox-repo"
+_APP = b'"""Acme chatbot."""\n\nimport os\n\nfrom openai import OpenAI\n\nclient = OpenAI(api_key=os.environ["OPENAI_API_KEY"])\n'
+
+
+def demo_repo(folder: Path, leaked: str, started_at: int, attack_start: int) -> dict[str, str]:
+    """The chatbot's clone in the demo folder: the leaked key committed in `.env` six hours
+    before the abuse began, "removed" two commits later, and a branch that still holds it.
+    Returns the commits of the story by name."""
+    import shutil
+
+    repo = folder / DEMO_REPO
+    if repo.exists():
+        if not (repo / ".git" / _DEMO_MARK).exists():
+            raise RuntimeError(f"{repo} exists and was not written by the sandbox")
+        shutil.rmtree(repo)
+    fi, day, hour = FastImport(), 86400, 3600
+    bob, alice = "Bob Okafor <bob@acme.example>", "Alice Nakamura <alice@acme.example>"
+    t = started_at - 60 * day
+    prev = fi.commit("refs/heads/main", t, "chatbot: first version",
+                     {"README.md": b"# chatbot\n", ".gitignore": b"__pycache__/\n*.pyc\n", "app.py": _APP}, author=alice)
+    leaked_at = attack_start - 6 * hour
+    marks: dict[str, int] = {}
+    i = 0
+    while t + day < leaked_at:
+        t += day
+        i += 1
+        prev = fi.commit("refs/heads/main", t, f"chatbot: tune prompt {i}",
+                         {"prompts/system.txt": f"You are Acme's helpful assistant (v{i}).\n".encode()},
+                         parent=prev, author=alice if i % 3 else bob)
+        if i == 20:
+            fi.tag("v1.4.0", prev, t, "release 1.4.0")
+    marks["leak"] = prev = fi.commit(
+        "refs/heads/main", leaked_at, "local config for the staging demo",
+        {".env": b"APP_ENV=staging\nLOG_LEVEL=debug\nOPENAI_API_KEY=" + leaked.encode() + b"\n"}, parent=prev, author=bob)
+    marks["branch"] = fi.commit("refs/heads/feature/streaming", leaked_at + hour, "streaming: first cut",
+                                {"stream.py": b"# streaming replies\n"}, parent=prev, author=bob)
+    prev = fi.commit("refs/heads/main", leaked_at + 2 * hour, "chatbot: retry on 429",
+                     {"app.py": _APP + b"\nMAX_RETRIES = 3\n"}, parent=prev, author=alice)
+    marks["removed"] = prev = fi.commit("refs/heads/main", leaked_at + 3 * hour, "remove .env (oops)",
+                                        {".env": None}, parent=prev, author=bob)
+    while t + day < started_at:
+        t = max(t + day, leaked_at + 4 * hour)
+        i += 1
+        prev = fi.commit("refs/heads/main", t, f"chatbot: tune prompt {i}",
+                         {"prompts/system.txt": f"You are Acme's helpful assistant (v{i}).\n".encode()},
+                         parent=prev, author=alice)
+    shas = fi.run(repo)
+    (repo / ".git" / _DEMO_MARK).write_text("written by keyresponse sandbox\n")
+    return {name: shas[m] for name, m in marks.items()}
+
+
+DEMO_EXPOSURE = f"""
+# where exposure.scan looks for copies of a leaked key (written by the demo)
+exposure:
+  repos:
+    - {{path: {DEMO_REPO}, name: acme/chatbot, github: acme/chatbot, platform: github}}
+"""
