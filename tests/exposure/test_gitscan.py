@@ -142,3 +142,16 @@ def test_packed_and_unreachable(told: story.Story, tmp_path: Path) -> None:
     loose = [f for f in deep.findings if f["path"] is None]
     assert len(loose) == 1 and loose[0]["source"] == "git objects" and not loose[0]["reachable"]
     assert json.dumps(deep.findings).count(told.value) == 0
+
+
+def test_the_command_finds_the_copies_and_never_prints_the_value(told: story.Story) -> None:
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "keyresponse", "exposure", "scan", "--repo", str(told.repo),
+                          "--leaked-stdin", "--json"], input=told.value + "\n", capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert told.value not in out.stdout + out.stderr
+    result = json.loads(out.stdout)
+    assert {f["path"]: f["commit"] for f in result["findings"]}[".env"] == told.commits["env_added"]
+    assert any(p["title"] == f"Ignore .env in {told.repo}" and not p["done"] for p in result["prevention"])
