@@ -255,6 +255,30 @@ def sandbox(
     raise typer.Exit(cmd.sandbox(port, seed, state, write_config, fault or [], json_output))
 
 
+exposure_app = typer.Typer(help="Look for copies of a key in git histories and folders.", no_args_is_help=True)
+app.add_typer(exposure_app, name="exposure")
+
+
+@exposure_app.command("scan")
+def exposure_scan(
+    repo: Annotated[Optional[list[Path]], typer.Option("--repo", help="A git repository (every ref; repeatable).")] = None,
+    folder: Annotated[Optional[list[Path]], typer.Option("--folder", help="A plain folder to search (repeatable).")] = None,
+    leaked_stdin: LeakedStdinOpt = False,
+    leaked_env: LeakedEnvOpt = None,
+    redacted: Annotated[Optional[str], typer.Option("--redacted", help="With no value: the key's redacted form, "
+                                                                       "sk-proj-...abcd")] = None,
+    unreachable: Annotated[bool, typer.Option("--unreachable", help="Also objects no ref reaches.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Find every copy of a key in the whole history of repositories (exit 1 when one is found).
+
+    Example: keyresponse exposure scan --repo . --leaked-stdin < key.txt
+    """
+    from keyresponse.commands import exposure as cmd
+
+    raise typer.Exit(cmd.scan(repo or [], folder or [], leaked_stdin, leaked_env, redacted, unreachable, json_output))
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",

@@ -132,6 +132,44 @@ class RevokePolicy(_Model):
     )
 
 
+class ExposureRepo(_Model):
+    """A git repository whose whole history `exposure.scan` reads (`exposure.repos[]`)."""
+
+    path: str = Field(description="The repository's folder (a clone; bare or not), relative to the inventory")
+    name: str | None = Field(None, description="How findings name it (default: the path)")
+    github: str | None = Field(None, description="Its GitHub repository, owner/name: the scan asks whether it is "
+                                                 "public and whether push protection is on")
+    platform: str | None = Field(None, description="The `platforms:` entry (kind github) to ask; default: the "
+                                                   "only github one")
+    public: bool | None = Field(None, description="Whether the repository is public, where no API can say")
+    unreachable: bool = Field(False, description="Also read objects no ref reaches (dropped commits, stray blobs)")
+
+
+class ExposureSettings(_Model):
+    """Where `exposure.scan` looks for copies of a key (`exposure:`, at the top and per key;
+    a key's places are added to the top-level ones)."""
+
+    repos: list[ExposureRepo] = Field(default_factory=list)
+    folders: list[str] = Field(default_factory=list, description="Plain folders searched file by file")
+    shell_history: bool = Field(False, description="Also search this user's shell history files (opt-in)")
+    notebooks: list[str] = Field(default_factory=list, description="Folders whose Jupyter notebooks' outputs "
+                                                                   "are searched (opt-in)")
+    ci_logs: list[str] = Field(default_factory=list, description="Folders of CI logs saved to disk (opt-in)")
+
+    @field_validator("repos", mode="before")
+    @classmethod
+    def _paths(cls, v: Any) -> Any:
+        return [{"path": r} if isinstance(r, str) else r for r in v] if isinstance(v, list) else v
+
+    def merged(self, other: ExposureSettings | None) -> ExposureSettings:
+        if other is None:
+            return self
+        return ExposureSettings(
+            repos=[*self.repos, *other.repos], folders=[*self.folders, *other.folders],
+            shell_history=self.shell_history or other.shell_history,
+            notebooks=[*self.notebooks, *other.notebooks], ci_logs=[*self.ci_logs, *other.ci_logs])
+
+
 class KeyEntry(_Model):
     model_config = ConfigDict(defer_build=True)  # its targets' union is built from the registry
 
@@ -144,6 +182,7 @@ class KeyEntry(_Model):
     issue: IssuePolicy = IssuePolicy()
     revoke: RevokePolicy = RevokePolicy()
     targets: list[TargetConfig] = Field(default_factory=list)
+    exposure: ExposureSettings | None = Field(None, description="Places to scan for this key, besides the top-level ones")
 
 
 class ServeSource(_Model):
@@ -219,6 +258,8 @@ class Inventory(_Model):
     concurrency: int = Field(16, ge=1, le=256, description="Targets deployed at once")
     keys: dict[str, KeyEntry] = Field(default_factory=dict)
     serve: ServeSettings = ServeSettings()
+    exposure: ExposureSettings = Field(default_factory=ExposureSettings,
+                                       description="Places exposure.scan searches for every key")
 
     @model_validator(mode="before")
     @classmethod

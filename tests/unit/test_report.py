@@ -94,7 +94,7 @@ def test_summary_times_and_sections_from_a_finished_incident() -> None:
     assert m["failures"] == []
     done = {a["title"]: a["done"] for a in m["action_items"]}
     assert done == {"Restrict the key's scope": False, "Keep keys out of code": False, "Monitor usage": True,
-                    "Rotate on a schedule": False}
+                    "Rotate on a schedule": False, "Add a pre-commit secret scan": False}
     assert any("anomalous hour" in n for n in m["next_steps"])
 
 
@@ -226,7 +226,7 @@ def test_markdown_tables_are_well_formed_and_hold_hostile_names_whole() -> None:
     assert "{{ 7*7 }}" in html and "49" not in text.split("## The leaked key")[1].split("##")[0]
     sections = re.findall(r"^## (.+)$", text, re.M)
     assert sections == ["Summary", "The leaked key", "Containment", "Replacement", "Targets", "Usage audit",
-                        "Exposure", "What failed", "What to do next", "Action items", "Steps", "Timeline (UTC)"]
+                        "Exposure", "How it leaked", "What failed", "What to do next", "Action items", "Steps", "Timeline (UTC)"]
 
 
 class _Tags(HTMLParser):

@@ -1,12 +1,17 @@
-"""`exposure.scan`: where the key leaked.
+"""`exposure.scan`: where and how the key leaked.
 
-Two sources: the alert the incident started from (`--from-alert`: repository, file,
-line, commit, author, when), and a search of local folders for the leaked value
-itself when the run has it. Read-only, so a drill runs it whole.
+Sources: the alert the incident started from (`--from-alert`), the whole git history
+of the inventory's `exposure.repos` (every ref, one pass over each object database: see
+exposure/gitscan.py), plain folders, and the opt-in places (shell history, notebooks'
+outputs, CI logs saved to disk). It looks for the leaked value when the run has it, or
+else for the key's redacted prefix+suffix shape. For GitHub repositories it asks whether
+the repository is public and whether secret scanning and push protection are on.
+Read-only, so a drill runs it whole.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,56 +22,166 @@ from keyresponse.secret import Secret
 SKIP_DIRS = {".git", ".keyresponse", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".mypy_cache"}
 MAX_FILE = 2 * 1024 * 1024
 MAX_FILES = 20_000
+SHELL_HISTORY = (".bash_history", ".zsh_history", ".local/share/fish/fish_history", ".python_history")
 
 
 class ScanArgs(With):
     paths: list[str] = []
+    repos: list[str] = []
+    unreachable: bool = False
     alert: Any = None
     leaked: Any = None
 
 
 class Scan(BaseAction):
     name = "exposure.scan"
-    summary = "Find where the key leaked: the alert's locations, and a search of local folders for the leaked value."
+    summary = ("Find where the key leaked: the alert's locations, the whole git history of the inventory's "
+               "repositories, and a search of local folders; name the commit that introduced it.")
     With = ScanArgs
 
     def plan(self, args: ScanArgs, ctx: StepContext) -> Plan:
+        from keyresponse.inventory import ExposureRepo, ExposureSettings
+
         alert = args.alert if args.alert is not None else ctx.inputs.get("alert")
         leaked = args.leaked if args.leaked is not None else ctx.inputs.get("leaked")
-        roots = [ctx.path(p) for p in args.paths]
-        changes = [f"search {r} for the leaked value" for r in roots] if isinstance(leaked, Secret) else []
-        if roots and not isinstance(leaked, Secret):
-            changes.append("no leaked value in this run: local folders are not searched")
+        where: ExposureSettings = ctx.inventory.model.exposure.merged(ctx.key.exposure if ctx.key else None)
+        where = where.merged(ExposureSettings(folders=list(args.paths),
+                                              repos=[ExposureRepo(path=p) for p in args.repos]))
+        roots = [ctx.path(p) for p in where.folders]
+        repos = [(r, ctx.path(r.path)) for r in where.repos]
+        what = "the leaked value" if isinstance(leaked, Secret) else "the key's redacted shape"
+        changes = [f"read the history of {path} (every ref) for {what}" for _, path in repos]
+        changes += [f"search {r} for {what}" for r in roots]
         n = len((alert or {}).get("locations") or []) if isinstance(alert, dict) else 0
-        return Plan(summary=f"{n} location(s) from the alert, {len(roots)} folder(s) to search",
-                    changes=changes, data=(alert, leaked, roots))
+        return Plan(summary=f"{n} location(s) from the alert, {len(repos)} git repo(s), {len(roots)} folder(s)",
+                    changes=changes, data=(alert, leaked, roots, repos, where, args.unreachable))
 
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
-        _, _, roots = plan.data
-        return [Check(f"folder {r}", r.is_dir(), "" if r.is_dir() else "does not exist",
-                      fix=f"create it or drop it from exposure.scan `paths:` ({r})") for r in roots]
+        _, _, roots, repos, _, _ = plan.data
+        checks = [Check(f"folder {r}", r.is_dir(), "" if r.is_dir() else "does not exist",
+                        fix=f"create it or drop it from `exposure.folders` ({r})") for r in roots]
+        for _, path in repos:
+            ok = (path / ".git").exists() or (path / "HEAD").is_file()
+            checks.append(Check(f"git repository {path}", ok, "" if ok else "is not a git repository",
+                                fix=f"clone it there or drop it from `exposure.repos` ({path})"))
+        return checks
 
     def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
-        alert, leaked, roots = plan.data
-        findings = []
-        if isinstance(alert, dict):
-            for loc in alert.get("locations") or []:
-                where = ":".join(str(x) for x in (loc.get("repo"), loc.get("path"), loc.get("line")) if x)
-                findings.append({"source": f"alert ({alert.get('source')})", "location": where or None,
-                                 "url": loc.get("url"), "commit": loc.get("commit"),
-                                 "first_seen": loc.get("when") or alert.get("leaked_at") or alert.get("detected_at")})
-        scanned = 0
+        from keyresponse.exposure import cause
+        from keyresponse.exposure.needle import Needle, from_redacted, from_secret
+
+        alert, leaked, roots, repos, where, unreachable = plan.data
+        findings = _alert_findings(alert)
+        needles: list[Needle] = []
         if isinstance(leaked, Secret):
-            needle = leaked.reveal().encode()
-            for root in roots:
-                for path in _files(root):
-                    scanned += 1
-                    for line_no in _lines_containing(path, needle):
-                        findings.append({"source": "local search", "location": f"{path}:{line_no}",
-                                         "url": None, "commit": None, "first_seen": None})
-            ctx.progress(f"searched {scanned} files")
-        times = sorted(f["first_seen"] for f in findings if f["first_seen"])
-        return {"findings": findings, "scanned_files": scanned, "earliest": times[0] if times else None}
+            needles.append(from_secret(leaked))
+        else:
+            shape = from_redacted(_redacted(ctx) or "")
+            if shape is not None:
+                needles.append(shape)
+        scanned, checked = 0, []
+        if not needles and (repos or roots):
+            ctx.warn("no leaked value and no redacted form of the key: repositories and folders are not searched")
+        if needles:
+            for settings, path in repos:
+                row, found = _scan_repo(ctx, settings, path, needles, unreachable or settings.unreachable)
+                checked.append(row)
+                findings += found
+            files = [(p, "file") for r in roots for p in _files(r)]
+            files += [(p, "notebook") for r in where.notebooks for p in _files(ctx.path(r)) if p.suffix == ".ipynb"]
+            files += [(p, "ci-log") for r in where.ci_logs for p in _files(ctx.path(r))]
+            if where.shell_history:
+                home = Path.home()
+                files += [(home / h, "shell-history") for h in SHELL_HISTORY if (home / h).is_file()]
+            for path, place in files:
+                scanned += 1
+                for line_no, match in _lines_matching(path, needles, place):
+                    findings.append({"source": place if place != "file" else "local search", "place": place,
+                                     "location": f"{path}:{line_no}", "path": str(path), "line": line_no,
+                                     "masked": match.masked, "fingerprint": match.fingerprint,
+                                     "url": None, "commit": None, "first_seen": None})
+            blobs = sum(r.get("blobs", 0) for r in checked)
+            ctx.progress(f"read {blobs} object(s) in {len(checked)} repo(s), searched {scanned} file(s)")
+        first_abuse = _first_abuse(ctx)
+        root = cause.root_cause(findings, checked, first_abuse)
+        times = sorted(f["first_seen"] for f in findings if f.get("first_seen"))
+        return {"findings": findings, "repos": checked, "scanned_files": scanned,
+                "searched_for": [n.kind for n in needles], "earliest": times[0] if times else None,
+                "cause": {k: v for k, v in root.items() if k not in ("first", "repo")},
+                "first_commit": (root.get("first") or {}).get("commit")}
+
+
+def _alert_findings(alert: Any) -> list[dict[str, Any]]:
+    out = []
+    if isinstance(alert, dict):
+        for loc in alert.get("locations") or []:
+            where = ":".join(str(x) for x in (loc.get("repo"), loc.get("path"), loc.get("line")) if x)
+            out.append({"source": f"alert ({alert.get('source')})", "location": where or None, "path": loc.get("path"),
+                        "url": loc.get("url"), "commit": loc.get("commit"), "place": "alert",
+                        "first_seen": loc.get("when") or alert.get("leaked_at") or alert.get("detected_at")})
+    return out
+
+
+def _redacted(ctx: StepContext) -> str | None:
+    """The key's redacted form from an earlier step (key.find, key.revoke), or None."""
+    for out in ctx.outputs.values():
+        value = out.get("redacted_value") if isinstance(out, dict) else None
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _first_abuse(ctx: StepContext) -> str | None:
+    for out in ctx.outputs.values():
+        if isinstance(out, dict) and isinstance(out.get("first_anomalous_hour"), str):
+            return str(out["first_anomalous_hour"])
+    return None
+
+
+def _scan_repo(ctx: StepContext, settings: Any, path: Path, needles: list[Any], unreachable: bool
+               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from keyresponse.exposure import gitscan
+
+    name = settings.name or settings.path
+    row: dict[str, Any] = {"name": name, "path": str(path), "github": settings.github, "public": settings.public}
+    try:
+        scan = gitscan.scan_repo(path, needles, unreachable=unreachable, label=name)
+    except (gitscan.GitError, OSError) as exc:
+        ctx.warn(f"git repository {name}: {exc}")
+        return row | {"error": str(exc)}, []
+    row.update(blobs=scan.stats.blobs, commits=scan.stats.commits, refs=scan.stats.refs,
+               ignored=gitscan.ignored(path, sorted({f["path"] for f in scan.findings if f.get("path")})))
+    if settings.github:
+        row.update(_github_repo(ctx, settings))
+    for f in scan.findings:
+        f["first_seen"] = f.get("committed_at")
+        f["public"] = row.get("public")
+        if f.get("commit"):
+            f["source"] = f"commit {f['short']} in {name}"
+    return row, scan.findings
+
+
+def _github_repo(ctx: StepContext, settings: Any) -> dict[str, Any]:
+    """Visibility and code security settings from GET /repos/{owner}/{repo}."""
+    from keyresponse.targets.github import GitHubPlatform, github_client
+
+    platforms = ctx.inventory.model.platforms
+    name = settings.platform or next((n for n, p in platforms.items() if isinstance(p, GitHubPlatform)), None)
+    platform = platforms.get(name) if name else None
+    if not isinstance(platform, GitHubPlatform) or name is None:
+        return {"github_error": "no github platform in the inventory to ask"}
+    try:
+        response = github_client(ctx, name, platform).get(f"repos/{settings.github}")
+    except Exception as exc:  # noqa: BLE001 - the scan's findings stand without these facts
+        return {"github_error": f"GitHub did not answer: {type(exc).__name__}"}
+    if response.status_code != 200:
+        return {"github_error": f"GET /repos/{settings.github} answered {response.status_code}"}
+    body = response.json()
+    sa = body.get("security_and_analysis") or {}
+    return {"public": not body.get("private", True), "visibility": body.get("visibility"),
+            "html_url": body.get("html_url"),
+            "secret_scanning": (sa.get("secret_scanning") or {}).get("status"),
+            "push_protection": (sa.get("secret_scanning_push_protection") or {}).get("status")}
 
 
 def _files(root: Path) -> Any:
@@ -86,11 +201,29 @@ def _files(root: Path) -> Any:
             yield path
 
 
-def _lines_containing(path: Path, needle: bytes) -> list[int]:
+def _lines_matching(path: Path, needles: list[Any], place: str) -> list[tuple[int, Any]]:
+    from keyresponse.exposure.needle import line_of
+
     try:
         data = path.read_bytes()
     except OSError:
         return []
-    if needle not in data:
+    if not any(n.quick(data) for n in needles):
         return []
-    return [i for i, line in enumerate(data.splitlines(), 1) if needle in line]
+    if place == "notebook":
+        data = _notebook_outputs(data)
+    return [(line_of(data, m.offset), m) for n in needles for m in n.matches(data)]
+
+
+def _notebook_outputs(data: bytes) -> bytes:
+    """The text of a notebook's cell outputs (where a printed key hides), one line each."""
+    try:
+        cells = json.loads(data).get("cells") or []
+    except (ValueError, AttributeError):
+        return data
+    lines = []
+    for cell in cells:
+        for out in cell.get("outputs") or []:
+            text = out.get("text") or (out.get("data") or {}).get("text/plain") or ""
+            lines.append("".join(text) if isinstance(text, list) else str(text))
+    return "\n".join(lines).encode()

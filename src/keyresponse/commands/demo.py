@@ -50,6 +50,7 @@ def demo(folder: Path, seed: int, force: bool, open_report: bool, json_output: b
 
     started = time.monotonic()
     with sandbox_session(folder, seed=seed, force=force) as server:
+        _seed_repo(folder, server)
         inventory = load_config(folder / "keyresponse.yaml")
         key_name = server.state.truth["inventory_name"] if hasattr(server.state, "truth") else "chatbot-prod"
         book = pbmod.load_playbook(pbmod.find("leaked-key", inventory.root))
@@ -99,6 +100,20 @@ def _demo_serve(folder: Path, seed: int, force: bool, open_report: bool) -> int:
     if open_report:
         _open(Path(last["dir"]) / "report.html")
     return 0 if last["status"] == "succeeded" else 1
+
+
+def _seed_repo(folder: Path, server: Any) -> None:
+    """The chatbot's git clone, in which the leaked key was committed (see sandbox/seed_git.py),
+    and the inventory's `exposure:` section that points exposure.scan at it."""
+    from keyresponse.sandbox import seed_git
+
+    truth = server.state.truth
+    seed_git.demo_repo(folder, server.env["SANDBOX_LEAKED_KEY"], int(server.state.started_at),
+                       int(truth["attack_start"]))
+    config = folder / "keyresponse.yaml"
+    text = config.read_text()
+    if "\nexposure:" not in text:
+        config.write_text(text.rstrip("\n") + "\n" + seed_git.DEMO_EXPOSURE)
 
 
 def sandbox(port: int, seed: int, state: Path | None, write_config: Path | None, faults: list[str],

@@ -97,6 +97,7 @@ def action_items(model: dict[str, Any]) -> list[dict[str, Any]]:
                        "the exposure scan found no copies" if exposure.get("ran") and exposure.get("status") == "applied"
                        else "no exposure scan in this run: scan the repos and add secret scanning"),
         },
+        *prevention_items(model),
         {
             "title": "Monitor usage",
             "done": bool(audit.get("ran")) and audit.get("status") == "applied",
@@ -112,3 +113,9 @@ def action_items(model: dict[str, Any]) -> list[dict[str, Any]]:
                  "and a weekly keyresponse drill in CI",
         },
     ]
+
+
+def prevention_items(model: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fixes for how this key leaked (see exposure/cause.py), with what the scan checked."""
+    leak = model.get("leak") or {}
+    return [dict(item) for item in leak.get("prevention") or [] if isinstance(item, dict)]

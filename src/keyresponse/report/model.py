@@ -94,6 +94,7 @@ def build(
         ],
         "timeline": timeline(records),
     }
+    model["leak"] = sections.how_it_leaked(model["exposure"], model["audit"])
     model["rotation"] = _rotation(opened, model)
     model["summary"] = _summary(model, inputs, [r for r in records if r["event"] == "approval.answered"])
     model["failures"] = items.failures(model)

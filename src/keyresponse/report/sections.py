@@ -208,7 +208,39 @@ def exposure(steps: Steps) -> dict[str, Any]:
     if scan is None:
         return {"ran": False, "findings": []}
     findings = [f for f in _list(scan["outputs"].get("findings")) if isinstance(f, dict)]
-    return {"ran": True, "status": scan["status"], "error": scan["error"], "findings": findings}
+    return {"ran": True, "status": scan["status"], "error": scan["error"], "findings": findings,
+            "repos": _list(scan["outputs"].get("repos")), "searched_for": _list(scan["outputs"].get("searched_for"))}
+
+
+def how_it_leaked(exposure: dict[str, Any], audit: dict[str, Any]) -> dict[str, Any]:
+    """The "How it leaked" section: the first exposure (commit, file, public or private
+    repo, or the alert's location), how long before the first abuse, its class, and the
+    fixes for it with what the scan checked. Recomputed from the findings, so a report of
+    an older journal reads the same."""
+    from keyresponse.exposure import cause
+
+    if not exposure.get("ran"):
+        return {"ran": False, "known": False, "prevention": []}
+    findings = exposure.get("findings") or []
+    repos = [r for r in _list(exposure.get("repos")) if isinstance(r, dict)]
+    first_abuse = times.iso(audit.get("first_anomalous_hour")) if audit.get("ran") else None
+    root = cause.root_cause(findings, repos, first_abuse)
+    first = root.get("first") or {}
+    window = root.get("window_seconds")
+    return {
+        "ran": True, "known": root["known"], "class": root["class"], "label": root["label"],
+        "commit": first.get("commit"), "short": (first.get("commit") or "")[:10] or None,
+        "path": first.get("path"), "line": first.get("line"), "repo": first.get("repo"),
+        "location": first.get("location"), "url": first.get("url"), "source": first.get("source"),
+        "author": first.get("author"), "committer": first.get("committer"),
+        "exposed_at": times.iso(root.get("exposed_at")), "first_abuse": first_abuse,
+        "window_seconds": window, "window_text": times.duration(window) if window is not None and window >= 0
+        else None, "abuse_before_exposure": window is not None and window < 0,
+        "public": root.get("public"), "refs": first.get("refs") or [],
+        "removed_in": first.get("removed_in"), "in_head": first.get("in_head"),
+        "copies": len(findings), "searched_for": exposure.get("searched_for") or [],
+        "repos": repos, "prevention": cause.prevention(root, findings, repos),
+    }
 
 
 def notifications(steps: Steps) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.responses import JSONResponse, Response
 
-from keyresponse.sandbox import github_org
+from keyresponse.sandbox import github_org, github_repos
 from keyresponse.sandbox.app import Call, Service, route
 from keyresponse.sandbox.github_common import (
     error, finish, list_secrets, get_secret, public_key, put_secret, delete_secret, repo, service_error,
@@ -116,4 +116,5 @@ def service() -> Service:
             route("DELETE", base + "/{secret_name}", _scoped(kind, delete_secret)),
         ]
     routes += github_org.routes()
+    routes += github_repos.routes()
     return Service("github", PREFIX, routes, service_error, finish)

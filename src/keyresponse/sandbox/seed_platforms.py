@@ -69,6 +69,13 @@ def _github(rng: random.Random, st: State, keys: dict[str, str]) -> None:
         },
         "keys": {}, "key_archive": {}, "secrets": {}, "dispatches": [],
     }
+    # the chatbot's repository is public, with no secret scanning: where the leaked key was committed
+    off, on = {"status": "disabled"}, {"status": "enabled"}
+    for full_name, r in st.github["repos"].items():
+        public = full_name == f"{ORG}/chatbot"
+        r.update(private=not public, visibility="public" if public else "private",
+                 security_and_analysis={"secret_scanning": off if public else on,
+                                        "secret_scanning_push_protection": off if public else on})
     scopes = [f"org:{ORG}"]
     for repo in full:
         scopes += [f"repo:{repo}", f"dependabot:{repo}"]

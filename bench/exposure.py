@@ -1,0 +1,129 @@
+"""Exposure scan benchmark: `exposure.scan`'s history reader vs `git log -S<value> --all`,
+on one generated repository, in the same run, with the same findings.
+
+    .venv/bin/python bench/exposure.py                  # 10,000 commits, 300 files
+    .venv/bin/python bench/exposure.py --commits 2000
+
+The repository is built with `git fast-import` in a temporary folder: a main line of
+`--commits` commits touching `--files` files, a side branch merged back, tags, and a
+fake key in four places (an `.env` added then removed, a hardcoded copy still at HEAD,
+a copy moved by a rename, a copy only on an unmerged branch). The pickaxe needs the
+value in argv, which is fine for a fake value in a bench; the scan never puts it there.
+Both are timed best of `--repeat`; the findings compared are, per path, the commit
+that first brought the key there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from keyresponse.exposure import gitscan  # noqa: E402
+from keyresponse.exposure.needle import from_secret  # noqa: E402
+from keyresponse.sandbox.seed_git import FastImport  # noqa: E402
+from keyresponse.secret import Secret  # noqa: E402
+
+T0 = 1_600_000_000
+
+
+def build(repo: Path, value: str, commits: int, files: int) -> None:
+    rng = random.Random(7)
+    v = value.encode()
+    fi = FastImport()
+    prev = fi.commit("refs/heads/main", T0, "initial", {f"src/m{i}.py": f"# module {i}\n".encode() for i in range(files)})
+    plan = {commits // 8: ("add", ".env", b"DEBUG=0\nOPENAI_API_KEY=" + v + b"\n"),
+            commits // 2: ("del", ".env", None),
+            commits * 5 // 8: ("add", "config/keys.py", b"# keys\nKEY = '" + v + b"'\n"),
+            commits * 3 // 4: ("mv", "config/keys.py", b"app/keys.py")}
+    side = None
+    for i in range(1, commits):
+        t = T0 + i * 300
+        if i in plan:
+            op, path, data = plan[i]
+            if op == "mv":
+                prev = fi.commit("refs/heads/main", t, f"move {path}", renames={path: data.decode()}, parent=prev)
+            else:
+                prev = fi.commit("refs/heads/main", t, f"{op} {path}", {path: data}, parent=prev)
+            continue
+        if i == commits * 7 // 8:
+            b = fi.commit("refs/heads/spike", t, "spike", {"notes/spike.md": b"key: " + v + b"\n"}, parent=prev)
+            fi.commit("refs/heads/spike", t + 1, "spike 2", {"notes/more.md": b"more\n"}, parent=b)
+        if i % 1000 == 0:
+            fi.tag(f"v{i // 1000}", prev, t)
+        if i % 500 == 250:
+            side = fi.commit("refs/heads/side", t, "side work", {"side.txt": f"{i}\n".encode()}, parent=prev)
+            continue
+        if i % 500 == 260 and side is not None:
+            prev = fi.commit("refs/heads/main", t, "merge side", parent=prev, merge=[side])
+            continue
+        changed = {f"src/m{rng.randrange(files)}.py": f"x = {i}  # {rng.random()}\n".encode() * rng.randrange(1, 40)
+                   for _ in range(rng.randrange(1, 3))}
+        prev = fi.commit("refs/heads/main", t, f"change {i}", changed, parent=prev)
+    fi.run(repo)
+    subprocess.run(["git", "-C", str(repo), "gc", "-q"], check=True)
+
+
+def pickaxe(repo: Path, value: str) -> dict[str, str]:
+    """path -> earliest commit that changed the number of copies there (an introduction, for the
+    first one) per `git log -S`."""
+    raw = subprocess.run(["git", "-C", str(repo), "log", "-S" + value, "--all", "--no-renames",
+                          "--format=%x01%H %ct", "--name-status"], capture_output=True, text=True, check=True).stdout
+    first: dict[str, tuple[int, str]] = {}
+    for chunk in raw.split("\x01")[1:]:
+        head, *rest = chunk.strip().splitlines()
+        sha, ct = head.split()
+        for line in (r for r in rest if "\t" in r):
+            status, path = line.split("\t", 1)
+            if status in ("A", "M") and (path not in first or int(ct) < first[path][0]):
+                first[path] = (int(ct), sha)
+    return {p: sha for p, (_, sha) in first.items()}
+
+
+def best(fn, repeat: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+    times, out = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--commits", type=int, default=10_000)
+    ap.add_argument("--files", type=int, default=300)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    value = "sk-" + "proj-" + "BENCH" + secrets.token_urlsafe(36).replace("-", "x")
+    with tempfile.TemporaryDirectory(prefix="kr-exposure-bench-") as tmp:
+        repo = Path(tmp) / "repo"
+        start = time.perf_counter()
+        build(repo, value, args.commits, args.files)
+        built = time.perf_counter() - start
+        count = subprocess.run(["git", "-C", str(repo), "rev-list", "--all", "--count"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        needle = from_secret(Secret(value))
+        t_scan, scan = best(lambda: gitscan.scan_repo(repo, [needle]), args.repeat)
+        t_pick, picked = best(lambda: pickaxe(repo, value), args.repeat)
+    ours = {f["path"]: f["introduced_in"][0] for f in scan.findings}  # type: ignore[attr-defined]
+    same = ours == picked
+    print(f"repository: {count} commits, {args.files} files, built in {built:.1f}s (fast-import + gc)")
+    print(f"exposure scan:  {t_scan:.2f}s  ({len(ours)} copies: {', '.join(sorted(ours))})")
+    print(f"git log -S:     {t_pick:.2f}s  ({len(picked)} copies)")
+    print(f"speed-up:       {t_pick / t_scan:.1f}x   same findings: {same}")
+    if not same:
+        print(f"  scan only: {sorted(set(ours.items()) - set(picked.items()))}")  # type: ignore[arg-type]
+        print(f"  pickaxe only: {sorted(set(picked.items()) - set(ours.items()))}")  # type: ignore[arg-type]
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

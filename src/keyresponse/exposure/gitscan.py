@@ -1,0 +1,366 @@
+"""Every copy of a key in a git repository's history, in one pass over its objects.
+
+1. `git cat-file --batch-all-objects --batch-check` lists the blobs; one `git cat-file
+   --batch` streams them, and each is searched here, in memory (the value is never in
+   argv: git is only asked for objects by id).
+2. Only when a blob matched: one `git log --all --raw` (tree diffs, no blob content)
+   maps the matching blobs to the commits and paths that added and removed them.
+3. The commit graph from that log says which refs still reach each introducing commit;
+   `git ls-tree` of each ref's tip says which still hold the copy at their tip.
+
+`git log -S` does the diffing of every blob pair for every commit instead; see
+bench/exposure.py for the two side by side.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from keyresponse.exposure.needle import Match, Needle, is_binary, line_of
+
+MAX_BLOB = 64 * 1024 * 1024
+_ZERO = "0" * 40
+
+
+class GitError(Exception):
+    pass
+
+
+@dataclass
+class _Hit:
+    needle: int
+    match: Match
+    line: int | None  # None in a binary file
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return self.needle, self.match.fingerprint
+
+
+@dataclass
+class _Commit:
+    sha: str
+    parents: list[str]
+    author: str
+    author_email: str
+    author_time: int
+    committer: str
+    committer_email: str
+    committer_time: int
+    order: int  # position in the log, newest first
+
+
+@dataclass
+class _Event:
+    commit: str
+    path: str
+    blob: str
+
+
+@dataclass
+class Stats:
+    blobs: int = 0
+    bytes: int = 0
+    commits: int = 0
+    refs: int = 0
+
+
+@dataclass
+class Scan:
+    repo: Path
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    stats: Stats = field(default_factory=Stats)
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C", GIT_CONFIG_NOSYSTEM="1", GIT_OPTIONAL_LOCKS="0")
+    return env
+
+
+def _git(repo: Path, *args: str, stdin: bytes | None = None, ok: tuple[int, ...] = (0,)) -> bytes:
+    proc = subprocess.run(["git", "-C", str(repo), "-c", "core.quotePath=false", *args], input=stdin,
+                          capture_output=True, env=_env(), check=False)
+    if proc.returncode not in ok:
+        raise GitError(f"git {args[0]} in {repo} failed ({proc.returncode}): "
+                       f"{proc.stderr.decode('utf-8', 'replace').strip()[:300]}")
+    return proc.stdout
+
+
+def _refs(repo: Path) -> dict[str, str]:
+    """refname -> commit it points to (tags peeled); every stash entry, not only the last."""
+    out: dict[str, str] = {}
+    raw = _git(repo, "for-each-ref", "--format=%(objectname) %(*objectname) %(objecttype) %(*objecttype) %(refname)")
+    for line in raw.decode("utf-8", "replace").splitlines():
+        sha, peeled, kind, peeled_kind, name = (line.split(" ", 4) + [""] * 5)[:5]
+        if kind == "commit":
+            out[name] = sha
+        elif kind == "tag" and peeled_kind == "commit":
+            out[name] = peeled
+    if "refs/stash" in out:
+        stashes = _git(repo, "log", "-g", "--format=%H", "refs/stash", "--", ok=(0, 128)).decode().split()
+        for i, sha in enumerate(stashes):
+            out[f"stash@{{{i}}}"] = sha
+        out.pop("refs/stash", None)
+        out.setdefault("stash@{0}", stashes[0] if stashes else "")
+    return {k: v for k, v in out.items() if v}
+
+
+def _blobs(repo: Path) -> list[str]:
+    raw = _git(repo, "cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype) %(objectsize)")
+    out = []
+    for line in raw.split(b"\n"):
+        parts = line.split(b" ")
+        if len(parts) == 3 and parts[1] == b"blob" and int(parts[2]) <= MAX_BLOB:
+            out.append(parts[0].decode())
+    return out
+
+
+def _read(repo: Path, shas: list[str]) -> Iterator[tuple[str, bytes]]:
+    """Stream the blobs through one `git cat-file --batch` (ids written from a thread, so
+    neither pipe fills while the other waits)."""
+    proc = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env())
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def feed() -> None:
+        try:
+            for i in range(0, len(shas), 512):
+                proc.stdin.write(("\n".join(shas[i:i + 512]) + "\n").encode())  # type: ignore[union-attr]
+        except BrokenPipeError:
+            pass
+        finally:
+            proc.stdin.close()  # type: ignore[union-attr]
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    try:
+        read = proc.stdout.read
+        readline = proc.stdout.readline
+        for _ in shas:
+            header = readline().split()
+            if len(header) < 2 or header[1] == b"missing":
+                continue
+            size = int(header[2])
+            data = read(size)
+            read(1)
+            yield header[0].decode(), data
+    finally:
+        proc.stdout.close()
+        writer.join()
+        proc.wait()
+
+
+def _search(repo: Path, needles: list[Needle], stats: Stats) -> tuple[dict[str, list[_Hit]], dict[str, bool]]:
+    hits: dict[str, list[_Hit]] = {}
+    binary: dict[str, bool] = {}
+    shas = _blobs(repo)
+    stats.blobs = len(shas)
+    for sha, data in _read(repo, shas):
+        stats.bytes += len(data)
+        found = [i for i, n in enumerate(needles) if n.quick(data)]
+        if not found:
+            continue
+        is_bin = is_binary(data)
+        binary[sha] = is_bin
+        hits[sha] = [_Hit(i, m, None if is_bin else line_of(data, m.offset)) for i in found
+                     for m in needles[i].matches(data)]
+    return hits, binary
+
+
+_FORMAT = "%x01%H%x00%P%x00%an%x00%ae%x00%at%x00%cn%x00%ce%x00%ct%x02"
+
+
+def _history(repo: Path, extra_revs: Iterable[str], hits: dict[str, list[_Hit]]
+             ) -> tuple[dict[str, _Commit], list[_Event], list[_Event]]:
+    """One `git log` over every ref: each commit, and where a matching blob came and went."""
+    revs = "".join(f"{r}\n" for r in extra_revs).encode()
+    raw = _git(repo, "log", "--all", "--stdin", "--no-renames", "--diff-merges=first-parent", "--raw",
+               "--no-abbrev", "-z", "--no-color", "--no-ext-diff", f"--format={_FORMAT}", stdin=revs, ok=(0, 128))
+    commits: dict[str, _Commit] = {}
+    added: list[_Event] = []
+    removed: list[_Event] = []
+    for order, chunk in enumerate(raw.split(b"\x01")[1:]):
+        head, _, body = chunk.partition(b"\x02")
+        f = head.decode("utf-8", "replace").split("\0")
+        sha = f[0]
+        commits[sha] = _Commit(sha, f[1].split(), f[2], f[3], int(f[4] or 0), f[5], f[6], int(f[7] or 0), order)
+        tokens = body.lstrip(b"\0\n").split(b"\0")
+        i = 0
+        while i < len(tokens) - 1:
+            meta = tokens[i]
+            if not meta.startswith(b":"):
+                i += 1
+                continue
+            parts = meta[1:].split(b" ")
+            old, new = parts[2].decode(), parts[3].decode()
+            path = tokens[i + 1].decode("utf-8", "surrogateescape")
+            i += 2
+            if new in hits:
+                added.append(_Event(sha, path, new))
+            if old in hits and old != _ZERO:
+                removed.append(_Event(sha, path, old))
+    return commits, added, removed
+
+
+def _descendants(commits: dict[str, _Commit], roots: Iterable[str]) -> set[str]:
+    children: dict[str, list[str]] = defaultdict(list)
+    for c in commits.values():
+        for p in c.parents:
+            children[p].append(c.sha)
+    seen = set(roots)
+    todo = list(seen)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return seen
+
+
+def _dangling_commits(repo: Path) -> list[str]:
+    raw = _git(repo, "fsck", "--unreachable", "--no-reflogs", "--no-progress", ok=(0, 1, 2))
+    return [line.split()[2] for line in raw.decode("utf-8", "replace").splitlines()
+            if line.startswith("unreachable commit ")]
+
+
+def _tip_blobs(repo: Path, tips: dict[str, str], wanted: set[str]) -> dict[str, set[tuple[str, str]]]:
+    """commit -> {(path, blob)} of the matching blobs in its tree (one ls-tree per distinct tip)."""
+    out: dict[str, set[tuple[str, str]]] = {}
+    for sha in set(tips.values()):
+        raw = _git(repo, "ls-tree", "-r", "-z", "--full-tree", sha, ok=(0, 128))
+        found = set()
+        for entry in raw.split(b"\0"):
+            meta, _, path = entry.partition(b"\t")
+            parts = meta.split(b" ")
+            if len(parts) == 3 and parts[2].decode() in wanted:
+                found.add((path.decode("utf-8", "surrogateescape"), parts[2].decode()))
+        out[sha] = found
+    return out
+
+
+def _in_file(path: Path, needle: Needle) -> bool | None:
+    try:
+        return path.is_file() and not path.is_symlink() and needle.quick(path.read_bytes())
+    except OSError:
+        return None
+
+
+def _iso(ts: int) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def scan_repo(repo: Path, needles: list[Needle], *, unreachable: bool = False, label: str | None = None) -> Scan:
+    """Every copy of each needle in `repo`'s history: one finding per (copy, path)."""
+    repo = Path(repo)
+    git_dir = _git(repo, "rev-parse", "--git-dir").decode().strip()
+    bare = _git(repo, "rev-parse", "--is-bare-repository").decode().strip() == "true"
+    scan = Scan(repo)
+    hits, binary = _search(repo, needles, scan.stats)
+    refs = _refs(repo)
+    scan.stats.refs = len(refs)
+    if not hits:
+        return scan
+    stash_and_dangling = [sha for name, sha in refs.items() if name.startswith("stash@")]
+    if unreachable:
+        stash_and_dangling += _dangling_commits(repo)
+    commits, added, removed = _history(repo, stash_and_dangling, hits)
+    scan.stats.commits = len(commits)
+    head = _git(repo, "rev-parse", "--verify", "-q", "HEAD", ok=(0, 1)).decode().strip()
+    tips = dict(refs) | ({"HEAD": head} if head else {})
+    at_tip = _tip_blobs(repo, tips, set(hits))
+    tracked = set() if bare else {p.decode("utf-8", "surrogateescape")
+                                  for p in _git(repo, "ls-files", "-z").split(b"\0") if p}
+
+    def keys_of(blob: str) -> set[tuple[int, str]]:
+        return {h.key for h in hits.get(blob, [])}
+
+    # per (needle, fingerprint, path): the commits that brought it there and took it away
+    intro: dict[tuple[int, str, str], list[_Event]] = defaultdict(list)
+    gone: dict[tuple[int, str, str], list[_Event]] = defaultdict(list)
+    by_commit_path: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+    for e in added:
+        by_commit_path[(e.commit, e.path)] = (by_commit_path.get((e.commit, e.path), (None, None))[0], e.blob)
+    for e in removed:
+        by_commit_path[(e.commit, e.path)] = (e.blob, by_commit_path.get((e.commit, e.path), (None, None))[1])
+    for (sha, path), (old, new) in by_commit_path.items():
+        before, after = keys_of(old) if old else set(), keys_of(new) if new else set()
+        for k in after - before:
+            intro[(k[0], k[1], path)].append(_Event(sha, path, new or ""))
+        for k in before - after:
+            gone[(k[0], k[1], path)].append(_Event(sha, path, old or ""))
+
+    def when(e: _Event) -> tuple[int, int]:
+        c = commits[e.commit]
+        return c.committer_time, -c.order
+
+    mapped: set[str] = set()
+    for (ni, fp, path), events in intro.items():
+        events.sort(key=when)
+        first = events[0]
+        c = commits[first.commit]
+        hit = next(h for h in hits[first.blob] if h.key == (ni, fp))
+        mapped.update(e.blob for e in events)
+        reach = _descendants(commits, [e.commit for e in events])
+        in_refs = sorted(name for name, sha in tips.items() if sha in reach and name != "HEAD")
+        still = sorted(name for name, sha in tips.items()
+                       if any(p == path and (ni, fp) in keys_of(b) for p, b in at_tip.get(sha, ())))
+        removals = sorted(gone.get((ni, fp, path), []), key=when)
+        moved_from = sorted({r.path for e in events for r in removed
+                             if r.commit == e.commit and r.path != path and (ni, fp) in keys_of(r.blob)})
+        worktree = None if bare else _in_file(repo / path, needles[ni])
+        removal = removals[0] if removals else None
+        if removal is not None and head:
+            # the removal that HEAD's history has, when there is one: that is the fix people see
+            on_head = [r for r in removals if head in _descendants(commits, [r.commit])]
+            removal = on_head[0] if on_head else removal
+        scan.findings.append({
+            "source": "git history", "repo": label or str(repo), "kind": needles[ni].kind,
+            "masked": hit.match.masked, "fingerprint": fp,
+            "commit": c.sha, "short": c.sha[:10],
+            "author": f"{c.author} <{c.author_email}>", "committer": f"{c.committer} <{c.committer_email}>",
+            "authored_at": _iso(c.author_time), "committed_at": _iso(c.committer_time),
+            "path": path, "line": hit.line, "binary": binary.get(first.blob, False),
+            "introduced_in": sorted({e.commit for e in events}, key=lambda s: (commits[s].committer_time, -commits[s].order)),
+            "moved_from": moved_from, "refs": in_refs, "refs_at_tip": [r for r in still if r != "HEAD"],
+            "in_head": "HEAD" in still, "tracked": (path in tracked) if not bare else None,
+            "in_worktree": worktree,
+            "removed_in": removal.commit if removal else None,
+            "removed_at": _iso(commits[removal.commit].committer_time) if removal else None,
+            "reachable": True, "location": f"{label or repo}:{path}" + (f":{hit.line}" if hit.line else ""),
+        })
+    if unreachable:
+        for blob in sorted(set(hits) - mapped):
+            for hit in hits[blob]:
+                scan.findings.append({
+                    "source": "git objects", "repo": label or str(repo), "kind": needles[hit.needle].kind,
+                    "masked": hit.match.masked, "fingerprint": hit.match.fingerprint, "commit": None,
+                    "blob": blob, "path": None, "line": hit.line, "refs": [], "refs_at_tip": [],
+                    "in_head": False, "reachable": False, "binary": binary.get(blob, False),
+                    "location": f"{label or repo}: unreachable blob {blob[:10]} in {git_dir}",
+                })
+    scan.findings.sort(key=lambda f: (f.get("committed_at") or "9", f.get("path") or ""))
+    return scan
+
+
+def ignored(repo: Path, paths: list[str]) -> dict[str, bool]:
+    """Whether `.gitignore` (and the repo's other exclude files) ignores each path now,
+    tracked or not: the check a committed `.env`'s fix needs."""
+    if not paths:
+        return {}
+    try:
+        raw = _git(repo, "check-ignore", "--no-index", "-z", "--stdin",
+                   stdin=b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in paths), ok=(0, 1))
+    except GitError:
+        return {}
+    hits = {p.decode("utf-8", "surrogateescape") for p in raw.split(b"\0") if p}
+    return {p: p in hits for p in paths}
