@@ -136,6 +136,18 @@ def resume(
 
 
 @app.command()
+def verify(
+    incident_id: Annotated[str, typer.Argument(help="The incident id (a unique prefix is enough).")],
+    json_output: JsonOpt = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Check again, from the usage data, that the leaked key's traffic stopped (exit 1: needs attention)."""
+    from keyresponse.commands import verify as cmd
+
+    raise typer.Exit(cmd.verify(config, incident_id, json_output))
+
+
+@app.command()
 def incidents(
     status: Annotated[Optional[str], typer.Option("--status", help="Only this status (succeeded, failed, …).")] = None,
     playbook: Annotated[Optional[str], typer.Option("--playbook", help="Only this playbook.")] = None,

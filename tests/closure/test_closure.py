@@ -1,0 +1,48 @@
+"""`leaked-key` ends with proof of closure from the usage data; `verify` checks again later."""
+
+from __future__ import annotations
+
+import json
+
+from tests.closure.conftest import events
+from tests.e2e.conftest import World
+
+
+def test_leaked_key_closure_shows_the_attack_stopped_and_the_replacement_in_use(live: World) -> None:
+    truth = live.sandbox.state.truth
+    run = live.kr("run", "leaked-key", "--key", "chatbot-prod", "--yes")
+    assert run.returncode == 0, run.stdout + run.stderr
+    (incident,) = live.incidents()
+    assert incident["closure"] == "closed"
+    records = events(live, incident["id"])
+    (verdict,) = [r for r in records if r["event"] == "closure"]
+    assert verdict["status"] == "closed" and verdict["reasons"] == []
+    assert verdict["leaked"]["key_id"] == truth["leaked_key_id"] and verdict["leaked"]["accepted"] == 0
+    assert verdict["leaked"]["to"] > verdict["leaked"]["from"]  # a real window, on the fast clock
+    assert verdict["replacement"]["requests"] > 0  # the listed consumer moved at its restart
+    report = (live.dir / ".keyresponse" / "incidents" / incident["id"] / "report.md").read_text()
+    section = report[report.index("## Closure"):]
+    assert "closed" in section.split("\n", 3)[2] or "closed" in section[:400]
+    assert "0 accepted requests" in section and verdict["leaked"]["from"] in section
+    assert f"{verdict['replacement']['requests']} requests" in section
+    # usage before the revoke was real: the audit saw the attacker (the sandbox does count it)
+    # later: `verify` reads it again, journals the new verdict and renders the report again
+    again = live.kr("verify", incident["id"], "--json")
+    assert again.returncode == 0, again.stdout + again.stderr
+    later = json.loads(again.stdout)
+    assert later["status"] == "closed" and later["via"] == "verify"
+    assert later["replacement"]["requests"] >= verdict["replacement"]["requests"]
+    assert len([r for r in events(live, incident["id"]) if r["event"] == "closure"]) == 2
+    listing = live.kr("incidents")
+    assert "[closed]" in listing.stdout
+
+
+def test_verify_says_needs_attention_while_the_replacement_is_unused(world: World) -> None:
+    # no live usage: nothing uses the replacement, so the incident is not closed
+    run = world.kr("run", "leaked-key", "--key", "chatbot-prod", "--yes")
+    assert run.returncode == 0, run.stdout + run.stderr
+    (incident,) = world.incidents()
+    assert incident["closure"] == "needs attention"
+    again = world.kr("verify", incident["id"])
+    assert again.returncode == 1
+    assert "needs attention" in again.stdout and "nothing has used the replacement" in again.stdout
