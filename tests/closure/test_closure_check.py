@@ -39,5 +39,5 @@ def test_closed_when_nothing_is_accepted_after_the_revoke_and_the_replacement_is
 
 def test_needs_attention_when_the_leaked_key_still_gets_through() -> None:
     verdict = check(Issuer({"key_old": 2, "key_new": 40}), _facts(), via="test")  # type: ignore[arg-type]
-    assert verdict["status"] == ATTENTION
+    assert verdict["status"] == ATTENTION and verdict["alarms"]
     assert any("20 requests were accepted on the leaked key" in r and "did not take" in r for r in verdict["reasons"])

@@ -75,6 +75,7 @@ def gather(records: Iterable[dict[str, Any]]) -> Facts:
 def check(provider: Provider, facts: Facts, *, via: str) -> dict[str, Any]:
     """The verdict, read from the issuer now."""
     reasons: list[str] = []
+    alarms: list[str] = []  # the ones that say the leak may still be open (not "too soon to tell")
     result: dict[str, Any] = {"checked_at": iso(time.time()), "via": via, "leaked": None, "replacement": None,
                               "last_used_at": None, "targets": facts.targets}
     leaked = facts.leaked
@@ -92,7 +93,7 @@ def check(provider: Provider, facts: Facts, *, via: str) -> dict[str, Any]:
             result["leaked"] = {"key_id": leaked.key_id, "revoked_at": iso(facts.revoked_at), "from": iso(after),
                                 "to": iso(until), "accepted": accepted}
             if accepted:
-                reasons.append(f"{accepted} requests were accepted on the leaked key {leaked.key_id} after the "
+                alarms.append(f"{accepted} requests were accepted on the leaked key {leaked.key_id} after the "
                                f"revoke ({iso(after)} to {iso(until)}): the revoke did not take")
             elif until <= after:
                 reasons.append("no whole minute has passed since the revoke yet: run `keyresponse verify ID` "
@@ -119,10 +120,11 @@ def check(provider: Provider, facts: Facts, *, via: str) -> dict[str, Any]:
     result["last_used_at"] = iso(last)
     result["still_listed"] = listed is not None
     if listed is not None:
-        reasons.append(f"{provider.title} still lists the leaked key {leaked.key_id}")
+        alarms.append(f"{provider.title} still lists the leaked key {leaked.key_id}")
     if last is not None and facts.revoked_at is not None and last >= facts.revoked_at + MINUTE:
-        reasons.append(f"the leaked key was last used at {iso(last)}, after the revoke")
-    return {**result, "status": ATTENTION if reasons else CLOSED, "reasons": reasons}
+        alarms.append(f"the leaked key was last used at {iso(last)}, after the revoke")
+    reasons = alarms + reasons
+    return {**result, "status": ATTENTION if reasons else CLOSED, "reasons": reasons, "alarms": alarms}
 
 
 def _minutes(provider: Provider, key: KeyRecord, start: int) -> tuple[int, int] | None:
@@ -169,8 +171,9 @@ class Closure:
         result = check(provider_for(ctx), gather(ctx.incident.journal.records()), via=f"step {ctx.step_id}")
         ctx.incident.journal.append("closure", step=ctx.step_id, **result)
         ctx.progress(line(result))
-        if result["status"] != CLOSED:
-            ctx.warn(f"closure: needs attention: {'; '.join(result['reasons'])} "
+        # a revoke that did not take is a warning; "too soon to tell" is only the verdict
+        if result["alarms"]:
+            ctx.warn(f"closure: needs attention: {'; '.join(result['alarms'])} "
                      f"(`keyresponse verify {ctx.incident.id}` checks again)")
         return result
 
