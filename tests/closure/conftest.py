@@ -11,13 +11,13 @@ from tests.e2e.conftest import World, world  # noqa: F401 - the e2e world fixtur
 RATE = 1200.0  # sandbox seconds per real second: a sandbox minute lasts 0.05 s
 
 
-def go_live(world: World, **options: Any) -> World:
+def go_live(w: World, **options: Any) -> World:
     """Turn on the sandbox's simulated consumers (the unlisted one and the attacker too,
     unless told not to), on a fast clock."""
     from keyresponse.sandbox import consumers
 
-    world.sandbox._in_loop(lambda: consumers.enable(world.sandbox.state, rate=RATE, **options))
-    return world
+    w.sandbox._in_loop(lambda: consumers.enable(w.sandbox.state, rate=RATE, **options))
+    return w
 
 
 @pytest.fixture
@@ -32,14 +32,14 @@ def rotation(world: World) -> World:  # noqa: F811
     return go_live(world, attacker=False)
 
 
-def stop_unlisted(world: World) -> None:
+def stop_unlisted(w: World) -> None:
     from keyresponse.sandbox import consumers
 
-    world.sandbox._in_loop(lambda: consumers.remove(world.sandbox.state, "not in the inventory"))
+    w.sandbox._in_loop(lambda: consumers.remove(w.sandbox.state, "not in the inventory"))
 
 
-def events(world: World, incident_id: str) -> list[dict[str, Any]]:
+def events(w: World, incident_id: str) -> list[dict[str, Any]]:
     import json
 
-    path = world.dir / ".keyresponse" / "incidents" / incident_id / "journal.jsonl"
+    path = w.dir / ".keyresponse" / "incidents" / incident_id / "journal.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
