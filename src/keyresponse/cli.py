@@ -84,6 +84,8 @@ def run(
     from_alert: AlertOpt = None,
     sandbox: SandboxOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and preflight every step; change nothing.")] = False,
+    no_drain: Annotated[bool, typer.Option(
+        "--no-drain", help="Revoke the old key without waiting for its traffic to stop (input drain=false).")] = False,
     yes: YesOpt = False,
     json_output: JsonOpt = False,
     config: ConfigOpt = DEFAULT_CONFIG,
@@ -94,7 +96,8 @@ def run(
     """
     from keyresponse.commands import run as cmd
 
-    raise typer.Exit(cmd.run(playbook, config, key, input or [], leaked_stdin, leaked_env,
+    inputs = [*(input or []), *(["drain=false"] if no_drain else [])]
+    raise typer.Exit(cmd.run(playbook, config, key, inputs, leaked_stdin, leaked_env,
                              plan_only=dry_run, yes=yes, json_output=json_output, from_alert=from_alert,
                              sandbox=sandbox))
 
@@ -130,6 +133,18 @@ def resume(
     from keyresponse.commands import run as cmd
 
     raise typer.Exit(cmd.resume(incident_id, config, yes=yes, json_output=json_output))
+
+
+@app.command()
+def verify(
+    incident_id: Annotated[str, typer.Argument(help="The incident id (a unique prefix is enough).")],
+    json_output: JsonOpt = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Check again, from the usage data, that the leaked key's traffic stopped (exit 1: needs attention)."""
+    from keyresponse.commands import verify as cmd
+
+    raise typer.Exit(cmd.verify(config, incident_id, json_output))
 
 
 @app.command()

@@ -19,6 +19,7 @@ from keyresponse.errors import ProviderError
 from keyresponse.providers.base import (
     AuditEvent, GoneKey, IssuedKey, IssueSpec, KeyNotFound, KeyPattern, KeyRecord, Minted, ProbeResult, RevokePlan,
     RevokeResult, SiblingPolicy, UsagePoint, iso,
+    MinuteUsage,
 )
 from keyresponse.providers.settings import ProviderSettings
 from keyresponse.secret import Secret
@@ -142,6 +143,9 @@ class FakeClient:
 
     def usage(self, key: KeyRecord, start: int, end: int) -> list[UsagePoint]:
         return []
+
+    def minute_usage(self, key: KeyRecord, start: int, end: int | None = None) -> MinuteUsage | None:
+        return None  # this issuer cannot count one key's use by the minute
 
     def events(self, key: KeyRecord, start: int, end: int) -> list[AuditEvent]:
         return []

@@ -41,7 +41,7 @@ def test_a_step_reading_only_the_new_keys_id_does_not_reissue_it() -> None:
     book = load_playbook(REPO / "playbooks" / "rotate.yaml")
     done = ["find", "open", "issue", "deploy", "restart", "live"]
     todo = resume_set(book, {s: "applied" for s in done}, {"issue": _issued()})
-    assert todo[:2] == ["record", "retire"] and "issue" not in todo and "deploy" not in todo
+    assert todo[:3] == ["record", "drain", "retire"] and "issue" not in todo and "deploy" not in todo
 
 
 def test_a_step_reading_the_lost_secret_reissues_it_and_reruns_its_readers() -> None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keyresponse.commands.common import load_config, open_incident
 from keyresponse.errors import UsageError
+
+if TYPE_CHECKING:
+    from keyresponse.journal import Incident
 
 
 def incidents(config: Path, json_output: bool, *, status: str | None = None, playbook: str | None = None,
@@ -26,6 +30,7 @@ def incidents(config: Path, json_output: bool, *, status: str | None = None, pla
             continue
         if after is not None and (r["started"] or "") < after:
             continue
+        r["closure"] = _closure(incident)
         rows.append(r)
     if json_output:
         print(json.dumps(rows, indent=2))
@@ -36,9 +41,18 @@ def incidents(config: Path, json_output: bool, *, status: str | None = None, pla
     for r in rows:
         failed = [s for s, st in r["steps"].items() if st == "failed"]
         extra = f"  failed: {', '.join(failed)}" if failed else ""
+        extra += f"  [{r['closure']}]" if r.get("closure") else ""
         print(f"{r['id']}  {r['status']:<11} {r['mode'] or '':<5} {r['playbook'] or '':<12} "
               f"key={r['key'] or '-'}{extra}")
     return 0
+
+
+def _closure(incident: Incident) -> str | None:
+    """The latest closure verdict (key.closure or `keyresponse verify`): closed / needs attention."""
+    from keyresponse.actions.key_closure import latest
+
+    found = latest(incident.journal.records())
+    return str(found["status"]) if found else None
 
 
 def _since(when: str) -> str:

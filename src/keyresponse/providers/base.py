@@ -208,6 +208,38 @@ class UsagePoint:
 
 
 @dataclass(frozen=True)
+class MinuteUsage:
+    """Requests one key made, minute by minute, as the issuer counts them.
+
+    `minutes` holds every bucket of [start, end) the issuer answered, zeros included,
+    as (start of the minute, requests); `end` is the end of the last bucket (the
+    issuer's now when no end was asked for: the watch runs on the issuer's clock)."""
+
+    key_id: str
+    start: int
+    end: int
+    minutes: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def total(self) -> int:
+        return sum(n for _, n in self.minutes)
+
+    @property
+    def last_used(self) -> int | None:
+        """The start of the latest minute with a request, or None."""
+        used = [m for m, n in self.minutes if n]
+        return max(used) if used else None
+
+    def since(self, start: int) -> int:
+        return sum(n for m, n in self.minutes if m >= start)
+
+    def rate(self) -> int:
+        """Requests in the latest whole minute (the last bucket may still be filling)."""
+        whole = [n for m, n in self.minutes if m + 60 <= self.end - 60] or [n for _, n in self.minutes]
+        return whole[-1] if whole else 0
+
+
+@dataclass(frozen=True)
 class AuditEvent:
     type: str
     effective_at: int
@@ -346,6 +378,11 @@ class Provider(Protocol):
         ...
 
     def usage(self, key: KeyRecord, start: int, end: int) -> list[UsagePoint]: ...
+
+    def minute_usage(self, key: KeyRecord, start: int, end: int | None = None) -> MinuteUsage | None:
+        """The key's requests per minute from `start` to `end` (None: to the issuer's now),
+        every minute listed; None when the issuer cannot count one key's use by the minute."""
+        ...
 
     def events(self, key: KeyRecord, start: int, end: int) -> list[AuditEvent]: ...
 

@@ -26,7 +26,7 @@ from keyresponse.fields import credential_env
 from keyresponse.providers import openai_usage
 from keyresponse.fields import KeyPattern
 from keyresponse.providers.base import (
-    AuditEvent, CannotRevoke, GoneKey, IssuedKey, IssueSpec, KeyNotFound, KeyRecord, Minted, OwnerType,
+    AuditEvent, CannotRevoke, GoneKey, IssuedKey, IssueSpec, KeyNotFound, KeyRecord, MinuteUsage, Minted, OwnerType,
     ProbeResult, RevokePlan, RevokeResult, SiblingPolicy, SiblingsWouldDie, UsagePoint, iso,
 )
 from keyresponse.providers.settings import ProviderSettings
@@ -430,6 +430,9 @@ class OpenAIClient:
 
     def usage(self, key: KeyRecord, start: int, end: int) -> list[UsagePoint]:
         return openai_usage.usage(self, key, start, end)
+
+    def minute_usage(self, key: KeyRecord, start: int, end: int | None = None) -> MinuteUsage | None:
+        return openai_usage.minute_usage(self, key, start, end)
 
     def events(self, key: KeyRecord, start: int, end: int) -> list[AuditEvent]:
         return openai_usage.events(self, key, start, end)

@@ -2,7 +2,8 @@
 
 Usage and costs take repeated plain query names (`group_by=model&api_key_ids=k`);
 audit logs take bracketed ones (`event_types[]=...`, `effective_at[gte]=...`).
-Usage buckets are read hourly, 168 to a page (the API's cap for `1h`).
+Usage buckets are read hourly, 168 to a page (the API's cap for `1h`); a watch of
+one key's traffic (key.drain, key.closure) reads them by the minute, 1440 to a page.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterator
 
 from keyresponse.errors import ProviderError
-from keyresponse.providers.base import AuditEvent, GoneKey, KeyRecord, UsagePoint
+from keyresponse.providers.base import AuditEvent, GoneKey, KeyRecord, MinuteUsage, UsagePoint
 
 if TYPE_CHECKING:
     from keyresponse.providers.openai import OpenAIClient
 
 USAGE_KINDS = ("completions", "embeddings")
 HOURLY_LIMIT = 168  # /organization/usage/*: bucket_width=1h allows at most 168 buckets a page
+MINUTE_LIMIT = 1440  # and bucket_width=1m at most 1440
 DAILY_COSTS_LIMIT = 180
 EVENT_TYPES = (
     "api_key.created", "api_key.updated", "api_key.deleted",
@@ -61,6 +63,32 @@ def _usage_kind(provider: OpenAIClient, kind: str, key: KeyRecord, start: int, e
                 input_tokens=int(res.get("input_tokens") or 0),
                 output_tokens=int(res.get("output_tokens") or 0),
             )
+
+
+def minute_usage(provider: OpenAIClient, key: KeyRecord, start: int, end: int | None) -> MinuteUsage:
+    """Requests by minute of one key (completions and embeddings together). Without `end`
+    the API answers up to its now, and the last bucket's end says where that is."""
+    params: dict[str, Any] = {"start_time": start, "bucket_width": "1m", "limit": MINUTE_LIMIT,
+                              "api_key_ids": [key.key_id], "group_by": ["api_key_id"]}
+    if end is not None:
+        params["end_time"] = end
+    if key.project_id:
+        params["project_ids"] = [key.project_id]
+
+    def read(kind: str) -> list[dict[str, Any]]:
+        return list(_usage_pages(provider, f"organization/usage/{kind}", params, f"read {kind} usage by minute"))
+
+    counts: dict[int, int] = {}
+    last = start
+    for buckets in provider.fan_out(read, list(USAGE_KINDS)):
+        for bucket in buckets:
+            minute = int(bucket["start_time"])
+            last = max(last, int(bucket.get("end_time") or minute + 60))
+            counts.setdefault(minute, 0)
+            for res in bucket.get("results") or []:
+                if res.get("api_key_id") in (None, key.key_id):
+                    counts[minute] += int(res.get("num_model_requests") or 0)
+    return MinuteUsage(key.key_id, start, last, tuple(sorted(counts.items())))
 
 
 def _usage_pages(provider: OpenAIClient, path: str, params: dict[str, Any], what: str) -> Iterator[dict[str, Any]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from keyresponse.report import items, sections, times
+from keyresponse.report import closure, items, sections, times
 from keyresponse.report.sections import TARGET_OK
 from keyresponse.report.timeline import timeline
 
@@ -86,6 +86,7 @@ def build(
         "targets": sections.targets(steps),
         "audit": sections.audit(steps),
         "exposure": sections.exposure(steps),
+        "closure": closure.section(records, steps),
         "notifications": sections.notifications(steps),
         "steps": [_step_row(s) for s in steps.all()],
         "warnings": [

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from keyresponse.sandbox import usage
+from keyresponse.sandbox import consumers, usage
 from keyresponse.sandbox.app import Call, Route, route
 from keyresponse.sandbox.openai_common import admin, error, int_param, multi
 
@@ -31,8 +30,13 @@ def _report(call: Call, kind: str) -> Response:
         rows.sort(key=lambda r: r[0])
     else:
         rows = call.state.usage.get(kind, [])
+    if query.get("bucket_width") == "1m":
+        rows = []  # the seed's history is hourly: per-minute buckets show the live usage only
+    now = consumers.now(call.state)
+    if kind in ("completions", "costs"):
+        rows = usage.merged(rows, consumers.rows(call.state, 0, now + 1))
     try:
-        body = usage.page(kind, rows, query, filters, multi(call, "group_by"), int(time.time()))
+        body = usage.page(kind, rows, query, filters, multi(call, "group_by"), now)
     except usage.BadParam as exc:
         return error(400, str(exc), param=exc.param)
     return JSONResponse(body)

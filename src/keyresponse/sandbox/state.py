@@ -59,6 +59,8 @@ class State:
     truth: dict[str, Any] = field(default_factory=dict)
     # env var name -> value of the credentials the sandbox hands out (never in public_view)
     credentials: dict[str, str] = field(default_factory=dict)
+    # live usage and its clock (sandbox/consumers.py); empty: off
+    live: dict[str, Any] = field(default_factory=dict)
 
     # -- generation of ids and values after seeding (deterministic per seed) --
 

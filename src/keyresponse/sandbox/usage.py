@@ -82,6 +82,15 @@ def window(q: dict[str, Any], widths: dict[str, tuple[int, int, int]], now: int)
     return start, end, width, buckets, encode_page(following) if following < end else None
 
 
+def merged(seeded: list[list[Any]], live: list[list[Any]]) -> list[list[Any]]:
+    """Seeded rows and live ones (sandbox/consumers.py), both sorted by time, as one sorted list."""
+    if not live:
+        return seeded
+    import heapq
+
+    return list(heapq.merge(seeded, live, key=lambda r: r[TS]))
+
+
 def _rows_in(rows: list[list[Any]], lo: int, hi: int) -> list[list[Any]]:
     a = bisect.bisect_left(rows, lo, key=lambda r: r[TS])
     b = bisect.bisect_left(rows, hi, key=lambda r: r[TS])
