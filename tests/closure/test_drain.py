@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.closure.conftest import events, stop_unlisted
 from tests.e2e.conftest import World, leaked
 
 
-def _steps(records: list[dict], event: str) -> list[str]:
+def _steps(records: list[dict[str, Any]], event: str) -> list[str]:
     return [r["step"] for r in records if r["event"] == event]
 
 
