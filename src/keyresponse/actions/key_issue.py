@@ -24,7 +24,7 @@ from keyresponse.faults import crashpoint
 from keyresponse.providers.base import CannotRevoke, IssueSpec, Minted, iso
 
 if TYPE_CHECKING:
-    from keyresponse.providers.base import IssuedKey, Provider
+    from keyresponse.providers.base import IssuedKey, KeyRecord, Provider
 
 MINT_TRIES = 2  # the second only after listing proved what the first one left behind
 
@@ -61,6 +61,7 @@ class _IssueWork:
     expires_in_seconds: int | None = None
     copy_scopes: bool = True
     scopes: tuple[str, ...] | None = None  # the old key's, found by preflight
+    scopes_missed: str | None = None  # why they could not be read (the replacement is minted without them)
 
 
 class Issue:
@@ -115,15 +116,29 @@ class Issue:
                               "account per incident), or set issue.service_account_id to another account")]
             detail = provider.preflight_issue(work.project, self._account(work))
             if work.copy_scopes:
-                work.scopes = provider.key_scopes(old)
+                work.scopes, work.scopes_missed = self._scopes(provider, old)
         except KeyresponseError as exc:
             return failed(what, exc)
         plan.changes[:] = [provider.issue_call(self._spec(work, work.project, f"{work.prefix}-{ctx.incident.id}-N"))]
+        if work.scopes_missed:
+            plan.changes.append(work.scopes_missed)
         earlier = ctx.notes("key.issue.intent")
         if earlier:
             plan.changes.insert(0, f"first deal with {len(earlier)} earlier mint(s) of this incident: revoke those "
                                    "no target holds, keep the others for key.retire")
         return [Check(what, True, detail)]
+
+    @staticmethod
+    def _scopes(provider: Provider, old: KeyRecord) -> tuple[tuple[str, ...] | None, str | None]:
+        """The old key's scopes, best effort: they come from the audit log, which is opt-in
+        on an organization (and may be refused or down). Without them the replacement is
+        still minted, unrestricted: a response that stops here leaves production on a
+        dead key. Returns (scopes, why they are missing)."""
+        try:
+            return provider.key_scopes(old), None
+        except KeyresponseError as exc:
+            return None, (f"scopes not copied: {exc.message} (the replacement is minted without "
+                          "the old key's restrictions; restrict it by hand)")
 
     @staticmethod
     def _account(work: _IssueWork) -> str | None:
@@ -149,6 +164,8 @@ class Issue:
             reason = _no_targets(ctx)
             ctx.warn(f"no replacement issued: {reason}")
             return {"issued": False, "reason": reason, "replaced": replaced, "earlier": earlier}
+        if work.scopes_missed:
+            ctx.warn(work.scopes_missed)
         with http.retry_budget(ctx.remaining()):
             provider = provider_for(ctx)
             project = work.project or resolve(ctx, provider=provider).project_id
@@ -163,7 +180,8 @@ class Issue:
         return {"issued": True, "secret": issued.secret, "key_id": issued.key_id, "service_account_id": issued.service_account_id,
                 "name": issued.name, "redacted_value": issued.redacted_value, "project_id": project,
                 "created_at": iso(issued.created_at), "expires_at": iso(issued.expires_at),
-                "scopes": list(issued.scopes) if issued.scopes else None, "replaced": replaced, "earlier": earlier}
+                "scopes": list(issued.scopes) if issued.scopes else None, "scopes_copied": not work.scopes_missed,
+                "replaced": replaced, "earlier": earlier}
 
     def _mint(self, ctx: StepContext, provider: Provider, work: _IssueWork, project: str, before: int,
               replaced: list[str]) -> IssuedKey:
