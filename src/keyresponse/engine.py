@@ -100,9 +100,14 @@ class RunDeclined(KeyresponseError):
 
     exit_code = 130
 
-    def __init__(self, incident_id: str) -> None:
-        super().__init__(f"declined at the prompt: incident {incident_id} changed nothing and sent nothing "
-                         f"(it is recorded as declined)")
+    def __init__(self, incident_id: str, resumed_from: str | None = None) -> None:
+        if resumed_from is None:
+            super().__init__(f"declined at the prompt: incident {incident_id} changed nothing and sent nothing "
+                             f"(it is recorded as declined)")
+        else:  # what earlier runs of the incident did stands (the key may already be revoked)
+            super().__init__(f"declined at the prompt: this resume did nothing more; incident {incident_id} stays "
+                             f"{resumed_from}, and what its earlier runs did (such as a revoke) stands",
+                             hint=f"`keyresponse resume {incident_id}` finishes the response")
         self.incident_id = incident_id
 
 
@@ -181,7 +186,9 @@ class Engine:
                 statuses[r["step"]] = r["status"]
                 outputs[r["step"]] = from_jsonable(r.get("outputs") or {})
         todo = resume_set(playbook, statuses, outputs)
-        previous = next((r.get("status") for r in reversed(records) if r["event"] == "incident.finished"), None)
+        # none: the last run was killed before it could say how it ended
+        previous = next((r.get("status") for r in reversed(records) if r["event"] == "incident.finished"),
+                        "interrupted")
         # both locks before writing: a refused resume leaves the incident as it was (say,
         # `interrupted` with the key revoked and no replacement yet), not `refused`
         incident.mark_running()
@@ -296,7 +303,7 @@ class Engine:
         wait = time.monotonic() - asked
         journal.append("approval.answered", approved=approved, wait=round(wait, 3))
         if not approved:
-            raise RunDeclined(run.incident.id)
+            raise RunDeclined(run.incident.id, run.previous_status)
         self._confirmed = True
         return wait
 

@@ -38,3 +38,28 @@ def test_an_unreadable_audit_log_does_not_stop_the_replacement(world: World) -> 
         out.stdout[-3000:] + out.stderr[-3000:]
     assert_restored(world)
     assert "scopes not copied" in _report(world, result)
+
+
+def test_declining_the_resume_of_a_killed_run_keeps_it_interrupted(world: World) -> None:
+    """Killed after the revoke, its resume declined at the prompt: the incident is not
+    `declined` (the key is already revoked), and nothing claims it changed nothing."""
+    import sys
+
+    import pytest
+
+    pexpect = pytest.importorskip("pexpect")
+    first = world.kr("run", "leaked-key", "--key", "chatbot-prod", "--yes", env={"KEYRESPONSE_CRASH_AT": "after:revoke"})
+    assert first.returncode == -9, first.stderr[-2000:]
+    (incident,) = world.incidents()
+    child = pexpect.spawn(sys.executable, ["-m", "keyresponse", "resume", incident["id"]], cwd=str(world.dir),
+                          env={**world.env, "TERM": "xterm"}, encoding="utf-8", timeout=90, dimensions=(40, 100))
+    child.expect("Proceed")
+    child.sendline("n")
+    child.expect(pexpect.EOF)
+    child.close()
+    said = " ".join((child.before or "").split())
+    assert child.exitstatus == 130, said
+    (after,) = world.incidents()
+    assert after["status"] == "interrupted", after
+    assert "changed nothing and sent nothing" not in said, said
+    assert "resume" in said, said  # how to go on
