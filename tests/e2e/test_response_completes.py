@@ -63,3 +63,24 @@ def test_declining_the_resume_of_a_killed_run_keeps_it_interrupted(world: World)
     assert after["status"] == "interrupted", after
     assert "changed nothing and sent nothing" not in said, said
     assert "resume" in said, said  # how to go on
+
+
+def test_a_drill_does_not_call_the_live_replacement_on_an_existing_account_an_orphan(world: World) -> None:
+    """`issue: {mode: service_account_key}`: the replacement is a key on an existing account.
+    Killed before inventory.record, the deployed replacement is in use, not an orphan."""
+    import yaml
+
+    from tests.e2e.conftest import leaked, replacements
+
+    old = leaked(world)
+    other = next(sa for sa in world.sandbox.state.service_accounts.values()
+                 if sa["project_id"] == old["project_id"] and sa["id"] != old.get("owner_id") and not sa["deleted_at"])
+    doc = yaml.safe_load(world.config.read_text())
+    doc["keys"]["chatbot-prod"]["issue"] = {"mode": "service_account_key", "service_account_id": other["id"]}
+    world.config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    first = world.kr("run", "leaked-key", "--key", "chatbot-prod", "--yes", env={"KEYRESPONSE_CRASH_AT": "after:live"})
+    assert first.returncode == -9, first.stderr[-2000:]
+    [new] = [k for k in replacements(world) if k["live"]]
+    drill = world.kr("drill", "--key", "chatbot-prod")
+    said = drill.stdout + drill.stderr
+    assert "orphans:" not in said or new["id"] not in said, said[-3000:]

@@ -173,7 +173,7 @@ class Issue:
             replaced, earlier = self._revoke_earlier(ctx, provider, work, intents)
             issued = self._mint(ctx, provider, work, project, len(intents), replaced)
             ctx.record("key.issue.minted", name=issued.name, project_id=project, key_id=issued.key_id,
-                       service_account_id=issued.service_account_id, redacted_value=issued.redacted_value,
+                       service_account_id=issued.service_account_id, mode=work.mode, redacted_value=issued.redacted_value,
                        masked=issued.secret.masked)  # targets.deploy journals the same mask per target
             replaced += self._swept(ctx, provider, work, project, issued, earlier)
         crashpoint("key.issue:after-mint")
@@ -333,9 +333,9 @@ def orphans(records: list[dict[str, Any]], provider: Provider, *,
     notes = [r for r in records if r.get("event") == "step.note"]
     intents = [r for r in notes if r.get("note") == "key.issue.intent" and r.get("name") and r.get("project_id")]
     made = [m for m in notes if m.get("note") == "key.issue.minted"]
-    minted = {str(m.get("service_account_id") or m.get("key_id")): m for m in made}
+    minted = _by_ident(made, intents)
     held = {mask for masks in held_in(records).values() for mask in masks}
-    in_use = set(in_use or ()) | ({str(made[-1].get("service_account_id") or made[-1].get("key_id"))} if made else set())
+    in_use = set(in_use or ()) | ({_minted_ident(made[-1], intents)} if made else set())
     found: list[tuple[str, Minted]] = []
     for project, by_key in {(str(i["project_id"]), i.get("mode") == "service_account_key") for i in intents}:
         names = {str(i["name"]) for i in intents if i["project_id"] == project}
@@ -408,7 +408,7 @@ class Retire:
         effect and no target holds is revoked. A try that got no answer may still land
         until its `settle_until`: it is looked for again until then (or it shows up)."""
         tries = _earlier_tries(ctx)
-        minted = {m.get("service_account_id") or m.get("key_id"): m for m in journal_notes(ctx, "key.issue.minted")}
+        minted = _by_ident(journal_notes(ctx, "key.issue.minted"), journal_notes(ctx, "key.issue.intent"))
         current = _current(ctx)
         waiting = {n: t for n, t in _pending_settle(ctx).items() if n in {t["name"] for t in tries}}
         revoked: list[str] = []
@@ -456,7 +456,20 @@ def _current(ctx: StepContext) -> str | None:
     minted = journal_notes(ctx, "key.issue.minted")
     if not minted:
         return None
-    return str(minted[-1].get("service_account_id") or minted[-1].get("key_id") or "") or None
+    return _minted_ident(minted[-1], journal_notes(ctx, "key.issue.intent")) or None
+
+
+def _minted_ident(note: dict[str, Any], intents: list[dict[str, Any]]) -> str:
+    """What `find_minted` calls a journaled mint (`Minted.ident`): the new service account,
+    or in service_account_key mode the key (its account existed before and is not ours)."""
+    mode = note.get("mode") or next((i.get("mode") for i in intents if i.get("name") == note.get("name")), None)
+    if mode == "service_account_key":
+        return str(note.get("key_id") or "")
+    return str(note.get("service_account_id") or note.get("key_id") or "")
+
+
+def _by_ident(made: list[dict[str, Any]], intents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {_minted_ident(m, intents): m for m in made}
 
 
 def _kept(ctx: StepContext) -> list[dict[str, Any]]:
