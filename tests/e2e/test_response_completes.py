@@ -84,3 +84,28 @@ def test_a_drill_does_not_call_the_live_replacement_on_an_existing_account_an_or
     drill = world.kr("drill", "--key", "chatbot-prod")
     said = drill.stdout + drill.stderr
     assert "orphans:" not in said or new["id"] not in said, said[-3000:]
+
+
+def test_a_slow_opening_post_and_the_close_step_make_one_root(world: World) -> None:
+    """The opening post is still in flight when the close step stops waiting for it: the
+    close step must not post a second root beside it (a slow step after it keeps the
+    process alive until the first post lands)."""
+    import time
+
+    from tests.e2e.conftest import slack_threads
+
+    playbook = world.dir / "slow-open.yaml"
+    playbook.write_text("name: slow-open\ninputs:\n  key: {description: the key}\nsteps:\n"
+                        "  - {id: open, uses: notify.slack, with: {event: opened}}\n"
+                        "  - {id: close, uses: notify.slack, timeout: 1, with: {event: closed}}\n"
+                        "  - {id: find, uses: key.find, always: true}\n")
+    world.sandbox.add_fault(service="slack", method="POST", path="/chat.postMessage", kind="latency",
+                            latency_ms=3000, count=1)
+    world.sandbox.add_fault(service="openai", method="GET", path="*", kind="latency", latency_ms=2500, count=None)
+    out = world.kr("run", str(playbook), "--key", "chatbot-prod", "--yes", "--json")
+    assert out.returncode in (0, 1), out.stdout[-3000:] + out.stderr[-3000:]
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and len(slack_threads(world)) < 2:
+        time.sleep(0.2)
+    roots = slack_threads(world)
+    assert len(roots) == 1, [m["text"] for m in roots]
