@@ -282,8 +282,8 @@ class Engine:
         """Before anything is sent anywhere: plan every step (placeholders for what only
         apply knows, as plan mode does), refuse a `with:` that can only fail, and ask once
         when the run would change things. Returns the time spent at the prompt."""
-        ask = self.interactive and not self.assume_yes
-        forecast = self._forecast(run, steps, preflight=ask)
+        forecast = self._forecast(run, steps, preflight=True)
+        _refuse_unfinishable(forecast)
         destructive = [f for f in forecast if f.plan.destructive]
         if not destructive or self.assume_yes:
             return None
@@ -311,7 +311,8 @@ class Engine:
         """Every step planned in order before the first runs. A `with:` or `if:` that fails
         on what is already known (inputs, key, incident, the shape of planned outputs) is a
         ConfigError now; one that needs a value only apply produces is checked when its
-        step runs. Preflights (read-only) run only to tell the prompt what will happen."""
+        step runs. Preflights (read-only; a lookup prefetched or journaled is reused) tell
+        the prompt what will happen, and prove a later step can follow a destructive one."""
         from pydantic import ValidationError
 
         from keyresponse import expr, playbook as pbmod, registry
@@ -700,6 +701,24 @@ def _effects(forecast: list[Forecast]) -> list[str]:
         lines.extend(f"    - {c}" for c in plan.changes if c != plan.summary)
         lines.extend(f"    ! {c.line()}" for c in f.checks if not c.ok)
     return [REDACTOR.redact(line) for line in lines]
+
+
+def _refuse_unfinishable(forecast: list[Forecast]) -> None:
+    """Refuse the run, before anything changes, when a step after a destructive one is
+    bound to fail: a blocking check the plan settles failed (e.g. the replacement would be
+    minted on the account the revoke deletes). A check that failed on a read is left for
+    the step itself: a transient failure there must not keep the leaked key live."""
+    changed: str | None = None
+    for f in forecast:
+        bad = [c for c in f.checks if not c.ok and c.blocking and c.settled]
+        if changed and bad:
+            raise UsageError(
+                f"step {f.step.id!r} ({f.step.uses}) cannot succeed once step {changed!r} has run: "
+                + "; ".join(REDACTOR.redact(c.line()) for c in bad)
+                + ": nothing was done and nothing was sent",
+                hint=next((c.fix for c in bad if c.fix), None) or "fix the inventory or the playbook, then run again")
+        if f.plan.destructive and changed is None:
+            changed = f.step.id
 
 
 def _question(playbook: LoadedPlaybook, effects: list[str]) -> str:

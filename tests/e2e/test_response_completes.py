@@ -88,24 +88,38 @@ def test_a_drill_does_not_call_the_live_replacement_on_an_existing_account_an_or
 
 def test_a_slow_opening_post_and_the_close_step_make_one_root(world: World) -> None:
     """The opening post is still in flight when the close step stops waiting for it: the
-    close step must not post a second root beside it (a slow step after it keeps the
-    process alive until the first post lands)."""
-    import time
-
+    close step must not post a second root beside it. (The last step waits for the
+    opening post, so the process outlives it.)"""
     from tests.e2e.conftest import slack_threads
 
     playbook = world.dir / "slow-open.yaml"
-    playbook.write_text("name: slow-open\ninputs:\n  key: {description: the key}\nsteps:\n"
+    playbook.write_text("name: slow-open\nsteps:\n"
                         "  - {id: open, uses: notify.slack, with: {event: opened}}\n"
                         "  - {id: close, uses: notify.slack, timeout: 1, with: {event: closed}}\n"
-                        "  - {id: find, uses: key.find, always: true}\n")
+                        "  - {id: after, uses: notify.slack, always: true, with: {event: update}}\n")
     world.sandbox.add_fault(service="slack", method="POST", path="/chat.postMessage", kind="latency",
                             latency_ms=3000, count=1)
-    world.sandbox.add_fault(service="openai", method="GET", path="*", kind="latency", latency_ms=2500, count=None)
-    out = world.kr("run", str(playbook), "--key", "chatbot-prod", "--yes", "--json")
+    out = world.kr("run", str(playbook), "--yes", "--json")
     assert out.returncode in (0, 1), out.stdout[-3000:] + out.stderr[-3000:]
-    deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline and len(slack_threads(world)) < 2:
-        time.sleep(0.2)
     roots = slack_threads(world)
     assert len(roots) == 1, [m["text"] for m in roots]
+
+
+def test_with_yes_a_replacement_the_revoke_makes_impossible_refuses_the_run(world: World) -> None:
+    """`issue` would mint on the leaked key's own account, which the revoke deletes where
+    the provider refuses to delete the key alone: under --yes (no terminal, no drill) the
+    run is refused before anything changes, instead of revoking and leaving no replacement."""
+    import yaml
+
+    from tests.e2e.conftest import leaked, replacements
+
+    world.sandbox._in_loop(lambda: seed.apply_option(world.sandbox.state, "refuse-service-account-key-delete"))
+    doc = yaml.safe_load(world.config.read_text())
+    doc["keys"]["chatbot-prod"]["issue"] = {"mode": "service_account_key", "service_account_id": leaked(world)["owner_id"]}
+    world.config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    out = world.kr("run", "leaked-key", "--key", "chatbot-prod", "--yes")
+    said = out.stdout + out.stderr
+    assert out.returncode == 2, said[-3000:]
+    assert "may delete service account" in said and "nothing was done" in said, said[-3000:]
+    assert leaked(world)["live"] and replacements(world) == []
+    assert world.sandbox.state.slack_messages == [] and world.sandbox.state.mutations == []

@@ -19,7 +19,7 @@ from keyresponse.action import Check, NoArgs, Plan, StepContext, With
 from keyresponse.actions.key_common import (
     failed, held_in, held_masks, journal_notes, provider_for, resolve, written_masks,
 )
-from keyresponse.errors import ConfigError, KeyresponseError, ProviderError, ServiceError, StepError
+from keyresponse.errors import KeyresponseError, ProviderError, ServiceError, StepError
 from keyresponse.faults import crashpoint
 from keyresponse.providers.base import CannotRevoke, IssueSpec, Minted, iso
 
@@ -101,19 +101,22 @@ class Issue:
         nowhere = _no_targets(ctx)
         if nowhere:
             return [Check("somewhere to deploy the replacement", False, nowhere,
-                          f"list where the key is used under keys.{ctx.key_name or 'NAME'}.targets in the inventory")]
+                          f"list where the key is used under keys.{ctx.key_name or 'NAME'}.targets in the inventory",
+                          settled=True)]
         what = "the admin key can create the replacement"
+        if work.mode == "service_account_key" and not work.service_account_id:
+            return [Check(what, False, "issue.mode service_account_key needs issue.service_account_id in the inventory",
+                          settled=True)]
+        # settled by the plan (what earlier steps delete), before any read
+        doomed = _deleted_earlier(ctx, self._account(work))
+        if doomed:
+            return [Check("the replacement's service account outlives the revoke", False, doomed,
+                          f"use `issue: {{mode: service_account}}` under keys.{ctx.key_name or 'NAME'} (a new "
+                          "account per incident), or set issue.service_account_id to another account", settled=True)]
         try:
             provider = provider_for(ctx)
             old = resolve(ctx, provider=provider)
             work.project = work.project or old.project_id
-            if work.mode == "service_account_key" and not work.service_account_id:
-                raise ConfigError("issue.mode service_account_key needs issue.service_account_id in the inventory")
-            doomed = _deleted_earlier(ctx, self._account(work))
-            if doomed:
-                return [Check("the replacement's service account outlives the revoke", False, doomed,
-                              f"use `issue: {{mode: service_account}}` under keys.{ctx.key_name or 'NAME'} (a new "
-                              "account per incident), or set issue.service_account_id to another account")]
             detail = provider.preflight_issue(work.project, self._account(work))
             if work.copy_scopes:
                 work.scopes, work.scopes_missed = self._scopes(provider, old)
