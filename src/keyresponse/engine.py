@@ -68,6 +68,7 @@ class Forecast:
     step: Step
     plan: Plan
     checks: list[Check] = field(default_factory=list)
+    checks_run: bool = False  # its preflight ran to the end (not skipped, not raised)
 
 
 @dataclass
@@ -133,6 +134,7 @@ class Engine:
         self._clients_lock = threading.Lock()
         self._confirmed = False
         self._early: tuple[str, Future[Any]] | None = None
+        self._planned: Forecast | None = None  # the first step as just forecast, for its first attempt
 
     # --- entry points
 
@@ -286,6 +288,9 @@ class Engine:
         _refuse_unfinishable(forecast)
         destructive = [f for f in forecast if f.plan.destructive]
         if not destructive or self.assume_yes:
+            # nothing has happened since: the first step runs on its forecast plan and checks
+            # rather than making the same reads again (the revoke's are its time to contain)
+            self._planned = forecast[0] if forecast and steps and forecast[0].step is steps[0] else None
             return None
         if not self.interactive:
             raise UsageError(
@@ -361,16 +366,18 @@ class Engine:
             except Exception:  # noqa: BLE001 - it cannot plan ahead; it plans again when it runs
                 continue
             checks: list[Check] = []
+            ran = False
             if preflight and step.uses != "notify.slack":
                 try:
                     with _retry_budget(ctx):
                         checks = list(action.preflight(plan, ctx))
+                    ran = True
                 except Exception:  # noqa: BLE001 - the step's own preflight reports it
                     pass
             shadow.outputs[step.id] = PlannedOutputs(step.id, plan.outputs)
             shadow.statuses[step.id] = "applied"
             self.reporter.step_forecast(step, plan)
-            out.append(Forecast(step, plan, checks))
+            out.append(Forecast(step, plan, checks, ran))
         return out
 
     def _end_interrupted(self, run: RunState) -> None:
@@ -433,11 +440,16 @@ class Engine:
                 if step.if_ is not None and not expr.truthy(step.if_, template_ctx):
                     result.status, result.summary = "skipped", "condition is false"
                     break
-                args = action.With.model_validate(expr.render(step.with_, template_ctx))
-                plan: Plan = action.plan(args, ctx)
-                result.summary, result.changes = plan.summary, plan.changes
-                with _retry_budget(ctx):
-                    checks = list(action.preflight(plan, ctx))
+                planned, self._planned = self._planned, None
+                if planned is not None and planned.step is step and attempt == 1 and planned.checks_run:
+                    plan, checks = planned.plan, list(planned.checks)
+                    result.summary, result.changes = plan.summary, plan.changes
+                else:
+                    args = action.With.model_validate(expr.render(step.with_, template_ctx))
+                    plan = action.plan(args, ctx)
+                    result.summary, result.changes = plan.summary, plan.changes
+                    with _retry_budget(ctx):
+                        checks = list(action.preflight(plan, ctx))
                 result.checks = checks
                 journal.append("step.planned", step=step.id, plan=plan.as_dict(),
                                checks=[c.__dict__ for c in checks])
