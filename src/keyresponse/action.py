@@ -63,6 +63,9 @@ class Check:
     detail: str = ""
     fix: str | None = None
     blocking: bool = True
+    # the plan settles it, not a read that may go otherwise later: a run refuses to start
+    # when such a check fails for a step after one that changes things
+    settled: bool = False
 
     def line(self) -> str:
         mark = "ok" if self.ok else "FAIL"
