@@ -320,7 +320,8 @@ class Engine:
         the prompt what will happen, and prove a later step can follow a destructive one."""
         from pydantic import ValidationError
 
-        from keyresponse import expr, playbook as pbmod, registry
+        from keyresponse import expr, registry
+        from keyresponse import playbook as pbmod
 
         shadow = RunState(run.incident, run.playbook, run.inputs, run.key_name, dict(run.outputs),
                           dict(run.statuses))
@@ -487,7 +488,7 @@ class Engine:
             except KeyresponseError as exc:
                 result.status, result.error, result.hint = "failed", REDACTOR.redact(exc.message), exc.hint
                 break
-            except Exception as exc:  # a bug in an action must still leave a resumable journal
+            except Exception as exc:  # noqa: BLE001 - a bug in an action must still leave a resumable journal
                 from pydantic import ValidationError
 
                 if isinstance(exc, ValidationError):

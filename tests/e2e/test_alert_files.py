@@ -25,9 +25,9 @@ ADDRESS_SPACE = 3 << 30  # a regression that reads without bound dies of MemoryE
 
 
 # The child caps its own address space, then runs the CLI (no preexec_fn: this process has threads).
-LIMITED = ("import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, ({0}, {0})); "
+LIMITED = (f"import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, ({ADDRESS_SPACE}, {ADDRESS_SPACE})); "
            "sys.argv[0] = 'keyresponse'; runpy.run_module('keyresponse', run_name='__main__', alter_sys=True)"
-           ).format(ADDRESS_SPACE)
+           )
 
 
 def kr(world: World, *args: str) -> tuple[int, str, float]:

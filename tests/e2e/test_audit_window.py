@@ -75,7 +75,7 @@ def test_the_step_can_narrow_the_window(world: World) -> None:
     pb.write_text("name: audit-only\ninputs:\n  key: {}\nsteps:\n"
                   "  - {id: audit, uses: key.audit, with: {leaked_at: '1970-01-01', max_days: 10}}\n"
                   "  - {id: report, uses: report.render, always: true}\n")
-    code, out, err, peak = _run(world, "run", str(pb), "--key", "chatbot-prod", "--yes", "--json")
+    code, out, err, _peak = _run(world, "run", str(pb), "--key", "chatbot-prod", "--yes", "--json")
     assert code == 0, out[-3000:] + err[-3000:]
     result = json.loads(out.splitlines()[-1])
     folder = world.dir / ".keyresponse" / "incidents" / result["incident"]

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from keyresponse.action import Check, NoArgs, Plan, StepContext, With
 from keyresponse.actions.key_common import (
-    failed, held_in, held_masks, journal_notes, provider_for, resolve, written_masks,
+    failed,
+    held_in,
+    held_masks,
+    journal_notes,
+    provider_for,
+    resolve,
+    written_masks,
 )
 from keyresponse.errors import KeyresponseError, ProviderError, ServiceError, StepError
 from keyresponse.faults import crashpoint

@@ -96,7 +96,7 @@ class Slack(BaseAction):
             else:
                 detail += f"; channel {channel} is a name, not an id: it is not checked"
             return [Check("Slack token and channel", ok=True, detail=detail)]
-        except Exception as exc:  # noqa: BLE001 - any failure here is a finding, reported below
+        except Exception as exc:
             if not _expected(exc):
                 raise
             error = describe_error(exc)
@@ -122,7 +122,7 @@ class Slack(BaseAction):
             return {**out, "ok": True, "background": True}
         try:
             out.update(self._post(args, settings, ctx, thread))
-        except Exception as exc:  # noqa: BLE001 - Slack must never stop the response
+        except Exception as exc:
             if not _expected(exc):
                 raise
             error = describe_error(exc)
@@ -224,7 +224,7 @@ def _post_root(ctx: StepContext, settings: SlackNotify, root: dict[str, Any], *,
         try:
             resp = once.chat_postMessage(channel=settings.channel, metadata=_marker(ctx.incident.id, intent["nonce"]),
                                          **root)
-        except Exception as exc:  # noqa: BLE001 - sorted below; the caller turns it into a warning
+        except Exception as exc:
             if not _expected(exc):
                 raise
             if _maybe_sent(exc):
@@ -370,7 +370,7 @@ def after_step(incident: Any, inventory: Any, step_id: str, uses: str, status: s
         reply = slack.step_reply(row, digest.step_detail(model, row))
         client.chat_postMessage(channel=thread[0], thread_ts=thread[1], **reply)
         client.chat_update(channel=thread[0], ts=thread[1], **slack.root_message(facts))
-    except Exception as exc:  # noqa: BLE001 - Slack must never stop the response
+    except Exception as exc:
         if not _expected(exc):
             raise
         error = f"Slack update after {step_id} not posted: {describe_error(exc)}; the response goes on"
