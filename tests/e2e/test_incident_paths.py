@@ -160,6 +160,9 @@ def test_the_replacement_copies_scopes_and_is_named_after_the_incident(world: Wo
     out = world.kr("run", "leaked-key", "--key", "reporting", "--yes", "--json")
     result = _result(out)
     assert _statuses(result)["issue"] == "applied", out.stdout[-3000:] + out.stderr[-3000:]
+    # a key scoped away from GET /models answers "insufficient permissions": it authenticates, so it is live
+    assert _statuses(result)["live"] == "applied", out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.returncode == 0
     [new] = replacements(world)
     assert new["scopes"] == ["api.usage.read"]
     assert new["name"] == f"keyresponse-{result['incident']}-1"

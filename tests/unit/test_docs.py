@@ -37,7 +37,8 @@ def test_every_shipped_playbook_is_documented_from_its_description(tmp_path: Pat
 def test_readme_names_the_test_command_ci_runs() -> None:
     ci = (REPO / ".ci" / "run").read_text()
     assert "pip install -e '.[test]'" in README and "pip install -q -e '.[test]'" in ci
-    assert "\npytest\n" in README and "python -m pytest" in ci
+    [command] = [line for line in ci.splitlines() if line.startswith("python -m pytest")]
+    assert f"\n{command}\n" in README, command
 
 
 def test_every_command_is_in_the_reference(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def _as_secret(value: Any, what: str) -> Secret | None:
 
 class Probe:
     name = "key.probe"
-    summary = "Call GET /models with a key: live, dead (invalid_api_key), restricted or unknown; `expect:` enforces one."
+    summary = "Call GET /models with a key: live, dead (invalid_api_key), restricted (authenticated, scoped away from /models) or unknown; `expect:` enforces one (`live` accepts restricted)."
     With = ProbeArgs
 
     def plan(self, args: ProbeArgs, ctx: StepContext) -> Plan:
@@ -90,17 +90,23 @@ class Probe:
                 else:
                     listed = provider.probe_listing(record)
                     result, method, detail = listed.result, "listing", listed.detail
-                if args.expect is None or result == args.expect or time.monotonic() >= deadline:
+                if args.expect is None or _meets(result, args.expect) or time.monotonic() >= deadline:
                     break
                 time.sleep(1.0)
         out = {"result": result, "method": method, "expect": args.expect, "detail": detail,
                "key_id": record.key_id if record else None, "checked_at": iso(time.time())}
         ctx.record("key.probe.result", **out)
-        if args.expect is not None and result != args.expect:
-            still = " — the key is STILL LIVE" if args.expect == "dead" and result == "live" else ""
+        if args.expect is not None and not _meets(result, args.expect):
+            still = " — the key is STILL LIVE" if args.expect == "dead" and result in ("live", "restricted") else ""
             raise StepError(f"expected the key to be {args.expect}, it is {result}{still}: {detail}",
                             hint=f"revoke it by hand in the {provider.title} dashboard" if still else None)
         return out
+
+
+def _meets(result: str, expect: str) -> bool:
+    """A restricted key (one whose scopes leave out GET /models) authenticated: for
+    `expect: live` that is live. It is never dead."""
+    return result == expect or (expect == "live" and result == "restricted")
 
 
 def _known_value(ctx: StepContext, record: KeyRecord | None, *, warn: bool = False) -> Secret | None:
