@@ -197,15 +197,19 @@ t = EnvFile(EnvFileTarget(kind="envfile", path=".env", variables=["OPENAI_API_KE
 i = 0
 while True:
     t.write(Secret(values[i % len(values)]))
+    if i == 0 and len(values) > 1:
+        print("wrote", flush=True)  # the kills start from here, whatever the start-up took
     i += 1
     if len(values) == 1:
         break
 """
 
 
-def _writer(root: Path, values: list[str], crash_at: str | None = None) -> subprocess.Popen[bytes]:
+def _writer(root: Path, values: list[str], crash_at: str | None = None, *,
+            ready: bool = False) -> subprocess.Popen[bytes]:
     env = {**os.environ, "KEYRESPONSE_CRASH_AT": crash_at or ""}
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root)], stdin=subprocess.PIPE, env=env)
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE if ready else None, env=env)
     assert proc.stdin is not None
     proc.stdin.write(" ".join(values).encode())  # values on stdin, never in argv
     proc.stdin.close()
@@ -236,11 +240,13 @@ def test_random_kills_never_truncate(tmp_path: Path) -> None:
     values = [new_secret().reveal() for _ in range(2)]
     allowed = {"sk-old-value-0000000000", *values}
     seen = set()
-    for delay in (0.15, 0.25, 0.35, 0.5):
-        proc = _writer(tmp_path, values)
+    for delay in (0.0, 0.01, 0.05, 0.2):
+        proc = _writer(tmp_path, values, ready=True)
+        assert proc.stdout is not None and proc.stdout.readline() == b"wrote\n"
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+        proc.stdout.close()
         text = env.read_text()
         found = {b.name: b.value for b in parse(text)}
         assert found["OPENAI_API_KEY"] in allowed, "a torn value"
