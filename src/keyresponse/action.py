@@ -128,6 +128,11 @@ class Action(Protocol):
 
     # Optional: `prefetch`, see `Prefetching` below and the module's docstring.
 
+    # Optional: `preflight_outputs = True` when `preflight` adds to `plan.outputs` what
+    # later steps read (key.find's record, key.revoke's "may delete service account"):
+    # the engine runs the forecast's preflights side by side before the first step, but
+    # such a one in line, before the later steps are planned.
+
     # Optional: `after_run(incident, inventory, outputs)`, called once the incident's end
     # is journaled, for each step of this action that was applied in the run
     # (report.render renders again so the report holds the whole run).

@@ -147,7 +147,38 @@ class ReplaceText(BaseAction):
         return {}
 
 
-ALL: list[type[Action]] = [FailOnce, Count, Block, EmitSecret, UseSecret, ReplaceText]
+BARRIERS: dict[str, threading.Barrier] = {}
+
+
+class MeetArgs(With):
+    barrier: str
+    destructive: bool = False
+
+
+class Meet(BaseAction):
+    """Its preflight waits at a barrier for the preflights of the other steps naming the
+    same barrier: it passes only when they run at the same time."""
+
+    name = "test.meet"
+    summary = "test"
+    With = MeetArgs
+
+    def plan(self, args: MeetArgs, ctx: StepContext) -> Plan:
+        return Plan(summary="meet", data=args.barrier, destructive=args.destructive)
+
+    def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
+        try:
+            BARRIERS[plan.data].wait(5)
+            met = True
+        except threading.BrokenBarrierError:
+            met = False
+        return [Check("met the others", met, "" if met else "ran alone", settled=True)]
+
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        return {}
+
+
+ALL: list[type[Action]] = [FailOnce, Count, Block, EmitSecret, UseSecret, ReplaceText, Meet]
 
 
 def register_all() -> None:

@@ -237,3 +237,15 @@ def test_a_timeout_stops_the_run_even_with_on_failure_continue(workdir: Path) ->
     result = Engine(inv, mode=Mode.APPLY).start(pb, {}, None)
     assert [s.id for s in result.steps] == ["a", "c"]  # b did not run beside the stuck step
     assert counter.read_text() == "c\n" and test_actions.BLOCK_EVENTS["cont"].is_set()
+
+
+def test_the_forecast_runs_the_steps_preflights_side_by_side(workdir: Path) -> None:
+    """Before the first step every step is planned and checked; the checks only read, so
+    they run at once: three preflights that each wait for the other two all pass (one
+    after another, each would wait alone and fail)."""
+    test_actions.BARRIERS["three"] = threading.Barrier(3)
+    inv, pb = _setup(workdir, "".join(f"  - {{id: s{i}, uses: test.meet, with: {{barrier: three}}}}\n"
+                                      for i in range(3)))
+    result = Engine(inv, mode=Mode.APPLY, assume_yes=True).start(pb, {}, None)
+    assert result.ok, [(s.id, s.status, s.error) for s in result.steps]
+    assert [s.status for s in result.steps] == ["applied"] * 3

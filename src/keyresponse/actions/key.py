@@ -71,6 +71,7 @@ class Find:
     name = "key.find"
     summary = "Find the leaked key (by inventory entry, key id or leaked value) and record its project and owner."
     With = FindArgs
+    preflight_outputs = True  # the record it finds is what later steps' preflights act on
 
     def prefetch(self, args: FindArgs, early: EarlyContext) -> Callable[[], Early] | None:
         return prefetch_key(args.key_id, args.project, early)
@@ -140,6 +141,7 @@ class Revoke:
     summary = ("Revoke the leaked key alone (its service account only where the provider refuses that, and then "
                "not while sibling keys live unless `revoke.sibling_keys: revoke`); already gone counts as done.")
     With = RevokeArgs
+    preflight_outputs = True  # the account it may delete: key.issue must not mint on it
 
     def prefetch(self, args: RevokeArgs, early: EarlyContext) -> Callable[[], Early] | None:
         # the plan names the keys that would die with the key's account: that listing is

@@ -1,0 +1,99 @@
+"""Time to containment in the real `leaked-key` playbook, not a revoke-only one.
+
+`time_to_contain.py` measures a playbook of just revoke + probe. `leaked-key` first
+plans every step and runs their read-only preflights (so that nothing changes when a
+later step could only fail), finds the key and opens the Slack thread; all of that
+comes before the revoke. This runs `keyresponse run leaked-key --key chatbot-prod --yes`
+against the sandbox, with no latency and with 100 ms added to every OpenAI call, and
+reads from the journal when each milestone happened after exec:
+
+    engine ready (incident opened), forecast done (first step started), key revoked
+
+Target: the forecast adds at most 3 round trips before the first step (its longest
+chain of preflights: key.find, key.revoke, then key.issue's two reads), so the revoke
+lands within the no-latency run + 6 round trips.
+
+Usage: python bench/contain_playbook.py [rounds]   (default 5)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+LATENCY_MS = 100
+
+
+def run(sandbox: Any, env: dict[str, str], latency_ms: float) -> dict[str, float]:
+    sandbox.reset()
+    if latency_ms:
+        sandbox.add_fault(service="openai", kind="latency", latency_ms=latency_ms)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        config = sandbox.write_config(folder)
+        config = config if config.suffix == ".yaml" else folder / "keyresponse.yaml"
+        began = time.time()
+        proc = subprocess.run([sys.executable, "-m", "keyresponse", "run", "leaked-key", "--config", str(config),
+                               "--key", "chatbot-prod", "--yes"], env={**env, **sandbox.env}, cwd=folder,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"the run failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+        [incident] = [p for p in (folder / ".keyresponse" / "incidents").iterdir() if p.is_dir()]
+        marks: dict[str, float] = {}
+        for line in (incident / "journal.jsonl").read_text().splitlines():
+            rec = json.loads(line)
+            at = dt.datetime.fromisoformat(rec["t"].replace("Z", "+00:00")).timestamp() - began
+            if rec["event"] == "incident.opened":
+                marks.setdefault("ready", at)
+            elif rec["event"] == "step.started":
+                marks.setdefault("first step", at)
+            elif rec["event"] == "step.finished" and rec["step"] == "revoke":
+                marks["revoked"] = at
+        return marks
+
+
+def main() -> None:
+    from keyresponse.sandbox import start
+
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    sandbox = start(port=0)
+    cache = tempfile.TemporaryDirectory(prefix="keyresponse-pycache-")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHONPYCACHEPREFIX=cache.name, NO_COLOR="1")
+    quiet: list[dict[str, float]] = []
+    slow: list[dict[str, float]] = []
+    try:
+        run(sandbox, env, 0)  # warms the bytecode cache; not counted
+        for _ in range(rounds):
+            quiet.append(run(sandbox, env, 0))
+            slow.append(run(sandbox, env, LATENCY_MS))
+    finally:
+        sandbox.stop()
+        cache.cleanup()
+
+    def med(runs: list[dict[str, float]], name: str) -> float:
+        return statistics.median(m[name] for m in runs) * 1000
+
+    rtt = LATENCY_MS
+    print(f"leaked-key, {rounds} rounds, medians, ms after exec:")
+    print(f"{'':24}{'no latency':>12}{f'{LATENCY_MS} ms/call':>14}")
+    for name in ("ready", "first step", "revoked"):
+        print(f"{name:24}{med(quiet, name):12.0f}{med(slow, name):14.0f}")
+    forecast = (med(slow, "first step") - med(slow, "ready")) - (med(quiet, "first step") - med(quiet, "ready"))
+    added = med(slow, "revoked") - med(quiet, "revoked")
+    print(f"the forecast's preflights add {forecast:.0f} ms = {forecast / rtt:.1f} round trips "
+          f"(target 3: {'MET' if forecast <= 3 * rtt * 1.1 else 'MISSED'})")
+    print(f"the revoke lands {added:.0f} ms = {added / rtt:.1f} round trips later than with no latency "
+          f"(target 6: {'MET' if added <= 6 * rtt * 1.1 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
