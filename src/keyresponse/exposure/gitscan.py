@@ -178,20 +178,38 @@ def _search(repo: Path, needles: list[Needle], stats: Stats) -> tuple[dict[str, 
 _FORMAT = "%x01%H%x00%P%x00%an%x00%ae%x00%at%x00%cn%x00%ce%x00%ct%x02"
 
 
-def _history(repo: Path, extra_revs: Iterable[str], hits: dict[str, list[_Hit]]
-             ) -> tuple[dict[str, _Commit], list[_Event], list[_Event]]:
-    """One `git log` over every ref: each commit, and where a matching blob came and went."""
-    revs = "".join(f"{r}\n" for r in extra_revs).encode()
-    raw = _git(repo, "log", "--all", "--stdin", "--no-renames", "--diff-merges=first-parent", "--raw",
-               "--no-abbrev", "-z", "--no-color", "--no-ext-diff", f"--format={_FORMAT}", stdin=revs, ok=(0, 128))
+def _graph(repo: Path, revs: bytes) -> dict[str, _Commit]:
+    """Every commit reachable from every ref (and `revs`), with its parents, in log order;
+    one `git rev-list` (the commit-graph file answers it without opening commits)."""
+    raw = _git(repo, "rev-list", "--all", "--stdin", "--parents", stdin=revs, ok=(0, 128))
     commits: dict[str, _Commit] = {}
+    for order, line in enumerate(raw.decode("ascii", "replace").splitlines()):
+        sha, *parents = line.split()
+        commits[sha] = _Commit(sha, parents, "", "", 0, "", "", 0, order)
+    return commits
+
+
+def _events(repo: Path, revs: bytes, hits: dict[str, list[_Hit]], commits: dict[str, _Commit],
+            paths: list[str] | None) -> tuple[list[_Event], list[_Event]]:
+    """Where a matching blob came and went: one `git log --raw` (tree diffs, no blob content),
+    limited to `paths` when given. `--full-history` keeps every commit that changes them, so
+    the limited log has the same events as the whole one; it fills in those commits' people
+    and dates."""
+    limit = ["--full-history", "--", *(f":(literal){p}" for p in paths)] if paths is not None else []
+    raw = _git(repo, "log", "--all", "--stdin", "--no-renames", "--diff-merges=first-parent", "--raw",
+               "--no-abbrev", "-z", "--no-color", "--no-ext-diff", f"--format={_FORMAT}", *limit,
+               stdin=revs, ok=(0, 128))
     added: list[_Event] = []
     removed: list[_Event] = []
-    for order, chunk in enumerate(raw.split(b"\x01")[1:]):
+    for chunk in raw.split(b"\x01")[1:]:
         head, _, body = chunk.partition(b"\x02")
         f = head.decode("utf-8", "replace").split("\0")
         sha = f[0]
-        commits[sha] = _Commit(sha, f[1].split(), f[2], f[3], int(f[4] or 0), f[5], f[6], int(f[7] or 0), order)
+        c = commits.get(sha)
+        if c is None:
+            c = commits[sha] = _Commit(sha, f[1].split(), "", "", 0, "", "", 0, len(commits))
+        c.author, c.author_email, c.author_time = f[2], f[3], int(f[4] or 0)
+        c.committer, c.committer_email, c.committer_time = f[5], f[6], int(f[7] or 0)
         tokens = body.lstrip(b"\0\n").split(b"\0")
         i = 0
         while i < len(tokens) - 1:
@@ -207,6 +225,41 @@ def _history(repo: Path, extra_revs: Iterable[str], hits: dict[str, list[_Hit]]
                 added.append(_Event(sha, path, new))
             if old in hits and old != _ZERO:
                 removed.append(_Event(sha, path, old))
+    return added, removed
+
+
+MAX_PATHS = 500
+
+
+def _history(repo: Path, extra_revs: Iterable[str], hits: dict[str, list[_Hit]],
+             at_tip: dict[str, set[tuple[str, str]]]
+             ) -> tuple[dict[str, _Commit], list[_Event], list[_Event]]:
+    """Each commit, and where a matching blob came and went.
+
+    The tree diff of every commit is what makes a whole-history log slow, so the log is
+    limited to the paths the matching blobs are known to live at: first those at the refs'
+    tips (`at_tip`), then, for every commit that adds a matching blob, the paths its parents
+    held that blob at (a rename or copy from a path not yet known), until no new path turns
+    up. When some matching blob still has no event (it only ever lived in commits that are
+    no ref's tip, e.g. a file added and deleted between two tags), the log runs unlimited."""
+    revs = "".join(f"{r}\n" for r in extra_revs).encode()
+    commits = _graph(repo, revs)
+    paths = {p for found in at_tip.values() for p, _ in found}
+    checked: set[str] = set()
+    for _ in range(8):
+        if not paths or len(paths) > MAX_PATHS:
+            break
+        added, removed = _events(repo, revs, hits, commits, sorted(paths))
+        if {e.blob for e in added} != set(hits):
+            break
+        parents = {p for e in added for p in commits[e.commit].parents} - checked
+        checked |= parents
+        more = {p for found in _tip_blobs(repo, {s: s for s in parents}, set(hits)).values()
+                for p, _ in found} - paths
+        if not more:
+            return commits, added, removed
+        paths |= more
+    added, removed = _events(repo, revs, hits, commits, None)
     return commits, added, removed
 
 
@@ -273,11 +326,11 @@ def scan_repo(repo: Path, needles: list[Needle], *, unreachable: bool = False, l
     stash_and_dangling = [sha for name, sha in refs.items() if name.startswith("stash@")]
     if unreachable:
         stash_and_dangling += _dangling_commits(repo)
-    commits, added, removed = _history(repo, stash_and_dangling, hits)
-    scan.stats.commits = len(commits)
     head = _git(repo, "rev-parse", "--verify", "-q", "HEAD", ok=(0, 1)).decode().strip()
     tips = dict(refs) | ({"HEAD": head} if head else {})
     at_tip = _tip_blobs(repo, tips, set(hits))
+    commits, added, removed = _history(repo, stash_and_dangling, hits, at_tip)
+    scan.stats.commits = len(commits)
     tracked = set() if bare else {p.decode("utf-8", "surrogateescape")
                                   for p in _git(repo, "ls-files", "-z").split(b"\0") if p}
 
