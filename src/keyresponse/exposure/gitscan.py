@@ -14,7 +14,9 @@ bench/exposure.py for the two side by side.
 
 from __future__ import annotations
 
+import bisect
 import os
+import re
 import subprocess
 import threading
 from collections import defaultdict
@@ -113,19 +115,22 @@ def _refs(repo: Path) -> dict[str, str]:
     return {k: v for k, v in out.items() if v}
 
 
+_BLOB_LINE = re.compile(rb"^blob ([0-9a-f]+) ([0-9]+)$", re.M)
+
+
 def _blobs(repo: Path) -> list[str]:
-    raw = _git(repo, "cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype) %(objectsize)")
-    out = []
-    for line in raw.split(b"\n"):
-        parts = line.split(b" ")
-        if len(parts) == 3 and parts[1] == b"blob" and int(parts[2]) <= MAX_BLOB:
-            out.append(parts[0].decode())
-    return out
+    raw = _git(repo, "cat-file", "--batch-all-objects", "--batch-check=%(objecttype) %(objectname) %(objectsize)")
+    return [sha.decode() for sha, size in _BLOB_LINE.findall(raw) if int(size) <= MAX_BLOB]
 
 
-def _read(repo: Path, shas: list[str]) -> Iterator[tuple[str, bytes]]:
+CHUNK = 4 * 1024 * 1024
+
+
+def _read(repo: Path, shas: list[str]) -> Iterator[tuple[bytes, list[tuple[str, int, int]]]]:
     """Stream the blobs through one `git cat-file --batch` (ids written from a thread, so
-    neither pipe fills while the other waits)."""
+    neither pipe fills while the other waits), in runs of whole objects read a few MB at a
+    time: each run is one buffer and the (id, start, end) of every blob's content in it, so
+    a search runs over the whole buffer at once instead of once per blob."""
     proc = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env())
     assert proc.stdin is not None and proc.stdout is not None
@@ -143,15 +148,30 @@ def _read(repo: Path, shas: list[str]) -> Iterator[tuple[str, bytes]]:
     writer.start()
     try:
         read = proc.stdout.read
-        readline = proc.stdout.readline
-        for _ in shas:
-            header = readline().split()
-            if len(header) < 2 or header[1] == b"missing":
-                continue
-            size = int(header[2])
-            data = read(size)
-            read(1)
-            yield header[0].decode(), data
+        buf = b""
+        left = len(shas)
+        eof = False
+        while left and not eof:
+            more = read(CHUNK)
+            eof = not more
+            buf += more
+            pos, spans, n = 0, [], len(buf)
+            while left:
+                nl = buf.find(b"\n", pos)
+                if nl < 0:
+                    break
+                header = buf[pos:nl].split()
+                if len(header) < 3:  # "<id> missing": no content follows
+                    pos, left = nl + 1, left - 1
+                    continue
+                end = nl + 1 + int(header[2])
+                if end + 1 > n:
+                    break
+                spans.append((header[0].decode(), nl + 1, end))
+                pos, left = end + 1, left - 1
+            if spans:
+                yield buf, spans
+            buf = buf[pos:]
     finally:
         proc.stdout.close()
         writer.join()
@@ -163,16 +183,39 @@ def _search(repo: Path, needles: list[Needle], stats: Stats) -> tuple[dict[str, 
     binary: dict[str, bool] = {}
     shas = _blobs(repo)
     stats.blobs = len(shas)
-    for sha, data in _read(repo, shas):
-        stats.bytes += len(data)
-        found = [i for i, n in enumerate(needles) if n.quick(data)]
-        if not found:
-            continue
-        is_bin = is_binary(data)
-        binary[sha] = is_bin
-        hits[sha] = [_Hit(i, m, None if is_bin else line_of(data, m.offset)) for i in found
-                     for m in needles[i].matches(data)]
+    for buf, spans in _read(repo, shas):
+        stats.bytes += sum(e - s for _, s, e in spans)
+        for i in _candidates(buf, spans, needles):
+            sha, start, end = spans[i]
+            data = buf[start:end]
+            found = [k for k, n in enumerate(needles) if n.quick(data)]
+            if not found:
+                continue
+            is_bin = is_binary(data)
+            binary[sha] = is_bin
+            hits[sha] = [_Hit(k, m, None if is_bin else line_of(data, m.offset)) for k in found
+                         for m in needles[k].matches(data)]
     return hits, binary
+
+
+def _candidates(buf: bytes, spans: list[tuple[str, int, int]], needles: list[Needle]) -> list[int]:
+    """Which blobs of a run may hold a needle: an exact value is looked for once in the whole
+    buffer (an occurrence counts when it lies inside one blob's content); a shape is tried
+    on each blob. Each candidate is then searched on its own, as before."""
+    out: set[int] = set()
+    starts = [s for _, s, _ in spans]
+    for n in needles:
+        exact = n.exact_bytes()
+        if exact is None:
+            out.update(i for i, (_, s, e) in enumerate(spans) if n.quick(buf[s:e]))
+            continue
+        at = buf.find(exact)
+        while at >= 0:
+            i = bisect.bisect_right(starts, at) - 1
+            if i >= 0 and at + len(exact) <= spans[i][2]:
+                out.add(i)
+            at = buf.find(exact, at + 1)
+    return sorted(out)
 
 
 _FORMAT = "%x01%H%x00%P%x00%an%x00%ae%x00%at%x00%cn%x00%ce%x00%ct%x02"
@@ -263,11 +306,15 @@ def _history(repo: Path, extra_revs: Iterable[str], hits: dict[str, list[_Hit]],
     return commits, added, removed
 
 
-def _descendants(commits: dict[str, _Commit], roots: Iterable[str]) -> set[str]:
+def _children(commits: dict[str, _Commit]) -> dict[str, list[str]]:
     children: dict[str, list[str]] = defaultdict(list)
     for c in commits.values():
         for p in c.parents:
             children[p].append(c.sha)
+    return children
+
+
+def _descendants(children: dict[str, list[str]], roots: Iterable[str]) -> set[str]:
     seen = set(roots)
     todo = list(seen)
     while todo:
@@ -331,6 +378,7 @@ def scan_repo(repo: Path, needles: list[Needle], *, unreachable: bool = False, l
     at_tip = _tip_blobs(repo, tips, set(hits))
     commits, added, removed = _history(repo, stash_and_dangling, hits, at_tip)
     scan.stats.commits = len(commits)
+    children = _children(commits)
     tracked = set() if bare else {p.decode("utf-8", "surrogateescape")
                                   for p in _git(repo, "ls-files", "-z").split(b"\0") if p}
 
@@ -363,7 +411,7 @@ def scan_repo(repo: Path, needles: list[Needle], *, unreachable: bool = False, l
         c = commits[first.commit]
         hit = next(h for h in hits[first.blob] if h.key == (ni, fp))
         mapped.update(e.blob for e in events)
-        reach = _descendants(commits, [e.commit for e in events])
+        reach = _descendants(children, [e.commit for e in events])
         in_refs = sorted(name for name, sha in tips.items() if sha in reach and name != "HEAD")
         still = sorted(name for name, sha in tips.items()
                        if any(p == path and (ni, fp) in keys_of(b) for p, b in at_tip.get(sha, ())))
@@ -374,7 +422,7 @@ def scan_repo(repo: Path, needles: list[Needle], *, unreachable: bool = False, l
         removal = removals[0] if removals else None
         if removal is not None and head:
             # the removal that HEAD's history has, when there is one: that is the fix people see
-            on_head = [r for r in removals if head in _descendants(commits, [r.commit])]
+            on_head = [r for r in removals if head in _descendants(children, [r.commit])]
             removal = on_head[0] if on_head else removal
         scan.findings.append({
             "source": "git history", "repo": label or str(repo), "kind": needles[ni].kind,
