@@ -118,57 +118,65 @@ def _refs(repo: Path) -> dict[str, str]:
 _BLOB_LINE = re.compile(rb"^blob ([0-9a-f]+) ([0-9]+)$", re.M)
 
 
-def _blobs(repo: Path) -> list[str]:
-    raw = _git(repo, "cat-file", "--batch-all-objects", "--batch-check=%(objecttype) %(objectname) %(objectsize)")
-    return [sha.decode() for sha, size in _BLOB_LINE.findall(raw) if int(size) <= MAX_BLOB]
-
-
 CHUNK = 4 * 1024 * 1024
 
 
-def _read(repo: Path, shas: list[str]) -> Iterator[tuple[bytes, list[tuple[str, int, int]]]]:
-    """Stream the blobs through one `git cat-file --batch` (ids written from a thread, so
-    neither pipe fills while the other waits), in runs of whole objects read a few MB at a
-    time: each run is one buffer and the (id, start, end) of every blob's content in it, so
-    a search runs over the whole buffer at once instead of once per blob."""
-    proc = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch"], stdin=subprocess.PIPE,
+def _read(repo: Path, stats: Stats) -> Iterator[tuple[bytes, list[tuple[str, int, int]]]]:
+    """Stream every blob through one `git cat-file --batch`, in runs of whole objects read a
+    few MB at a time: each run is one buffer and the (id, start, end) of every blob's content
+    in it, so a search runs over the whole buffer at once instead of once per blob. The ids
+    come from `--batch-all-objects --batch-check`, copied over by a thread as they are
+    listed: the listing and the reading run side by side, and neither pipe fills while the
+    other waits."""
+    lister = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch-all-objects",
+                               "--batch-check=%(objecttype) %(objectname) %(objectsize)"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env())
+    proc = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch", "--buffer"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env())
-    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdin is not None and proc.stdout is not None and lister.stdout is not None
 
     def feed() -> None:
         try:
-            for i in range(0, len(shas), 512):
-                proc.stdin.write(("\n".join(shas[i:i + 512]) + "\n").encode())  # type: ignore[union-attr]
+            rest = b""
+            while block := lister.stdout.read1(1 << 16):  # type: ignore[union-attr]
+                block = rest + block
+                cut = block.rfind(b"\n") + 1
+                block, rest = block[:cut], block[cut:]
+                shas = [sha for sha, size in _BLOB_LINE.findall(block) if int(size) <= MAX_BLOB]
+                stats.blobs += len(shas)
+                if shas:
+                    proc.stdin.write(b"\n".join(shas) + b"\n")  # type: ignore[union-attr]
         except BrokenPipeError:
             pass
         finally:
             proc.stdin.close()  # type: ignore[union-attr]
+            lister.stdout.close()  # type: ignore[union-attr]
+            lister.wait()
 
     writer = threading.Thread(target=feed, daemon=True)
     writer.start()
     try:
         read = proc.stdout.read
         buf = b""
-        left = len(shas)
         eof = False
-        while left and not eof:
+        while not eof:
             more = read(CHUNK)
             eof = not more
             buf += more
             pos, spans, n = 0, [], len(buf)
-            while left:
+            while True:
                 nl = buf.find(b"\n", pos)
                 if nl < 0:
                     break
                 header = buf[pos:nl].split()
                 if len(header) < 3:  # "<id> missing": no content follows
-                    pos, left = nl + 1, left - 1
+                    pos = nl + 1
                     continue
                 end = nl + 1 + int(header[2])
                 if end + 1 > n:
                     break
                 spans.append((header[0].decode(), nl + 1, end))
-                pos, left = end + 1, left - 1
+                pos = end + 1
             if spans:
                 yield buf, spans
             buf = buf[pos:]
@@ -181,9 +189,7 @@ def _read(repo: Path, shas: list[str]) -> Iterator[tuple[bytes, list[tuple[str, 
 def _search(repo: Path, needles: list[Needle], stats: Stats) -> tuple[dict[str, list[_Hit]], dict[str, bool]]:
     hits: dict[str, list[_Hit]] = {}
     binary: dict[str, bool] = {}
-    shas = _blobs(repo)
-    stats.blobs = len(shas)
-    for buf, spans in _read(repo, shas):
+    for buf, spans in _read(repo, stats):
         stats.bytes += sum(e - s for _, s, e in spans)
         for i in _candidates(buf, spans, needles):
             sha, start, end = spans[i]
