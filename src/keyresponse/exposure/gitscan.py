@@ -281,7 +281,7 @@ MAX_PATHS = 500
 
 
 def _history(repo: Path, extra_revs: Iterable[str], hits: dict[str, list[_Hit]],
-             at_tip: dict[str, set[tuple[str, str]]]
+             at_tip: dict[str, set[tuple[str, str]]], commits: dict[str, _Commit]
              ) -> tuple[dict[str, _Commit], list[_Event], list[_Event]]:
     """Each commit, and where a matching blob came and went.
 
@@ -292,7 +292,6 @@ def _history(repo: Path, extra_revs: Iterable[str], hits: dict[str, list[_Hit]],
     up. When some matching blob still has no event (it only ever lived in commits that are
     no ref's tip, e.g. a file added and deleted between two tags), the log runs unlimited."""
     revs = "".join(f"{r}\n" for r in extra_revs).encode()
-    commits = _graph(repo, revs)
     paths = {p for found in at_tip.values() for p, _ in found}
     checked: set[str] = set()
     for _ in range(8):
@@ -339,9 +338,13 @@ def _dangling_commits(repo: Path) -> list[str]:
 
 def _tip_blobs(repo: Path, tips: dict[str, str], wanted: set[str]) -> dict[str, set[tuple[str, str]]]:
     """commit -> {(path, blob)} of the matching blobs in its tree (one ls-tree per distinct tip)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     out: dict[str, set[tuple[str, str]]] = {}
-    for sha in set(tips.values()):
-        raw = _git(repo, "ls-tree", "-r", "-z", "--full-tree", sha, ok=(0, 128))
+    shas = sorted(set(tips.values()))
+    with ThreadPoolExecutor(max_workers=4) as pool:  # the ls-trees start side by side
+        trees = list(pool.map(lambda sha: _git(repo, "ls-tree", "-r", "-z", "--full-tree", sha, ok=(0, 128)), shas))
+    for sha, raw in zip(shas, trees):
         found = set()
         for entry in raw.split(b"\0"):
             meta, _, path = entry.partition(b"\t")
@@ -371,18 +374,28 @@ def scan_repo(repo: Path, needles: list[Needle], *, unreachable: bool = False, l
     git_dir = _git(repo, "rev-parse", "--git-dir").decode().strip()
     bare = _git(repo, "rev-parse", "--is-bare-repository").decode().strip() == "true"
     scan = Scan(repo)
-    hits, binary = _search(repo, needles, scan.stats)
     refs = _refs(repo)
     scan.stats.refs = len(refs)
-    if not hits:
-        return scan
     stash_and_dangling = [sha for name, sha in refs.items() if name.startswith("stash@")]
     if unreachable:
         stash_and_dangling += _dangling_commits(repo)
+    revs = "".join(f"{r}\n" for r in stash_and_dangling).encode()
+    graph: list[dict[str, _Commit]] = []
+    # the commit graph does not depend on what the blobs hold: read it while they stream
+    walker = threading.Thread(target=lambda: graph.append(_graph(repo, revs)), daemon=True)
+    walker.start()
+    try:
+        hits, binary = _search(repo, needles, scan.stats)
+    finally:
+        walker.join()
+    if not hits:
+        return scan
+    if not graph:
+        raise GitError(f"git rev-list in {repo} failed")
     head = _git(repo, "rev-parse", "--verify", "-q", "HEAD", ok=(0, 1)).decode().strip()
     tips = dict(refs) | ({"HEAD": head} if head else {})
     at_tip = _tip_blobs(repo, tips, set(hits))
-    commits, added, removed = _history(repo, stash_and_dangling, hits, at_tip)
+    commits, added, removed = _history(repo, stash_and_dangling, hits, at_tip, graph[0])
     scan.stats.commits = len(commits)
     children = _children(commits)
     tracked = set() if bare else {p.decode("utf-8", "surrogateescape")
