@@ -1,12 +1,16 @@
 """Every copy of a key in a git repository's history, in one pass over its objects.
 
-1. `git cat-file --batch-all-objects --batch-check` lists the blobs; one `git cat-file
-   --batch` streams them, and each is searched here, in memory (the value is never in
-   argv: git is only asked for objects by id).
-2. Only when a blob matched: one `git log --all --raw` (tree diffs, no blob content)
-   maps the matching blobs to the commits and paths that added and removed them.
-3. The commit graph from that log says which refs still reach each introducing commit;
-   `git ls-tree` of each ref's tip says which still hold the copy at their tip.
+1. `git cat-file --batch-all-objects --batch-check` lists the blobs while one `git cat-file
+   --batch --buffer` streams them; each run of a few MB is searched here, in memory, at
+   once (the value is never in argv: git is only asked for objects by id). The commit
+   graph (`git rev-list --all --parents`) is read at the same time.
+2. Only when a blob matched: `git ls-tree -r` of the refs' tips gives the paths the
+   matching blobs live at, and one `git log --all --raw --full-history -- <those paths>`
+   (tree diffs, no blob content) maps them to the commits that added and removed them;
+   renames and copies from other paths widen the paths, and a matching blob that no
+   limited log explains makes the log run over every path.
+3. The commit graph says which refs still reach each introducing commit; the tips'
+   trees say which still hold the copy at their tip.
 
 `git log -S` does the diffing of every blob pair for every commit instead; see
 bench/exposure.py for the two side by side.
