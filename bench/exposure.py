@@ -26,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from keyresponse.exposure import gitscan  # noqa: E402
-from keyresponse.exposure.needle import from_secret  # noqa: E402
-from keyresponse.sandbox.seed_git import FastImport  # noqa: E402
-from keyresponse.secret import Secret  # noqa: E402
+from keyresponse.exposure import gitscan
+from keyresponse.exposure.needle import from_secret
+from keyresponse.sandbox.seed_git import FastImport
+from keyresponse.secret import Secret
 
 T0 = 1_600_000_000
 

@@ -69,7 +69,7 @@ def main() -> int:
     sandbox = start(port=0)
     results = []
     try:
-        for i in range(rounds):
+        for _ in range(rounds):
             with tempfile.TemporaryDirectory(prefix="kr-bench-serve-") as tmp:
                 results.append(one_round(sandbox, Path(tmp)))
     finally:

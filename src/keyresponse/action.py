@@ -24,9 +24,10 @@ no journal (the incident does not exist yet).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -63,6 +64,9 @@ class Check:
     detail: str = ""
     fix: str | None = None
     blocking: bool = True
+    # the plan settles it, not a read that may go otherwise later: a run refuses to start
+    # when such a check fails for a step after one that changes things
+    settled: bool = False
 
     def line(self) -> str:
         mark = "ok" if self.ok else "FAIL"

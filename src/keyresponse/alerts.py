@@ -261,7 +261,7 @@ def _time(raw: str | None) -> str | None:
     for c in candidates:
         try:
             when = dt.datetime.fromisoformat(c)
-            return (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc).isoformat()
+            return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).astimezone(dt.UTC).isoformat()
         except ValueError:
             pass
     for fmt in ("%Y-%m-%d %H:%M:%S %z %Z", "%Y-%m-%d %H:%M:%S %z", "%m-%d-%Y", "%Y-%m-%d %I:%M:%S %p"):
@@ -270,9 +270,9 @@ def _time(raw: str | None) -> str | None:
         except ValueError:
             continue
         if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.timezone.utc)
+            when = when.replace(tzinfo=dt.UTC)
         try:
-            return when.astimezone(dt.timezone.utc).isoformat()
+            return when.astimezone(dt.UTC).isoformat()
         except (OverflowError, ValueError):  # year 1 minus an offset
             return None
     return None

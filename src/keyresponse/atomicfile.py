@@ -19,9 +19,9 @@ import os
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from keyresponse.errors import KeyresponseError
 from keyresponse.faults import crashpoint

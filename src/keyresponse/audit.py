@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from keyresponse.providers.base import UsagePoint, iso
 
@@ -126,14 +127,14 @@ def exploitation_start(anomalies: list[Hour]) -> int | None:
         return None
     sizes = [sum(max(0.0, h.tokens - h.expected_tokens) for h in e) for e in episodes]
     biggest = max(sizes)
-    return next(e[0].hour for e, s in zip(episodes, sizes) if s >= 0.25 * biggest)
+    return next(e[0].hour for e, s in zip(episodes, sizes, strict=True) if s >= 0.25 * biggest)
 
 
 def price_for(model: str, prices: dict[str, tuple[float, float]]) -> tuple[float, float] | None:
     """USD per 1M (input, output) tokens: exact name, else the longest matching prefix."""
     if model in prices:
         return prices[model]
-    best = max((p for p in prices if model.startswith(p + "-") or model.startswith(p + ":")), key=len, default=None)
+    best = max((p for p in prices if model.startswith((p + "-", p + ":"))), key=len, default=None)
     return prices[best] if best else None
 
 

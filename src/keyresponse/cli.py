@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -53,18 +53,18 @@ ConfigOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine output: JSON on stdout.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before destructive steps.")]
-KeyOpt = Annotated[Optional[str], typer.Option("--key", "-k", help="Inventory name of the key (input `key`).")]
+KeyOpt = Annotated[str | None, typer.Option("--key", "-k", help="Inventory name of the key (input `key`).")]
 InputOpt = Annotated[
-    Optional[list[str]], typer.Option("--input", "-i", help="A playbook input as NAME=VALUE (repeatable).")
+    list[str] | None, typer.Option("--input", "-i", help="A playbook input as NAME=VALUE (repeatable).")
 ]
 LeakedStdinOpt = Annotated[
     bool, typer.Option("--leaked-stdin", help="Read the leaked key's value from stdin (never pass it as an argument).")
 ]
 LeakedEnvOpt = Annotated[
-    Optional[str], typer.Option("--leaked-env", metavar="VAR", help="Read the leaked key's value from this env var.")
+    str | None, typer.Option("--leaked-env", metavar="VAR", help="Read the leaked key's value from this env var.")
 ]
 AlertOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--from-alert", metavar="FILE",
                  help="Start from a scanner's alert (GitHub, gitleaks, TruffleHog, GitGuardian, detect-secrets)."),
 ]
@@ -149,9 +149,9 @@ def verify(
 
 @app.command()
 def incidents(
-    status: Annotated[Optional[str], typer.Option("--status", help="Only this status (succeeded, failed, …).")] = None,
-    playbook: Annotated[Optional[str], typer.Option("--playbook", help="Only this playbook.")] = None,
-    since: Annotated[Optional[str], typer.Option(
+    status: Annotated[str | None, typer.Option("--status", help="Only this status (succeeded, failed, …).")] = None,
+    playbook: Annotated[str | None, typer.Option("--playbook", help="Only this playbook.")] = None,
+    since: Annotated[str | None, typer.Option(
         "--since", metavar="WHEN", help="Only those started since a date (2026-11-30) or an age (7d, 12h).")] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Also plans and drills.")] = False,
     json_output: JsonOpt = False,
@@ -166,7 +166,7 @@ def incidents(
 
 @app.command()
 def validate(
-    playbooks: Annotated[Optional[list[str]], typer.Argument(help="Playbooks to check (default: all found).")] = None,
+    playbooks: Annotated[list[str] | None, typer.Argument(help="Playbooks to check (default: all found).")] = None,
     json_output: JsonOpt = False,
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
@@ -211,9 +211,9 @@ def playbooks(
 
 @app.command()
 def drill(
-    key: Annotated[Optional[str], typer.Option("--key", "-k", help="Drill this inventory key.")] = None,
+    key: Annotated[str | None, typer.Option("--key", "-k", help="Drill this inventory key.")] = None,
     all_keys: Annotated[bool, typer.Option("--all", help="Drill every key in the inventory.")] = False,
-    live: Annotated[Optional[str], typer.Option(
+    live: Annotated[str | None, typer.Option(
         "--live", metavar="KEY", help="A real rotation of a key marked `canary: true` (a true fire drill).")] = None,
     history: Annotated[bool, typer.Option("--history", help="Show earlier drills and stale keys.")] = False,
     stale_days: Annotated[int, typer.Option("--stale-days", help="Flag keys with no passing drill in this many days.")] = 8,
@@ -257,10 +257,10 @@ def demo(
 def sandbox(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0 = a free one).")] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the emulated organization.")] = 42,
-    state: Annotated[Optional[Path], typer.Option("--state", metavar="FILE", help="Load and save state here.")] = None,
-    write_config: Annotated[Optional[Path], typer.Option(
+    state: Annotated[Path | None, typer.Option("--state", metavar="FILE", help="Load and save state here.")] = None,
+    write_config: Annotated[Path | None, typer.Option(
         "--write-config", metavar="DIR", help="Write DIR/keyresponse.yaml and DIR/sandbox.env for it.")] = None,
-    fault: Annotated[Optional[list[str]], typer.Option(
+    fault: Annotated[list[str] | None, typer.Option(
         "--fault", metavar="SPEC", help="Inject a fault (repeatable); see README, Sandbox.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="First stdout line: URLs and env as JSON.")] = False,
 ) -> None:
@@ -276,11 +276,11 @@ app.add_typer(exposure_app, name="exposure")
 
 @exposure_app.command("scan")
 def exposure_scan(
-    repo: Annotated[Optional[list[Path]], typer.Option("--repo", help="A git repository (every ref; repeatable).")] = None,
-    folder: Annotated[Optional[list[Path]], typer.Option("--folder", help="A plain folder to search (repeatable).")] = None,
+    repo: Annotated[list[Path] | None, typer.Option("--repo", help="A git repository (every ref; repeatable).")] = None,
+    folder: Annotated[list[Path] | None, typer.Option("--folder", help="A plain folder to search (repeatable).")] = None,
     leaked_stdin: LeakedStdinOpt = False,
     leaked_env: LeakedEnvOpt = None,
-    redacted: Annotated[Optional[str], typer.Option("--redacted", help="With no value: the key's redacted form, "
+    redacted: Annotated[str | None, typer.Option("--redacted", help="With no value: the key's redacted form, "
                                                                        "sk-proj-...abcd")] = None,
     unreachable: Annotated[bool, typer.Option("--unreachable", help="Also objects no ref reaches.")] = False,
     json_output: JsonOpt = False,
@@ -317,7 +317,7 @@ def keys(json_output: JsonOpt = False, config: ConfigOpt = DEFAULT_CONFIG) -> No
 @app.command()
 def report(
     incident_id: Annotated[str, typer.Argument(help="The incident id (a unique prefix is enough).")],
-    format: Annotated[Optional[list[str]], typer.Option("--format", "-f", help="md, html or json (repeatable).")] = None,
+    format: Annotated[list[str] | None, typer.Option("--format", "-f", help="md, html or json (repeatable).")] = None,
     open_report: Annotated[bool, typer.Option("--open", help="Open the HTML report in a browser.")] = False,
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
@@ -331,9 +331,9 @@ def report(
 def init(
     base_url: Annotated[str, typer.Option("--base-url", help="The OpenAI API base URL.")] = "https://api.openai.com/v1",
     admin_key_env: Annotated[str, typer.Option("--admin-key-env", help="Env var holding the admin key.")] = "OPENAI_ADMIN_KEY",
-    ci: Annotated[Optional[str], typer.Option("--ci", help="Also write a scheduled drill workflow: github.")] = None,
+    ci: Annotated[str | None, typer.Option("--ci", help="Also write a scheduled drill workflow: github.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing keyresponse.yaml.")] = False,
-    install: Annotated[Optional[str], typer.Option(
+    install: Annotated[str | None, typer.Option(
         "--install", metavar="SPEC",
         help="What the workflow pip-installs: `.` or git+https://…@<full commit> (default: where this copy came from).")] = None,
     serve: Annotated[bool, typer.Option(
@@ -377,7 +377,7 @@ def main() -> None:
 
         sys.stderr.write(f"error: {redact(str(exc))}\n")
         sys.exit(exc.exit_code)
-    except Exception as exc:  # the click usage errors, then true surprises
+    except Exception as exc:  # noqa: BLE001 - the click usage errors, then true surprises
         _no_room(exc)
         _usage_or_crash(exc)
 

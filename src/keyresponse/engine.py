@@ -68,6 +68,7 @@ class Forecast:
     step: Step
     plan: Plan
     checks: list[Check] = field(default_factory=list)
+    checks_run: bool = False  # its preflight ran to the end (not skipped, not raised)
 
 
 @dataclass
@@ -100,9 +101,14 @@ class RunDeclined(KeyresponseError):
 
     exit_code = 130
 
-    def __init__(self, incident_id: str) -> None:
-        super().__init__(f"declined at the prompt: incident {incident_id} changed nothing and sent nothing "
-                         f"(it is recorded as declined)")
+    def __init__(self, incident_id: str, resumed_from: str | None = None) -> None:
+        if resumed_from is None:
+            super().__init__(f"declined at the prompt: incident {incident_id} changed nothing and sent nothing "
+                             f"(it is recorded as declined)")
+        else:  # what earlier runs of the incident did stands (the key may already be revoked)
+            super().__init__(f"declined at the prompt: this resume did nothing more; incident {incident_id} stays "
+                             f"{resumed_from}, and what its earlier runs did (such as a revoke) stands",
+                             hint=f"`keyresponse resume {incident_id}` finishes the response")
         self.incident_id = incident_id
 
 
@@ -128,6 +134,7 @@ class Engine:
         self._clients_lock = threading.Lock()
         self._confirmed = False
         self._early: tuple[str, Future[Any]] | None = None
+        self._planned: Forecast | None = None  # the first step as just forecast, for its first attempt
 
     # --- entry points
 
@@ -181,7 +188,9 @@ class Engine:
                 statuses[r["step"]] = r["status"]
                 outputs[r["step"]] = from_jsonable(r.get("outputs") or {})
         todo = resume_set(playbook, statuses, outputs)
-        previous = next((r.get("status") for r in reversed(records) if r["event"] == "incident.finished"), None)
+        # none: the last run was killed before it could say how it ended
+        previous = next((r.get("status") for r in reversed(records) if r["event"] == "incident.finished"),
+                        "interrupted")
         # both locks before writing: a refused resume leaves the incident as it was (say,
         # `interrupted` with the key revoked and no replacement yet), not `refused`
         incident.mark_running()
@@ -275,10 +284,13 @@ class Engine:
         """Before anything is sent anywhere: plan every step (placeholders for what only
         apply knows, as plan mode does), refuse a `with:` that can only fail, and ask once
         when the run would change things. Returns the time spent at the prompt."""
-        ask = self.interactive and not self.assume_yes
-        forecast = self._forecast(run, steps, preflight=ask)
+        forecast = self._forecast(run, steps, preflight=True)
+        _refuse_unfinishable(forecast)
         destructive = [f for f in forecast if f.plan.destructive]
         if not destructive or self.assume_yes:
+            # nothing has happened since: the first step runs on its forecast plan and checks
+            # rather than making the same reads again (the revoke's are its time to contain)
+            self._planned = forecast[0] if forecast and steps and forecast[0].step is steps[0] else None
             return None
         if not self.interactive:
             raise UsageError(
@@ -296,7 +308,7 @@ class Engine:
         wait = time.monotonic() - asked
         journal.append("approval.answered", approved=approved, wait=round(wait, 3))
         if not approved:
-            raise RunDeclined(run.incident.id)
+            raise RunDeclined(run.incident.id, run.previous_status)
         self._confirmed = True
         return wait
 
@@ -304,10 +316,12 @@ class Engine:
         """Every step planned in order before the first runs. A `with:` or `if:` that fails
         on what is already known (inputs, key, incident, the shape of planned outputs) is a
         ConfigError now; one that needs a value only apply produces is checked when its
-        step runs. Preflights (read-only) run only to tell the prompt what will happen."""
+        step runs. Preflights (read-only; a lookup prefetched or journaled is reused) tell
+        the prompt what will happen, and prove a later step can follow a destructive one."""
         from pydantic import ValidationError
 
-        from keyresponse import expr, playbook as pbmod, registry
+        from keyresponse import expr, registry
+        from keyresponse import playbook as pbmod
 
         shadow = RunState(run.incident, run.playbook, run.inputs, run.key_name, dict(run.outputs),
                           dict(run.statuses))
@@ -353,16 +367,18 @@ class Engine:
             except Exception:  # noqa: BLE001 - it cannot plan ahead; it plans again when it runs
                 continue
             checks: list[Check] = []
+            ran = False
             if preflight and step.uses != "notify.slack":
                 try:
                     with _retry_budget(ctx):
                         checks = list(action.preflight(plan, ctx))
+                    ran = True
                 except Exception:  # noqa: BLE001 - the step's own preflight reports it
                     pass
             shadow.outputs[step.id] = PlannedOutputs(step.id, plan.outputs)
             shadow.statuses[step.id] = "applied"
             self.reporter.step_forecast(step, plan)
-            out.append(Forecast(step, plan, checks))
+            out.append(Forecast(step, plan, checks, ran))
         return out
 
     def _end_interrupted(self, run: RunState) -> None:
@@ -425,11 +441,16 @@ class Engine:
                 if step.if_ is not None and not expr.truthy(step.if_, template_ctx):
                     result.status, result.summary = "skipped", "condition is false"
                     break
-                args = action.With.model_validate(expr.render(step.with_, template_ctx))
-                plan: Plan = action.plan(args, ctx)
-                result.summary, result.changes = plan.summary, plan.changes
-                with _retry_budget(ctx):
-                    checks = list(action.preflight(plan, ctx))
+                planned, self._planned = self._planned, None
+                if planned is not None and planned.step is step and attempt == 1 and planned.checks_run:
+                    plan, checks = planned.plan, list(planned.checks)
+                    result.summary, result.changes = plan.summary, plan.changes
+                else:
+                    args = action.With.model_validate(expr.render(step.with_, template_ctx))
+                    plan = action.plan(args, ctx)
+                    result.summary, result.changes = plan.summary, plan.changes
+                    with _retry_budget(ctx):
+                        checks = list(action.preflight(plan, ctx))
                 result.checks = checks
                 journal.append("step.planned", step=step.id, plan=plan.as_dict(),
                                checks=[c.__dict__ for c in checks])
@@ -467,7 +488,7 @@ class Engine:
             except KeyresponseError as exc:
                 result.status, result.error, result.hint = "failed", REDACTOR.redact(exc.message), exc.hint
                 break
-            except Exception as exc:  # a bug in an action must still leave a resumable journal
+            except Exception as exc:  # noqa: BLE001 - a bug in an action must still leave a resumable journal
                 from pydantic import ValidationError
 
                 if isinstance(exc, ValidationError):
@@ -693,6 +714,24 @@ def _effects(forecast: list[Forecast]) -> list[str]:
         lines.extend(f"    - {c}" for c in plan.changes if c != plan.summary)
         lines.extend(f"    ! {c.line()}" for c in f.checks if not c.ok)
     return [REDACTOR.redact(line) for line in lines]
+
+
+def _refuse_unfinishable(forecast: list[Forecast]) -> None:
+    """Refuse the run, before anything changes, when a step after a destructive one is
+    bound to fail: a blocking check the plan settles failed (e.g. the replacement would be
+    minted on the account the revoke deletes). A check that failed on a read is left for
+    the step itself: a transient failure there must not keep the leaked key live."""
+    changed: str | None = None
+    for f in forecast:
+        bad = [c for c in f.checks if not c.ok and c.blocking and c.settled]
+        if changed and bad:
+            raise UsageError(
+                f"step {f.step.id!r} ({f.step.uses}) cannot succeed once step {changed!r} has run: "
+                + "; ".join(REDACTOR.redact(c.line()) for c in bad)
+                + ": nothing was done and nothing was sent",
+                hint=next((c.fix for c in bad if c.fix), None) or "fix the inventory or the playbook, then run again")
+        if f.plan.destructive and changed is None:
+            changed = f.step.id
 
 
 def _question(playbook: LoadedPlaybook, effects: list[str]) -> str:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from keyresponse.errors import KeyresponseError
 
@@ -94,7 +95,7 @@ def _environment() -> Any:
                 return refused
             return None
 
-        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
             for a in list(args) + list(kwargs.values()):
                 if _is_int(a) and abs(a) > MAX_INT_ARG:
                     raise SecurityError(f"number argument {a} too large")

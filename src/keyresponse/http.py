@@ -38,7 +38,8 @@ import email.utils
 import random
 import threading
 import time
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import httpx
 

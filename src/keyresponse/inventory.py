@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Iterator, Literal, NamedTuple, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, NamedTuple, Union
 
 from pydantic import (
-    BaseModel, ConfigDict, Field, GetCoreSchemaHandler, PlainValidator, WithJsonSchema, field_validator, model_validator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
 )
 from pydantic_core import CoreSchema
 
@@ -106,7 +114,8 @@ class _FromRegistry:
         from keyresponse import targets
 
         models = targets.settings_models() if self.family == "target" else targets.platform_models()
-        return handler.generate_schema(Annotated[Union[tuple(models)], Field(discriminator="kind")])
+        union: Any = Union[tuple(models)]  # noqa: UP007 - built at run time from the registry: no `|` spelling
+        return handler.generate_schema(Annotated[union, Field(discriminator="kind")])
 
 
 TargetConfig = Annotated[TargetSettings, _FromRegistry("target")]

@@ -17,8 +17,9 @@ import json
 import os
 import secrets as _random
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from keyresponse.atomicfile import fsync_dir, no_room, write_all, write_atomic
 from keyresponse.errors import KeyresponseError, LockedError
@@ -28,12 +29,12 @@ STATE_DIR = ".keyresponse"
 
 
 def new_id(now: dt.datetime | None = None) -> str:
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     return now.strftime("%Y-%m-%dT%H%MZ-") + _random.token_hex(2)
 
 
 def utcnow() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def to_jsonable(value: Any) -> Any:

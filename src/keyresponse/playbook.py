@@ -271,7 +271,7 @@ def _datetime_input(name: str, value: Any) -> str:
     text = str(value).strip()
     try:
         if text.isdigit():
-            dt.datetime.fromtimestamp(int(text), dt.timezone.utc)
+            dt.datetime.fromtimestamp(int(text), dt.UTC)
         else:
             dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except (ValueError, OverflowError, OSError):

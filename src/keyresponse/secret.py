@@ -16,7 +16,8 @@ import os
 import re
 import sys
 import threading
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 MIN_REDACT_LEN = 8  # shorter strings are too likely to occur by chance
 
@@ -31,7 +32,7 @@ def mask(value: str) -> str:
 
 
 class Secret:
-    __slots__ = ("_value", "__weakref__")
+    __slots__ = ("__weakref__", "_value")
 
     def __init__(self, value: str) -> None:
         if not isinstance(value, str) or not value:

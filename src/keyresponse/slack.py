@@ -79,7 +79,6 @@ def client(token: str, base_url: str, *, timeout: int = 10, resend: bool = True)
         RateLimitErrorRetryHandler,
         ServerErrorRetryHandler,
     )
-
     from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
     from slack_sdk.http_retry.handler import default_interval_calculator
 

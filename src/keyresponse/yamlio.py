@@ -303,7 +303,7 @@ def _did_you_mean(word: str, known: list[str]) -> str:
 def yaml_hint(problem: str, text: str, line: int | None) -> str | None:
     """What to change for the YAML syntax errors people make most."""
     source = text.splitlines()[line - 1] if line and 0 < line <= len(text.splitlines()) else ""
-    if "\t" in source or "cannot start any token" in problem and "\t" in text:
+    if "\t" in source or ("cannot start any token" in problem and "\t" in text):
         return "a tab character: YAML indents with spaces only; replace the tab with spaces"
     if "expected ',' or '}'" in problem:
         return "a `{` that is not closed: end the mapping with `}` (and separate its entries with `,`)"
@@ -324,10 +324,7 @@ def _clean_loc(doc: Document, loc: Loc) -> Loc:
     out: list[str | int] = []
     data = doc.data
     for part in loc:
-        if isinstance(data, dict) and part in data:
-            out.append(part)
-            data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+        if (isinstance(data, dict) and part in data) or (isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)):
             out.append(part)
             data = data[part]
         elif isinstance(data, dict) and not isinstance(part, int):

@@ -12,14 +12,27 @@ from __future__ import annotations
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Literal
 
 from keyresponse import providers
 from keyresponse.errors import ProviderError
 from keyresponse.providers.base import (
-    AuditEvent, GoneKey, IssuedKey, IssueSpec, KeyNotFound, KeyPattern, KeyRecord, Minted, ProbeResult, RevokePlan,
-    RevokeResult, SiblingPolicy, UsagePoint, iso,
+    AuditEvent,
+    GoneKey,
+    IssuedKey,
+    IssueSpec,
+    KeyNotFound,
+    KeyPattern,
+    KeyRecord,
+    Minted,
     MinuteUsage,
+    ProbeResult,
+    RevokePlan,
+    RevokeResult,
+    SiblingPolicy,
+    UsagePoint,
+    iso,
 )
 from keyresponse.providers.settings import ProviderSettings
 from keyresponse.secret import Secret

@@ -8,9 +8,7 @@ import copy
 import hashlib
 import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import pytest
 
 from tests.conftest import ALERT_FIXTURES
 from tests.e2e.conftest import World
+from tests.helpers.measured import run_measured
 
 PEAK_MB = 200
 HANG = 30  # seconds: a refusal takes a fraction of one; a hang guard, not a timing check
@@ -25,30 +24,16 @@ ADDRESS_SPACE = 3 << 30  # a regression that reads without bound dies of MemoryE
 
 
 # The child caps its own address space, then runs the CLI (no preexec_fn: this process has threads).
-LIMITED = ("import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, ({0}, {0})); "
+LIMITED = (f"import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, ({ADDRESS_SPACE}, {ADDRESS_SPACE})); "
            "sys.argv[0] = 'keyresponse'; runpy.run_module('keyresponse', run_name='__main__', alter_sys=True)"
-           ).format(ADDRESS_SPACE)
+           )
 
 
 def kr(world: World, *args: str) -> tuple[int, str, float]:
     """Exit code, stderr and peak memory (MB) of `keyresponse ARGS` run in the world's folder."""
-    err = world.dir.parent / f"{world.dir.name}.err"
-    with open(err, "w") as e:
-        proc = subprocess.Popen([sys.executable, "-c", LIMITED, *args], cwd=world.dir, env=world.env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=e)
-        deadline = time.monotonic() + HANG
-        while True:  # wait4, not Popen.wait: it hands back the child's peak memory
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                proc.returncode = -9
-                pytest.fail(f"`keyresponse {' '.join(args)}` still running after {HANG}s: it hangs")
-            time.sleep(0.02)
-        proc.returncode = 0  # reaped above; keep Popen from waiting again
-    return os.waitstatus_to_exitcode(status), err.read_text(), usage.ru_maxrss / 1024
+    ran = run_measured([sys.executable, "-c", LIMITED, *args], cwd=world.dir, env=world.env, hang=HANG,
+                       files=world.dir.parent / world.dir.name)
+    return ran.returncode, ran.stderr, ran.peak_mb
 
 
 def _fingerprint(folder: Path) -> dict[str, Any]:

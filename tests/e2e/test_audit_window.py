@@ -3,38 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import World
+from tests.helpers.measured import run_measured
 
 PEAK_MB = 200
 HANG = 120  # a hang guard, not a timing check
 
 
 def _run(world: World, *args: str) -> tuple[int, str, str, float]:
-    out, err = world.dir / ".out", world.dir / ".err"
-    with open(out, "w") as o, open(err, "w") as e:
-        proc = subprocess.Popen([sys.executable, "-m", "keyresponse", *args], cwd=world.dir, env=world.env,
-                                stdin=subprocess.DEVNULL, stdout=o, stderr=e)
-        deadline = time.monotonic() + HANG
-        while True:  # wait4 hands back the child's peak memory
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                proc.returncode = -9
-                pytest.fail(f"`keyresponse {' '.join(args)}` still running after {HANG}s")
-            time.sleep(0.05)
-        proc.returncode = 0
-    return os.waitstatus_to_exitcode(status), out.read_text(), err.read_text(), usage.ru_maxrss / 1024
+    ran = run_measured([sys.executable, "-m", "keyresponse", *args], cwd=world.dir, env=world.env, hang=HANG,
+                       files=world.dir / ".run")
+    return ran.returncode, ran.stdout, ran.stderr, ran.peak_mb
 
 
 @pytest.mark.parametrize("leaked_at", ["1970-01-01", "0001-01-01"])
@@ -75,7 +59,7 @@ def test_the_step_can_narrow_the_window(world: World) -> None:
     pb.write_text("name: audit-only\ninputs:\n  key: {}\nsteps:\n"
                   "  - {id: audit, uses: key.audit, with: {leaked_at: '1970-01-01', max_days: 10}}\n"
                   "  - {id: report, uses: report.render, always: true}\n")
-    code, out, err, peak = _run(world, "run", str(pb), "--key", "chatbot-prod", "--yes", "--json")
+    code, out, err, _peak = _run(world, "run", str(pb), "--key", "chatbot-prod", "--yes", "--json")
     assert code == 0, out[-3000:] + err[-3000:]
     result = json.loads(out.splitlines()[-1])
     folder = world.dir / ".keyresponse" / "incidents" / result["incident"]

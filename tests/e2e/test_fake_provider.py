@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -64,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _public(self, key: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in key.items() if k != "value"}
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         keys = self.server.keys
         if self.path == "/whoami":
             live = any(k["value"] == self._token() and k["live"] for k in keys.values())
@@ -76,13 +77,13 @@ class _Handler(BaseHTTPRequestHandler):
         key = keys.get(self.path.removeprefix("/keys/"))
         return self._send(200, self._public(key)) if key else self._send(404, {"error": "no such key"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         if self._token() != self.server.admin or self.path != "/keys":
             return self._send(401, {"error": "bad admin token"})
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
         self._send(201, self.server.add(body["project"], body["name"]))
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         key = self.server.keys.get(self.path.removeprefix("/keys/"))
         if self._token() != self.server.admin or key is None or not key["live"]:
             return self._send(404, {"error": "no such key"})

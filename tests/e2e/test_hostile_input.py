@@ -4,48 +4,22 @@ peak memory read from the kernel (wait4), never a crash, never a hang mid-incide
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
+from tests.helpers.measured import Ran, run_measured
 
 PEAK_MB = 200  # an OOM-free run on the smallest CI runner or container
 HANG = 60  # seconds: far beyond a refusal, which takes a fraction of one; a hang guard, not a timing check
 
 
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-    peak_mb: float
-
-
 def kr(*args: str, cwd: Path) -> Ran:
     env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(REPO)}
     env.pop("KEYRESPONSE_CONFIG", None)
-    out, err = cwd / ".out", cwd / ".err"
-    with open(out, "w") as o, open(err, "w") as e:
-        proc = subprocess.Popen([sys.executable, "-m", "keyresponse", *args], cwd=cwd, env=env,
-                                stdin=subprocess.DEVNULL, stdout=o, stderr=e)
-        deadline = time.monotonic() + HANG
-        while True:  # wait4, not Popen.wait: it hands back the child's peak memory
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                proc.returncode = -9
-                pytest.fail(f"`keyresponse {' '.join(args)}` still running after {HANG}s: it hangs")
-            time.sleep(0.02)
-        proc.returncode = 0  # reaped above; keep Popen from waiting again
-    return Ran(os.waitstatus_to_exitcode(status), out.read_text(), err.read_text(), usage.ru_maxrss / 1024)
+    return run_measured([sys.executable, "-m", "keyresponse", *args], cwd=cwd, env=env, hang=HANG, files=cwd / ".run")
 
 
 @pytest.fixture

@@ -5,9 +5,10 @@ checks the protocol's promises on the way (STYLE.md §6, after pre-commit's
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 

@@ -23,7 +23,6 @@ from keyresponse.playbook import coerce_inputs, load_playbook
 from keyresponse.secret import Secret
 from tests.integration.conftest import run_steps
 
-
 REPO = Path(__file__).resolve().parents[2]
 
 

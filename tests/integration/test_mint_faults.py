@@ -72,7 +72,7 @@ def test_a_mint_answered_with_a_body_that_is_not_json_is_looked_up_and_revoked(w
     accounts = made(sandbox, result)
     assert len(accounts) == 2  # the garbled one, and the one in use
     assert live_accounts(sandbox) & {s["id"] for s in accounts} == {issue.outputs["service_account_id"]}
-    assert [s for s in accounts if s["id"] != issue.outputs["service_account_id"]][0]["deleted_at"] is not None
+    assert next(s for s in accounts if s["id"] != issue.outputs["service_account_id"])["deleted_at"] is not None
 
 
 def test_a_revoke_whose_answer_is_cut_and_retried_is_reported_as_revoked_now(world: Path, sandbox: Any) -> None:

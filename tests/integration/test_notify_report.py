@@ -28,7 +28,6 @@ from keyresponse.slack import post_drill_summary
 from tests.unit.test_report import assert_tables_well_formed
 from tests.unit.test_slack_messages import assert_inert, check_payload
 
-
 HOSTILE = "<!channel> <script>alert(1)</script> {{ 7*7 }}"
 LOG_BOOK = """
 - {id: open, uses: notify.slack, with: {event: opened, severity: critical}}
@@ -248,7 +247,7 @@ def test_rate_limit_is_waited_out_without_duplicates(world: Path, sandbox: Any) 
                       retry_after="0", count=1)
     result = run(world, LOG_BOOK)
     assert result.ok and not warnings(result)
-    root, replies = thread(sandbox)
+    _root, replies = thread(sandbox)
     assert len(replies) == 2
 
 

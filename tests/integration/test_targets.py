@@ -17,7 +17,6 @@ from tests.helpers.target_contract import Clients, check_equal, check_in, check_
 from tests.integration.conftest import run_steps
 
 
-
 @pytest.fixture
 def world(sandbox_config: Path, quick_retries: None) -> Path:
     """The sandbox's inventory in tmp_path, its credentials in the environment, quick retries."""

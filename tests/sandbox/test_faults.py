@@ -5,8 +5,8 @@ from __future__ import annotations
 import email.utils
 import statistics
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx

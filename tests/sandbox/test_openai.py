@@ -169,5 +169,5 @@ def test_costs_jump_with_the_attack(sandbox: Any, admin: httpx.Client) -> None:
     days = admin.get("/organization/costs", params={"start_time": start, "limit": 11,
                                                     "api_key_ids": truth["leaked_key_id"]}).json()["data"]
     spend = [sum(r["amount"]["value"] for r in d["results"]) for d in days]
-    before = [s for d, s in zip(days, spend) if d["end_time"] <= truth["attack_start"]]
+    before = [s for d, s in zip(days, spend, strict=True) if d["end_time"] <= truth["attack_start"]]
     assert max(spend) > 20 * max(before)

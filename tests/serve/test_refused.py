@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from tests.serve.conftest import Hooks, github_alert, gitguardian_alert, gitleaks_alert
+from tests.serve.conftest import Hooks, gitguardian_alert, github_alert, gitleaks_alert
 
 
 def test_bad_requests_are_refused_and_change_nothing(hooks: Hooks) -> None:

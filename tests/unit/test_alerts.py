@@ -47,8 +47,8 @@ def test_placeholders_are_not_secrets() -> None:
 def test_a_real_value_becomes_a_secret(tmp_path: Path) -> None:
     value = fake_key("alert")
     f = tmp_path / "gitleaks.json"
-    f.write_text('[{"RuleID": "openai-api-key", "File": ".env", "StartLine": 3, "Secret": "%s", '
-                 '"Commit": "abc", "Date": "2026-11-27T03:00:00Z"}]' % value)
+    f.write_text('[{"RuleID": "openai-api-key", "File": ".env", "StartLine": 3, "Secret": "' + value + '", '
+                 '"Commit": "abc", "Date": "2026-11-27T03:00:00Z"}]')
     (a,) = alerts.load(f)
     assert a.secret is not None and a.secret.reveal() == value
     assert value not in repr(a) and value not in str(a.summary())

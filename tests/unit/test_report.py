@@ -27,7 +27,7 @@ from keyresponse.report import render, sample, svg, times
 from keyresponse.secret import Secret
 
 HOSTILE = "<script>alert(1)</script>{{ 7*7 }}|x*y*_z_ [l](javascript:alert(1))"
-START = dt.datetime(2024, 5, 20, 9, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2024, 5, 20, 9, 0, tzinfo=dt.UTC)
 
 
 def build(**kw: Any) -> dict[str, Any]:

@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from keyresponse.action import BaseAction, Check, Plan, StepContext, With
 from keyresponse.secret import Secret
 
@@ -26,8 +28,8 @@ SHELL_HISTORY = (".bash_history", ".zsh_history", ".local/share/fish/fish_histor
 
 
 class ScanArgs(With):
-    paths: list[str] = []
-    repos: list[str] = []
+    paths: list[str] = Field(default_factory=list)
+    repos: list[str] = Field(default_factory=list)
     unreachable: bool = False
     alert: Any = None
     leaked: Any = None

@@ -7,11 +7,20 @@ key.probe lives in key_probe.py, key.issue and key.retire in key_issue.py, key.a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from keyresponse.action import Check, EarlyContext, Plan, StepContext, With
 from keyresponse.actions.key_common import (
-    Early, Work, connect, early_listing, failed, gone_note, prefetch_key, provider_for, resolve,
+    Early,
+    Work,
+    connect,
+    early_listing,
+    failed,
+    gone_note,
+    prefetch_key,
+    provider_for,
+    resolve,
 )
 from keyresponse.errors import KeyresponseError, ProviderError, ServiceError, StepError
 from keyresponse.providers.base import KeyRecord, RevokePlan, SiblingsWouldDie
@@ -35,8 +44,8 @@ def locate_in_inventory(inventory: LoadedInventory, leaked: Secret) -> str | Non
         clients: list[httpx.Client] = []
 
         def client(service: str, base_url: str, headers: dict[str, str]) -> httpx.Client:
-            clients.append(http.build_client(service, base_url, headers, read_only=True))
-            return clients[-1]
+            clients.append(http.build_client(service, base_url, headers, read_only=True))  # noqa: B023
+            return clients[-1]  # noqa: B023 - called only within this iteration (closed below)
 
         try:
             record = connect(inventory, cfg, client).find(value=leaked)

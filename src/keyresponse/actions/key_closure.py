@@ -16,8 +16,9 @@ latest of which `keyresponse incidents` and the report's closure section show.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from keyresponse.action import Check, NoArgs, Plan, StepContext
 from keyresponse.actions.key_common import failed, held_in, provider_for

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextvars
 import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from keyresponse.action import Check, EarlyContext, StepContext
 from keyresponse.errors import ConfigError, KeyresponseError, UsageError

@@ -17,14 +17,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from keyresponse.action import Check, NoArgs, Plan, StepContext, With
 from keyresponse.actions.key_common import (
-    failed, held_in, held_masks, journal_notes, provider_for, resolve, written_masks,
+    failed,
+    held_in,
+    held_masks,
+    journal_notes,
+    provider_for,
+    resolve,
+    written_masks,
 )
-from keyresponse.errors import ConfigError, KeyresponseError, ProviderError, ServiceError, StepError
+from keyresponse.errors import KeyresponseError, ProviderError, ServiceError, StepError
 from keyresponse.faults import crashpoint
 from keyresponse.providers.base import CannotRevoke, IssueSpec, Minted, iso
 
 if TYPE_CHECKING:
-    from keyresponse.providers.base import IssuedKey, Provider
+    from keyresponse.providers.base import IssuedKey, KeyRecord, Provider
 
 MINT_TRIES = 2  # the second only after listing proved what the first one left behind
 
@@ -61,6 +67,7 @@ class _IssueWork:
     expires_in_seconds: int | None = None
     copy_scopes: bool = True
     scopes: tuple[str, ...] | None = None  # the old key's, found by preflight
+    scopes_missed: str | None = None  # why they could not be read (the replacement is minted without them)
 
 
 class Issue:
@@ -100,30 +107,47 @@ class Issue:
         nowhere = _no_targets(ctx)
         if nowhere:
             return [Check("somewhere to deploy the replacement", False, nowhere,
-                          f"list where the key is used under keys.{ctx.key_name or 'NAME'}.targets in the inventory")]
+                          f"list where the key is used under keys.{ctx.key_name or 'NAME'}.targets in the inventory",
+                          settled=True)]
         what = "the admin key can create the replacement"
+        if work.mode == "service_account_key" and not work.service_account_id:
+            return [Check(what, False, "issue.mode service_account_key needs issue.service_account_id in the inventory",
+                          settled=True)]
+        # settled by the plan (what earlier steps delete), before any read
+        doomed = _deleted_earlier(ctx, self._account(work))
+        if doomed:
+            return [Check("the replacement's service account outlives the revoke", False, doomed,
+                          f"use `issue: {{mode: service_account}}` under keys.{ctx.key_name or 'NAME'} (a new "
+                          "account per incident), or set issue.service_account_id to another account", settled=True)]
         try:
             provider = provider_for(ctx)
             old = resolve(ctx, provider=provider)
             work.project = work.project or old.project_id
-            if work.mode == "service_account_key" and not work.service_account_id:
-                raise ConfigError("issue.mode service_account_key needs issue.service_account_id in the inventory")
-            doomed = _deleted_earlier(ctx, self._account(work))
-            if doomed:
-                return [Check("the replacement's service account outlives the revoke", False, doomed,
-                              f"use `issue: {{mode: service_account}}` under keys.{ctx.key_name or 'NAME'} (a new "
-                              "account per incident), or set issue.service_account_id to another account")]
             detail = provider.preflight_issue(work.project, self._account(work))
             if work.copy_scopes:
-                work.scopes = provider.key_scopes(old)
+                work.scopes, work.scopes_missed = self._scopes(provider, old)
         except KeyresponseError as exc:
             return failed(what, exc)
         plan.changes[:] = [provider.issue_call(self._spec(work, work.project, f"{work.prefix}-{ctx.incident.id}-N"))]
+        if work.scopes_missed:
+            plan.changes.append(work.scopes_missed)
         earlier = ctx.notes("key.issue.intent")
         if earlier:
             plan.changes.insert(0, f"first deal with {len(earlier)} earlier mint(s) of this incident: revoke those "
                                    "no target holds, keep the others for key.retire")
         return [Check(what, True, detail)]
+
+    @staticmethod
+    def _scopes(provider: Provider, old: KeyRecord) -> tuple[tuple[str, ...] | None, str | None]:
+        """The old key's scopes, best effort: they come from the audit log, which is opt-in
+        on an organization (and may be refused or down). Without them the replacement is
+        still minted, unrestricted: a response that stops here leaves production on a
+        dead key. Returns (scopes, why they are missing)."""
+        try:
+            return provider.key_scopes(old), None
+        except KeyresponseError as exc:
+            return None, (f"scopes not copied: {exc.message} (the replacement is minted without "
+                          "the old key's restrictions; restrict it by hand)")
 
     @staticmethod
     def _account(work: _IssueWork) -> str | None:
@@ -149,6 +173,8 @@ class Issue:
             reason = _no_targets(ctx)
             ctx.warn(f"no replacement issued: {reason}")
             return {"issued": False, "reason": reason, "replaced": replaced, "earlier": earlier}
+        if work.scopes_missed:
+            ctx.warn(work.scopes_missed)
         with http.retry_budget(ctx.remaining()):
             provider = provider_for(ctx)
             project = work.project or resolve(ctx, provider=provider).project_id
@@ -156,14 +182,15 @@ class Issue:
             replaced, earlier = self._revoke_earlier(ctx, provider, work, intents)
             issued = self._mint(ctx, provider, work, project, len(intents), replaced)
             ctx.record("key.issue.minted", name=issued.name, project_id=project, key_id=issued.key_id,
-                       service_account_id=issued.service_account_id, redacted_value=issued.redacted_value,
+                       service_account_id=issued.service_account_id, mode=work.mode, redacted_value=issued.redacted_value,
                        masked=issued.secret.masked)  # targets.deploy journals the same mask per target
             replaced += self._swept(ctx, provider, work, project, issued, earlier)
         crashpoint("key.issue:after-mint")
         return {"issued": True, "secret": issued.secret, "key_id": issued.key_id, "service_account_id": issued.service_account_id,
                 "name": issued.name, "redacted_value": issued.redacted_value, "project_id": project,
                 "created_at": iso(issued.created_at), "expires_at": iso(issued.expires_at),
-                "scopes": list(issued.scopes) if issued.scopes else None, "replaced": replaced, "earlier": earlier}
+                "scopes": list(issued.scopes) if issued.scopes else None, "scopes_copied": not work.scopes_missed,
+                "replaced": replaced, "earlier": earlier}
 
     def _mint(self, ctx: StepContext, provider: Provider, work: _IssueWork, project: str, before: int,
               replaced: list[str]) -> IssuedKey:
@@ -315,9 +342,9 @@ def orphans(records: list[dict[str, Any]], provider: Provider, *,
     notes = [r for r in records if r.get("event") == "step.note"]
     intents = [r for r in notes if r.get("note") == "key.issue.intent" and r.get("name") and r.get("project_id")]
     made = [m for m in notes if m.get("note") == "key.issue.minted"]
-    minted = {str(m.get("service_account_id") or m.get("key_id")): m for m in made}
+    minted = _by_ident(made, intents)
     held = {mask for masks in held_in(records).values() for mask in masks}
-    in_use = set(in_use or ()) | ({str(made[-1].get("service_account_id") or made[-1].get("key_id"))} if made else set())
+    in_use = set(in_use or ()) | ({_minted_ident(made[-1], intents)} if made else set())
     found: list[tuple[str, Minted]] = []
     for project, by_key in {(str(i["project_id"]), i.get("mode") == "service_account_key") for i in intents}:
         names = {str(i["name"]) for i in intents if i["project_id"] == project}
@@ -390,7 +417,7 @@ class Retire:
         effect and no target holds is revoked. A try that got no answer may still land
         until its `settle_until`: it is looked for again until then (or it shows up)."""
         tries = _earlier_tries(ctx)
-        minted = {m.get("service_account_id") or m.get("key_id"): m for m in journal_notes(ctx, "key.issue.minted")}
+        minted = _by_ident(journal_notes(ctx, "key.issue.minted"), journal_notes(ctx, "key.issue.intent"))
         current = _current(ctx)
         waiting = {n: t for n, t in _pending_settle(ctx).items() if n in {t["name"] for t in tries}}
         revoked: list[str] = []
@@ -438,7 +465,20 @@ def _current(ctx: StepContext) -> str | None:
     minted = journal_notes(ctx, "key.issue.minted")
     if not minted:
         return None
-    return str(minted[-1].get("service_account_id") or minted[-1].get("key_id") or "") or None
+    return _minted_ident(minted[-1], journal_notes(ctx, "key.issue.intent")) or None
+
+
+def _minted_ident(note: dict[str, Any], intents: list[dict[str, Any]]) -> str:
+    """What `find_minted` calls a journaled mint (`Minted.ident`): the new service account,
+    or in service_account_key mode the key (its account existed before and is not ours)."""
+    mode = note.get("mode") or next((i.get("mode") for i in intents if i.get("name") == note.get("name")), None)
+    if mode == "service_account_key":
+        return str(note.get("key_id") or "")
+    return str(note.get("service_account_id") or note.get("key_id") or "")
+
+
+def _by_ident(made: list[dict[str, Any]], intents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {_minted_ident(m, intents): m for m in made}
 
 
 def _kept(ctx: StepContext) -> list[dict[str, Any]]:

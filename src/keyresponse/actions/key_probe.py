@@ -14,7 +14,6 @@ from keyresponse.errors import StepError, UsageError
 from keyresponse.providers.base import KeyNotFound, KeyRecord, iso
 from keyresponse.secret import Secret
 
-
 # --- key.probe ------------------------------------------------------------------------
 
 

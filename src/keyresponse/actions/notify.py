@@ -14,6 +14,7 @@ than the message about it.
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from keyresponse.action import BaseAction, Check, Plan, StepContext, With
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from keyresponse.inventory import SlackNotify
 
 THREAD_NOTE = "slack.thread"
-ROOT_WAIT = 45.0  # seconds a later message waits for the opening post: it is bounded by the client's timeouts
+ROOT_WAIT = 45.0  # seconds a later message waits for the opening post, and the most that post may take
 
 # incident id -> set once its opening post in the background has ended (landed or not)
 _ROOT_POSTS: dict[str, threading.Event] = {}
@@ -37,6 +38,13 @@ def wait_for_root(incident_id: str, timeout: float | None = ROOT_WAIT) -> None:
         done = _ROOT_POSTS.get(incident_id)
     if done is not None:
         done.wait(ROOT_WAIT if timeout is None else min(timeout, ROOT_WAIT))
+
+
+def _root_in_flight(incident_id: str) -> bool:
+    """Whether this process's opening post for the incident is still under way."""
+    with _ROOT_POSTS_LOCK:
+        done = _ROOT_POSTS.get(incident_id)
+    return done is not None and not done.is_set()
 CHANNEL_ID = "CGD"  # first letters of channel, private group and DM ids; names need a lookup we do not do
 
 
@@ -88,7 +96,7 @@ class Slack(BaseAction):
             else:
                 detail += f"; channel {channel} is a name, not an id: it is not checked"
             return [Check("Slack token and channel", ok=True, detail=detail)]
-        except Exception as exc:  # noqa: BLE001 - any failure here is a finding, reported below
+        except Exception as exc:
             if not _expected(exc):
                 raise
             error = describe_error(exc)
@@ -114,7 +122,7 @@ class Slack(BaseAction):
             return {**out, "ok": True, "background": True}
         try:
             out.update(self._post(args, settings, ctx, thread))
-        except Exception as exc:  # noqa: BLE001 - Slack must never stop the response
+        except Exception as exc:
             if not _expected(exc):
                 raise
             error = describe_error(exc)
@@ -132,7 +140,7 @@ class Slack(BaseAction):
 
         def post() -> None:
             try:
-                self._post(args, settings, ctx, None)
+                self._post(args, settings, ctx, None, deadline=time.monotonic() + ROOT_WAIT)
             except Exception as exc:  # noqa: BLE001 - Slack must never stop the response
                 error = describe_error(exc) if _expected(exc) else f"unexpected {type(exc).__name__}"
                 try:
@@ -148,7 +156,9 @@ class Slack(BaseAction):
         ctx.progress("posting the opening message in the background; the response goes on")
 
     def _post(self, args: SlackArgs, settings: SlackNotify, ctx: StepContext,
-              thread: tuple[str, str] | None) -> dict[str, Any]:
+              thread: tuple[str, str] | None, *, deadline: float | None = None) -> dict[str, Any]:
+        """Post the message (and the root first, when there is no thread yet). `deadline`:
+        the background opening post's, past which it gives up between calls."""
         from keyresponse import slack
         from keyresponse.report import digest
         from keyresponse.report import model as report_model
@@ -165,7 +175,7 @@ class Slack(BaseAction):
                             report=_report_path(ctx))
         root = slack.root_message(facts)
         if thread is None:
-            thread = _post_root(ctx, settings, root)
+            thread = _post_root(ctx, settings, root, deadline=deadline)
             if args.event == "opened":
                 return {"channel": thread[0], "ts": thread[1]}
         channel, ts = thread
@@ -177,40 +187,48 @@ class Slack(BaseAction):
         return {"channel": channel, "ts": ts}
 
 
-def _post_root(ctx: StepContext, settings: SlackNotify, root: dict[str, Any]) -> tuple[str, str]:
+def _post_root(ctx: StepContext, settings: SlackNotify, root: dict[str, Any], *,
+               deadline: float | None = None) -> tuple[str, str]:
     """Post the incident's root message once.
 
     Slack may keep a message whose answer never arrives (a dropped connection, a 5xx), so
     the intent is journaled first with a nonce the message carries in its metadata, and
     a post that may have landed (this one, or an earlier step's or run's) is looked up in
     the channel's history by that nonce before another is posted. The thread is then
-    journaled: a resumed or re-run incident continues it."""
+    journaled: a resumed or re-run incident continues it.
+
+    While this process's opening post is still under way in the background (a slow Slack
+    outlasted ROOT_WAIT), none is posted beside it: it may yet land, and its intent cannot
+    be told from a lost one. The background post itself gives up past `deadline`."""
     import secrets
-    import time
 
     from keyresponse import slack
 
+    if deadline is None and _root_in_flight(ctx.incident.id):
+        raise _Unusable("the opening message is still being posted in the background (Slack is slow); "
+                        "no second one is posted beside it")
     token = ctx.inventory.credential(settings.token_env, "Slack notifications")
     once = slack.client(token, settings.base_url, resend=False)
     pending = _pending_intents(ctx.incident)
     if pending:
-        found = _find_root(once, ctx.incident.id, pending)  # a failure here keeps them pending
+        found = _find_root(once, ctx.incident.id, pending, deadline)  # a failure here keeps them pending
         if found is not None:
             return _journal_thread(ctx, found, pending[-1]["nonce"])
         for intent in pending:
             ctx.record(UNSENT_NOTE, nonce=intent["nonce"])
     for attempt in (1, 2):
+        _in_time(deadline, "before posting it")
         intent = {"channel": settings.channel, "nonce": secrets.token_hex(8),
                   "oldest": f"{time.time() - HISTORY_MARGIN:.6f}"}
         ctx.record(INTENT_NOTE, **intent)
         try:
             resp = once.chat_postMessage(channel=settings.channel, metadata=_marker(ctx.incident.id, intent["nonce"]),
                                          **root)
-        except Exception as exc:  # noqa: BLE001 - sorted below; the caller turns it into a warning
+        except Exception as exc:
             if not _expected(exc):
                 raise
             if _maybe_sent(exc):
-                found = _find_root(once, ctx.incident.id, [intent])
+                found = _find_root(once, ctx.incident.id, [intent], deadline)
                 if found is not None:
                     return _journal_thread(ctx, found, intent["nonce"])
             ctx.record(UNSENT_NOTE, nonce=intent["nonce"])
@@ -265,14 +283,23 @@ def _maybe_sent(exc: BaseException) -> bool:
     return True
 
 
-def _find_root(client: WebClient, incident_id: str, intents: list[dict[str, Any]]) -> tuple[str, str] | None:
+def _in_time(deadline: float | None, what: str) -> None:
+    """Between two calls of the background opening post: give up once its time is over."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise _Unusable(f"gave up on the opening message after {ROOT_WAIT:g}s ({what})")
+
+
+def _find_root(client: WebClient, incident_id: str, intents: list[dict[str, Any]],
+               deadline: float | None = None) -> tuple[str, str] | None:
     """The root message one of `intents` posted, from its channel's recent history."""
     for channel in dict.fromkeys(str(i["channel"]) for i in intents):
         mine = [i for i in intents if str(i["channel"]) == channel]
         nonces = {i["nonce"] for i in mine}
+        _in_time(deadline, "looking it up")
         channel_id = _channel_id(client, channel)
         args: dict[str, Any] = {"oldest": min(str(i["oldest"]) for i in mine)}
         for _ in range(HISTORY_PAGES):
+            _in_time(deadline, "looking it up")
             page = client.conversations_history(channel=channel_id, limit=200, include_all_metadata=True, **args)
             messages = [m for m in page.get("messages") or [] if isinstance(m, dict) and m.get("ts")]
             for m in messages:
@@ -343,7 +370,7 @@ def after_step(incident: Any, inventory: Any, step_id: str, uses: str, status: s
         reply = slack.step_reply(row, digest.step_detail(model, row))
         client.chat_postMessage(channel=thread[0], thread_ts=thread[1], **reply)
         client.chat_update(channel=thread[0], ts=thread[1], **slack.root_message(facts))
-    except Exception as exc:  # noqa: BLE001 - Slack must never stop the response
+    except Exception as exc:
         if not _expected(exc):
             raise
         error = f"Slack update after {step_id} not posted: {describe_error(exc)}; the response goes on"

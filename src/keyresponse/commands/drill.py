@@ -221,7 +221,7 @@ def history(root: Path) -> list[dict[str, Any]]:
 def stale_keys(inventory: Any, records: list[dict[str, Any]], days: int,
                now: dt.datetime | None = None) -> dict[str, str | None]:
     """Keys whose drill has not passed within `days` days -> the last pass (or None)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     last_pass: dict[str, str] = {}
     for r in records:
         if r.get("ok"):

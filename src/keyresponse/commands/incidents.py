@@ -63,7 +63,7 @@ def _since(when: str) -> str:
     age = re.fullmatch(r"(\d+)([dhm])", when.strip())
     if age:
         unit = {"d": "days", "h": "hours", "m": "minutes"}[age.group(2)]
-        moment = dt.datetime.now(dt.timezone.utc) - dt.timedelta(**{unit: int(age.group(1))})
+        moment = dt.datetime.now(dt.UTC) - dt.timedelta(**{unit: int(age.group(1))})
     else:
         try:
             moment = dt.datetime.fromisoformat(when.strip().replace("Z", "+00:00"))
@@ -71,8 +71,8 @@ def _since(when: str) -> str:
             raise UsageError(f"--since {when!r}: not a date or an age",
                              hint="e.g. --since 2026-11-30, --since 2026-11-30T08:00Z, --since 7d or --since 12h") from None
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+            moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def report(config: Path, incident_id: str, formats: list[str], open_report: bool) -> int:

@@ -40,8 +40,8 @@ def list_keys(inventory: LoadedInventory, provider_name: str | None = None) -> l
         clients: list[httpx.Client] = []
 
         def client(service: str, base_url: str, headers: dict[str, str]) -> httpx.Client:
-            clients.append(http.build_client(service, base_url, headers, read_only=True))
-            return clients[-1]
+            clients.append(http.build_client(service, base_url, headers, read_only=True))  # noqa: B023
+            return clients[-1]  # noqa: B023 - called only within this iteration (closed below)
 
         try:
             provider = connect(inventory, cfg, client)
@@ -70,7 +70,7 @@ def keys(config: Path, json_output: bool) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
-        print(f"{r.get('project_id', ''):<28} {r.get('key_id', ''):<28} {str(r.get('name') or ''):<24} "
+        print(f"{r.get('project_id', ''):<28} {r.get('key_id', ''):<28} {r.get('name') or ''!s:<24} "
               f"{r.get('redacted_value') or '':<18} {r.get('owner_type') or '':<15} "
               f"last used {r.get('last_used_at') or 'never'}"
               + (f"  [inventory: {r['inventory']}]" if r.get("inventory") else ""))

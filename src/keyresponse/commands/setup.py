@@ -81,8 +81,8 @@ def install_source(spec: str | None) -> str:
 def init(folder: Path, base_url: str, admin_key_env: str, ci: str | None, force: bool,
          install: str | None = None) -> int:
     from keyresponse.inventory import Inventory, LoadedInventory
-    from keyresponse.providers.openai import OpenAISettings
     from keyresponse.journal import Incident  # noqa: F401 - keeps the import graph honest
+    from keyresponse.providers.openai import OpenAISettings
 
     config = folder / "keyresponse.yaml"
     if config.exists() and not force:

@@ -10,8 +10,9 @@ inventory settings, and providers/__init__.py lists the modules.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from keyresponse.errors import ProviderError
 from keyresponse.fields import KeyPattern as KeyPattern  # re-exported: what a provider module's KEY_PATTERNS hold
@@ -33,7 +34,7 @@ def iso(ts: int | float | None) -> str | None:
     """Unix seconds -> ISO 8601 UTC (``2026-11-28T16:42:00Z``); None stays None."""
     if ts is None:
         return None
-    return dt.datetime.fromtimestamp(int(ts), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.fromtimestamp(int(ts), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def epoch(value: Any) -> int | None:
@@ -50,7 +51,7 @@ def epoch(value: Any) -> int | None:
             return int(text)
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
     return int(when.timestamp())
 
 

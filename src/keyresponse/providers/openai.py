@@ -16,18 +16,33 @@ from __future__ import annotations
 import contextvars
 import re
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import Field
 
 from keyresponse.errors import AnswerLost, ProviderError, ServiceError
-from keyresponse.fields import credential_env
+from keyresponse.fields import KeyPattern, credential_env
 from keyresponse.providers import openai_usage
-from keyresponse.fields import KeyPattern
 from keyresponse.providers.base import (
-    AuditEvent, CannotRevoke, GoneKey, IssuedKey, IssueSpec, KeyNotFound, KeyRecord, MinuteUsage, Minted, OwnerType,
-    ProbeResult, RevokePlan, RevokeResult, SiblingPolicy, SiblingsWouldDie, UsagePoint, iso,
+    AuditEvent,
+    CannotRevoke,
+    GoneKey,
+    IssuedKey,
+    IssueSpec,
+    KeyNotFound,
+    KeyRecord,
+    Minted,
+    MinuteUsage,
+    OwnerType,
+    ProbeResult,
+    RevokePlan,
+    RevokeResult,
+    SiblingPolicy,
+    SiblingsWouldDie,
+    UsagePoint,
+    iso,
 )
 from keyresponse.providers.settings import ProviderSettings
 from keyresponse.secret import Secret

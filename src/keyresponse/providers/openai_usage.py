@@ -8,7 +8,8 @@ one key's traffic (key.drain, key.closure) reads them by the minute, 1440 to a p
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from keyresponse.errors import ProviderError
 from keyresponse.providers.base import AuditEvent, GoneKey, KeyRecord, MinuteUsage, UsagePoint

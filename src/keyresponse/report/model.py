@@ -9,7 +9,8 @@ marks the rest unknown rather than guessing. The model is plain JSON data; it is
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from keyresponse.report import closure, items, sections, times
 from keyresponse.report.sections import TARGET_OK

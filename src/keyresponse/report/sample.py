@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def records(

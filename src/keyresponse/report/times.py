@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def parse(value: Any) -> dt.datetime | None:
@@ -63,7 +63,7 @@ def duration(seconds: float | None) -> str:
     s = abs(seconds)
     if s < 60:
         return f"{sign}{s:.1f}s" if s < 10 else f"{sign}{s:.0f}s"
-    minutes, sec = divmod(int(round(s)), 60)
+    minutes, sec = divmod(round(s), 60)
     if minutes < 60:
         return f"{sign}{minutes}m {sec:02d}s"
     hours, minutes = divmod(minutes, 60)

@@ -17,7 +17,15 @@ from starlette.responses import JSONResponse, Response
 from keyresponse.sandbox import github_org, github_repos
 from keyresponse.sandbox.app import Call, Service, route
 from keyresponse.sandbox.github_common import (
-    error, finish, list_secrets, get_secret, public_key, put_secret, delete_secret, repo, service_error,
+    delete_secret,
+    error,
+    finish,
+    get_secret,
+    list_secrets,
+    public_key,
+    put_secret,
+    repo,
+    service_error,
 )
 
 PREFIX = "/github"

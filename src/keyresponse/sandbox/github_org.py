@@ -9,7 +9,14 @@ from starlette.responses import JSONResponse, Response
 
 from keyresponse.sandbox.app import Call, Route, route
 from keyresponse.sandbox.github_common import (
-    delete_secret, error, get_secret, list_secrets, org, paginate, public_key, put_secret,
+    delete_secret,
+    error,
+    get_secret,
+    list_secrets,
+    org,
+    paginate,
+    public_key,
+    put_secret,
 )
 
 VISIBILITIES = ("all", "private", "selected")

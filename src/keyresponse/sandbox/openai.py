@@ -16,8 +16,21 @@ from starlette.responses import JSONResponse, Response
 from keyresponse.sandbox import openai_accounts, openai_reports
 from keyresponse.sandbox.app import Call, Service, route
 from keyresponse.sandbox.openai_common import (
-    MODEL_SCOPES, admin, audit, bad_key, bearer, error, finish, json_body, key_obj, missing_scopes, no_key, page,
-    policy, project_obj, service_error,
+    MODEL_SCOPES,
+    admin,
+    audit,
+    bad_key,
+    bearer,
+    error,
+    finish,
+    json_body,
+    key_obj,
+    missing_scopes,
+    no_key,
+    page,
+    policy,
+    project_obj,
+    service_error,
 )
 
 PREFIX = "/openai/v1"

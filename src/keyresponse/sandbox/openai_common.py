@@ -101,7 +101,7 @@ def policy(st: State) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def expiry(st: State, body: dict[str, Any]) -> int | None | JSONResponse:
+def expiry(st: State, body: dict[str, Any]) -> int | JSONResponse | None:
     """`expires_in_seconds` of a create request as an `expires_at`, or the 400 to send."""
     ttl = body.get("expires_in_seconds")
     limit = policy(st).get("max_key_lifetime")

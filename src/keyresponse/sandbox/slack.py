@@ -83,7 +83,7 @@ def _message_obj(call: Call, m: dict[str, Any], *, metadata: bool = False) -> di
     return out
 
 
-def _metadata(raw: Any) -> dict[str, Any] | None | Response:
+def _metadata(raw: Any) -> dict[str, Any] | Response | None:
     """chat.postMessage's `metadata`: a JSON object (or its text) with a string
     `event_type` and an object `event_payload`, as Slack requires."""
     if raw in (None, ""):

@@ -128,7 +128,7 @@ def page(kind: str, rows: list[list[Any]], q: dict[str, Any], filters: dict[str,
     data = []
     for i, b in enumerate(buckets):
         groups = acc.get(i, {})
-        results = [_result(kind, dict(zip(group_by, key)), sums) for key, sums in sorted(
+        results = [_result(kind, dict(zip(group_by, key, strict=True)), sums) for key, sums in sorted(
             groups.items(), key=lambda kv: [str(v) for v in kv[0]])]
         data.append({"object": "bucket", "start_time": b, "end_time": b + width, "results": results})
     return {"object": "page", "data": data, "has_more": next_page is not None, "next_page": next_page}

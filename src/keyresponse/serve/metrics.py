@@ -51,7 +51,7 @@ class Metrics:
                     lines.append(f"{name}{_labels(labels)} {value:g}")
             lines += [f"# HELP {REVOKE} Seconds from a webhook's receipt to its key's revoke",
                       f"# TYPE {REVOKE} histogram"]
-            for bound, n in zip(BUCKETS, self._buckets):
+            for bound, n in zip(BUCKETS, self._buckets, strict=True):
                 lines.append(f'{REVOKE}_bucket{{le="{bound:g}"}} {n}')
             lines += [f'{REVOKE}_bucket{{le="+Inf"}} {self._count}', f"{REVOKE}_sum {self._sum:.6f}",
                       f"{REVOKE}_count {self._count}"]

@@ -138,7 +138,7 @@ class DeliveryQueue:
                 status = "waiting"
                 return
             status = self._run(job)
-        except BaseException as exc:  # a worker never dies silently: the delivery says how it ended
+        except BaseException as exc:  # noqa: BLE001 - a worker never dies silently: the delivery says how it ended
             from keyresponse.secret import redact
 
             self.log("incident.error", level="error", delivery=job.delivery, incident=job.incident,

@@ -14,9 +14,10 @@ import contextvars
 import re
 import threading
 import time
+from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, ClassVar, Hashable, Iterable, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:

@@ -20,8 +20,9 @@ import shlex
 import shutil
 import signal
 import subprocess
+from collections.abc import Collection
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Collection, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 

@@ -68,7 +68,7 @@ def parse(text: str) -> list[Binding]:
         name, p = head.group("name"), head.end()
         if not text.startswith("=", p):
             tail = _TAIL.match(text, p)
-            if tail is None or tail.end() == p and p < n:
+            if tail is None or (tail.end() == p and p < n):
                 raise EnvParseError(line, f"expected '=' after {name}")
             out.append(Binding(name, line, pos, p, p, "=", ""))
             pos = tail.end()

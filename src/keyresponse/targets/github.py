@@ -16,7 +16,8 @@ import base64
 import datetime as dt
 import re
 import time
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
 
 from pydantic import Field, field_validator

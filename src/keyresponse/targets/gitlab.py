@@ -10,7 +10,8 @@ variable's own `masked`, `protected`, `raw`, `variable_type` and
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
 
 from pydantic import Field
