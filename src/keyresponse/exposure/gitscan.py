@@ -4,16 +4,15 @@
    --batch --buffer` streams them; each run of a few MB is searched here, in memory, at
    once (the value is never in argv: git is only asked for objects by id). The commit
    graph (`git rev-list --all --parents`) is read at the same time.
-2. Only when a blob matched: `git ls-tree -r` of the refs' tips gives the paths the
-   matching blobs live at, and one `git log --all --raw --full-history -- <those paths>`
-   (tree diffs, no blob content) maps them to the commits that added and removed them;
-   renames and copies from other paths widen the paths, and a matching blob that no
-   limited log explains makes the log run over every path.
-3. The commit graph says which refs still reach each introducing commit; the tips'
-   trees say which still hold the copy at their tip.
+2. Only when a blob matched: one `git log --all --raw --find-object=<blob>...` (tree diffs,
+   no blob content; cut in parts run side by side for a long history) names every commit
+   that added or removed a matching blob, at any path. The paths come from the history
+   itself: a copy at a path that no ref's tip holds any more is found like any other.
+3. The commit graph says which refs still reach each introducing commit; one `git cat-file
+   --batch-check` of `<tip>:<path>` says which tips still hold the copy.
 
-`git log -S` does the diffing of every blob pair for every commit instead; see
-bench/exposure.py for the two side by side.
+`git log -S` does the same tree diffs and reads every changed blob pair besides; see
+bench/exposure.py for the two side by side (and why the tree diffs bound the speed-up).
 """
 
 from __future__ import annotations
@@ -242,16 +241,35 @@ def _graph(repo: Path, revs: bytes) -> dict[str, _Commit]:
     return commits
 
 
-def _events(repo: Path, revs: bytes, hits: dict[str, list[_Hit]], commits: dict[str, _Commit],
-            paths: list[str] | None) -> tuple[list[_Event], list[_Event]]:
-    """Where a matching blob came and went: one `git log --raw` (tree diffs, no blob content),
-    limited to `paths` when given. `--full-history` keeps every commit that changes them, so
-    the limited log has the same events as the whole one; it fills in those commits' people
-    and dates."""
-    limit = ["--full-history", "--", *(f":(literal){p}" for p in paths)] if paths is not None else []
-    raw = _git(repo, "log", "--all", "--stdin", "--no-renames", "--diff-merges=first-parent", "--raw",
-               "--no-abbrev", "-z", "--no-color", "--no-ext-diff", f"--format={_FORMAT}", *limit,
-               stdin=revs, ok=(0, 128))
+def _events(repo: Path, revs: bytes, hits: dict[str, list[_Hit]], commits: dict[str, _Commit]
+            ) -> tuple[list[_Event], list[_Event]]:
+    """Where a matching blob came and went: `git log --raw` over every commit of every ref
+    (tree diffs, no blob content), told the matching blobs' ids with `--find-object`, so git
+    prints only the commits that add or remove one of them, at any path, under any name. It
+    fills in those commits' people and dates. The ids are hashes of the content, not the
+    value; past MAX_OBJECTS of them the log prints every commit and the filter is here.
+
+    The tree diffs are the cost, one commit at a time, so a long history is cut in parts at
+    commits of the graph (part i: what M_i reaches and no earlier M_j does; the last: what
+    no M_j reaches), each its own `git log` on its own core: every commit is in one part."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    wanted = sorted(hits)
+    limit = [f"--find-object={b}" for b in wanted] if len(wanted) <= MAX_OBJECTS else []
+    cuts = _cuts(commits)
+    ranges = [([m, *(f"^{x}" for x in cuts[:i])], b"") for i, m in enumerate(cuts)]
+    ranges.append((["--all", "--stdin", *(f"^{x}" for x in cuts)], revs))
+
+    def log(part: tuple[list[str], bytes]) -> bytes:
+        return _git(repo, "log", *part[0], "--no-renames", "--diff-merges=first-parent", "--raw", "--no-abbrev",
+                    "-z", "--no-color", "--no-ext-diff", f"--format={_FORMAT}", *limit, "--",
+                    stdin=part[1], ok=(0, 128))
+
+    if len(ranges) == 1:
+        raw = log(ranges[0])
+    else:
+        with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
+            raw = b"".join(pool.map(log, ranges))
     added: list[_Event] = []
     removed: list[_Event] = []
     for chunk in raw.split(b"\x01")[1:]:
@@ -281,38 +299,19 @@ def _events(repo: Path, revs: bytes, hits: dict[str, list[_Hit]], commits: dict[
     return added, removed
 
 
-MAX_PATHS = 500
+MAX_OBJECTS = 2000
+SPLIT_AT = 4000  # commits per part, at least
 
 
-def _history(repo: Path, extra_revs: Iterable[str], hits: dict[str, list[_Hit]],
-             at_tip: dict[str, set[tuple[str, str]]], commits: dict[str, _Commit]
-             ) -> tuple[dict[str, _Commit], list[_Event], list[_Event]]:
-    """Each commit, and where a matching blob came and went.
-
-    The tree diff of every commit is what makes a whole-history log slow, so the log is
-    limited to the paths the matching blobs are known to live at: first those at the refs'
-    tips (`at_tip`), then, for every commit that adds a matching blob, the paths its parents
-    held that blob at (a rename or copy from a path not yet known), until no new path turns
-    up. When some matching blob still has no event (it only ever lived in commits that are
-    no ref's tip, e.g. a file added and deleted between two tags), the log runs unlimited."""
-    revs = "".join(f"{r}\n" for r in extra_revs).encode()
-    paths = {p for found in at_tip.values() for p, _ in found}
-    checked: set[str] = set()
-    for _ in range(8):
-        if not paths or len(paths) > MAX_PATHS:
-            break
-        added, removed = _events(repo, revs, hits, commits, sorted(paths))
-        if {e.blob for e in added} != set(hits):
-            break
-        parents = {p for e in added for p in commits[e.commit].parents} - checked
-        checked |= parents
-        more = {p for found in _tip_blobs(repo, {s: s for s in parents}, set(hits)).values()
-                for p, _ in found} - paths
-        if not more:
-            return commits, added, removed
-        paths |= more
-    added, removed = _events(repo, revs, hits, commits, None)
-    return commits, added, removed
+def _cuts(commits: dict[str, _Commit]) -> list[str]:
+    """Commits to cut the history log at: evenly spaced in the graph's (date) order, one part
+    per core, none for a short history."""
+    n = len(commits)
+    k = min(os.cpu_count() or 1, 4, n // SPLIT_AT)
+    if k < 2:
+        return []
+    order = sorted(commits.values(), key=lambda c: c.order)
+    return [order[n * i // k].sha for i in range(k - 1, 0, -1)]
 
 
 def _children(commits: dict[str, _Commit]) -> dict[str, list[str]]:
@@ -340,22 +339,28 @@ def _dangling_commits(repo: Path) -> list[str]:
             if line.startswith("unreachable commit ")]
 
 
-def _tip_blobs(repo: Path, tips: dict[str, str], wanted: set[str]) -> dict[str, set[tuple[str, str]]]:
-    """commit -> {(path, blob)} of the matching blobs in its tree (one ls-tree per distinct tip)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    out: dict[str, set[tuple[str, str]]] = {}
+def _at_tips(repo: Path, tips: dict[str, str], paths: set[str], wanted: set[str]) -> dict[str, set[tuple[str, str]]]:
+    """commit -> {(path, blob)} of the matching blobs each tip holds at the paths the history
+    names: one `git cat-file --batch-check` asked `<tip>:<path>` for every pair."""
     shas = sorted(set(tips.values()))
-    with ThreadPoolExecutor(max_workers=4) as pool:  # the ls-trees start side by side
-        trees = list(pool.map(lambda sha: _git(repo, "ls-tree", "-r", "-z", "--full-tree", sha, ok=(0, 128)), shas))
-    for sha, raw in zip(shas, trees):
-        found = set()
-        for entry in raw.split(b"\0"):
-            meta, _, path = entry.partition(b"\t")
-            parts = meta.split(b" ")
-            if len(parts) == 3 and parts[2].decode() in wanted:
-                found.add((path.decode("utf-8", "surrogateescape"), parts[2].decode()))
-        out[sha] = found
+    plain = sorted(p for p in paths if "\n" not in p)
+    out: dict[str, set[tuple[str, str]]] = {sha: set() for sha in shas}
+    pairs = [(sha, p) for sha in shas for p in plain]
+    if pairs:
+        raw = _git(repo, "cat-file", "--batch-check=%(objectname) %(objecttype)", "-z",
+                   stdin=b"".join(f"{sha}:".encode() + p.encode("utf-8", "surrogateescape") + b"\0"
+                                  for sha, p in pairs))
+        for (sha, p), line in zip(pairs, raw.split(b"\n")[:-1], strict=True):
+            blob, _, kind = line.decode("utf-8", "replace").partition(" ")
+            if kind == "blob" and blob in wanted:
+                out[sha].add((p, blob))
+    odd = [p for p in paths if "\n" in p]  # cat-file's answer for these would span lines
+    for sha in shas if odd else ():
+        for entry in _git(repo, "ls-tree", "-r", "-z", "--full-tree", sha, ok=(0, 128)).split(b"\0"):
+            meta, _, name = entry.partition(b"\t")
+            parts, path = meta.split(b" "), name.decode("utf-8", "surrogateescape")
+            if len(parts) == 3 and parts[2].decode() in wanted and path in odd:
+                out[sha].add((path, parts[2].decode()))
     return out
 
 
@@ -398,8 +403,9 @@ def scan_repo(repo: Path, needles: list[Needle], *, unreachable: bool = False, l
         raise GitError(f"git rev-list in {repo} failed")
     head = _git(repo, "rev-parse", "--verify", "-q", "HEAD", ok=(0, 1)).decode().strip()
     tips = dict(refs) | ({"HEAD": head} if head else {})
-    at_tip = _tip_blobs(repo, tips, set(hits))
-    commits, added, removed = _history(repo, stash_and_dangling, hits, at_tip, graph[0])
+    commits = graph[0]
+    added, removed = _events(repo, revs, hits, commits)
+    at_tip = _at_tips(repo, tips, {e.path for e in added}, set(hits))
     scan.stats.commits = len(commits)
     children = _children(commits)
     tracked = set() if bare else {p.decode("utf-8", "surrogateescape")
