@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -209,7 +210,7 @@ def test_the_history_cut_in_parts_gives_the_same_findings(told: story.Story, mon
     """A long history's log runs in parts side by side: every commit in exactly one of them."""
     whole = gitscan.scan_repo(told.repo, [from_secret(Secret(told.value))]).findings
     monkeypatch.setattr(gitscan, "SPLIT_AT", 60)
-    monkeypatch.setattr(gitscan.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
     assert len(gitscan._cuts(gitscan._graph(told.repo, b""))) == 3
     cut = gitscan.scan_repo(told.repo, [from_secret(Secret(told.value))]).findings
     _check(told, cut)
