@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -155,3 +156,62 @@ def test_the_command_finds_the_copies_and_never_prints_the_value(told: story.Sto
     result = json.loads(out.stdout)
     assert {f["path"]: f["commit"] for f in result["findings"]}[".env"] == told.commits["env_added"]
     assert any(p["title"] == f"Ignore .env in {told.repo}" and not p["done"] for p in result["prevention"])
+
+
+def test_a_copy_at_a_path_that_no_tip_holds(tmp_path: Path) -> None:
+    """The same bytes at a path deleted before every tip and at a path a tip still holds: the
+    tips name only the second, and the history must still give the first. Also a rename,
+    and one content at two paths."""
+    from keyresponse.sandbox.seed_git import FastImport
+
+    value = fake_key("gone")
+    leak = b"token=" + value.encode() + b"\n"
+    conf = b"# conf\n\nKEY = '" + value.encode() + b"'\n"
+    fi = FastImport()
+    t = story.T0
+    prev = fi.commit("refs/heads/main", t, "initial", {"README.md": b"# app\n"})
+    marks: dict[str, int] = {}
+    for i in range(60):
+        t += 600
+        files: dict[str, bytes | None] = {f"src/m{i % 7}.py": f"x = {i}\n".encode()}
+        name = {5: "old_added", 20: "old_removed", 30: "kept", 40: "two", 50: "renamed"}.get(i)
+        if i == 5:
+            files["old/leak.txt"] = leak
+        elif i == 20:
+            files["old/leak.txt"] = None
+        elif i == 30:
+            files["keep/leak.txt"] = leak  # byte-identical to old/leak.txt: the same blob
+        elif i == 40:
+            files |= {"cfg/a.py": conf, "cfg/b.py": conf}
+        if i == 50:
+            prev = fi.commit("refs/heads/main", t, "move a", renames={"cfg/a.py": "app/a.py"}, parent=prev)
+        else:
+            prev = fi.commit("refs/heads/main", t, f"change {i}", files, parent=prev)
+        if name:
+            marks[name] = prev
+        if i == 35:
+            fi.commit("refs/heads/side", t + 1, "side", {"side.txt": b"s\n"}, parent=prev)
+            fi.tag("v1", prev, t + 2, "one")
+    shas = fi.run(tmp_path / "repo")
+    c = {n: shas[m] for n, m in marks.items()}
+    scan = gitscan.scan_repo(tmp_path / "repo", [from_secret(Secret(value))])
+    got = {f["path"]: (f["commit"], f["removed_in"], f["moved_from"], f["line"]) for f in scan.findings}
+    assert got == {
+        "old/leak.txt": (c["old_added"], c["old_removed"], [], 1),
+        "keep/leak.txt": (c["kept"], None, [], 1),
+        "cfg/a.py": (c["two"], c["renamed"], [], 3),
+        "cfg/b.py": (c["two"], None, [], 3),
+        "app/a.py": (c["renamed"], None, ["cfg/a.py"], 3),
+    }, got
+    assert value not in json.dumps(scan.findings)
+
+
+def test_the_history_cut_in_parts_gives_the_same_findings(told: story.Story, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long history's log runs in parts side by side: every commit in exactly one of them."""
+    whole = gitscan.scan_repo(told.repo, [from_secret(Secret(told.value))]).findings
+    monkeypatch.setattr(gitscan, "SPLIT_AT", 60)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert len(gitscan._cuts(gitscan._graph(told.repo, b""))) == 3
+    cut = gitscan.scan_repo(told.repo, [from_secret(Secret(told.value))]).findings
+    _check(told, cut)
+    assert cut == whole

@@ -23,6 +23,7 @@ from keyresponse.secret import Secret
 
 SKIP_DIRS = {".git", ".keyresponse", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".mypy_cache"}
 MAX_FILE = 2 * 1024 * 1024
+MAX_LOG = 64 * 1024 * 1024  # a saved CI log is often many MB, and the copy near its end
 MAX_FILES = 20_000
 SHELL_HISTORY = (".bash_history", ".zsh_history", ".local/share/fish/fish_history", ".python_history")
 
@@ -91,7 +92,7 @@ class Scan(BaseAction):
                 findings += found
             files = [(p, "file") for r in roots for p in _files(r)]
             files += [(p, "notebook") for r in where.notebooks for p in _files(ctx.path(r)) if p.suffix == ".ipynb"]
-            files += [(p, "ci-log") for r in where.ci_logs for p in _files(ctx.path(r))]
+            files += [(p, "ci-log") for r in where.ci_logs for p in _files(ctx.path(r), MAX_LOG)]
             if where.shell_history:
                 home = Path.home()
                 files += [(home / h, "shell-history") for h in SHELL_HISTORY if (home / h).is_file()]
@@ -186,14 +187,14 @@ def _github_repo(ctx: StepContext, settings: Any) -> dict[str, Any]:
             "push_protection": (sa.get("secret_scanning_push_protection") or {}).get("status")}
 
 
-def _files(root: Path) -> Any:
+def _files(root: Path, max_size: int = MAX_FILE) -> Any:
     count = 0
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
         for name in filenames:
             path = Path(dirpath) / name
             try:
-                if path.is_symlink() or path.stat().st_size > MAX_FILE:
+                if path.is_symlink() or path.stat().st_size > max_size:
                     continue
             except OSError:
                 continue
@@ -210,22 +211,49 @@ def _lines_matching(path: Path, needles: list[Any], place: str) -> list[tuple[in
         data = path.read_bytes()
     except OSError:
         return []
+    if place == "notebook":
+        return _notebook_matches(data, needles)
     if not any(n.quick(data) for n in needles):
         return []
-    if place == "notebook":
-        data = _notebook_outputs(data)
     return [(line_of(data, m.offset), m) for n in needles for m in n.matches(data)]
 
 
-def _notebook_outputs(data: bytes) -> bytes:
-    """The text of a notebook's cell outputs (where a printed key hides), one line each."""
+def _notebook_matches(data: bytes, needles: list[Any]) -> list[tuple[int, Any]]:
+    """Copies in a notebook's cell outputs (where a printed key hides), each with the line of
+    the .ipynb file that holds it. The outputs are searched decoded: in the file a value is
+    JSON-escaped and may follow an escape (`...\\nsk-...`), which a shape's word boundary
+    would not see. A file that is no notebook is searched as it is."""
+    from keyresponse.exposure.needle import line_of
+
     try:
         cells = json.loads(data).get("cells") or []
-    except (ValueError, AttributeError):
-        return data
-    lines = []
-    for cell in cells:
-        for out in cell.get("outputs") or []:
-            text = out.get("text") or (out.get("data") or {}).get("text/plain") or ""
-            lines.append("".join(text) if isinstance(text, list) else str(text))
-    return "\n".join(lines).encode()
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return [(line_of(data, m.offset), m) for n in needles for m in n.matches(data)]
+    out: list[tuple[int, Any]] = []
+    cursor = 0
+    for text in (t for cell in cells if isinstance(cell, dict) for o in cell.get("outputs") or []
+                 for t in _strings(o)):
+        raw = text.encode("utf-8", "surrogatepass")
+        for n in needles:
+            for m in n.matches(raw):
+                # where the file holds this copy: its JSON form, from the previous copy on
+                encoded = json.dumps(m.value.decode("utf-8", "replace"))[1:-1].encode()
+                at = data.find(encoded, cursor)
+                if at < 0:
+                    at = data.find(encoded)
+                cursor = at + 1 if at >= 0 else cursor
+                out.append((line_of(data, max(at, 0)), m))
+    return out
+
+
+def _strings(node: Any) -> Any:
+    """Every string in an output (stream text, each data mime type, an error's traceback), in order."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item)
+    elif isinstance(node, dict):
+        for key, item in node.items():
+            if key not in ("metadata", "output_type", "name", "execution_count"):
+                yield from _strings(item)

@@ -1,20 +1,25 @@
 """Every copy of a key in a git repository's history, in one pass over its objects.
 
-1. `git cat-file --batch-all-objects --batch-check` lists the blobs; one `git cat-file
-   --batch` streams them, and each is searched here, in memory (the value is never in
-   argv: git is only asked for objects by id).
-2. Only when a blob matched: one `git log --all --raw` (tree diffs, no blob content)
-   maps the matching blobs to the commits and paths that added and removed them.
-3. The commit graph from that log says which refs still reach each introducing commit;
-   `git ls-tree` of each ref's tip says which still hold the copy at their tip.
+1. `git cat-file --batch-all-objects --batch-check` lists the blobs while one `git cat-file
+   --batch --buffer` streams them; each run of a few MB is searched here, in memory, at
+   once (the value is never in argv: git is only asked for objects by id). The commit
+   graph (`git rev-list --all --parents`) is read at the same time.
+2. Only when a blob matched: one `git log --all --raw --find-object=<blob>...` (tree diffs,
+   no blob content; cut in parts run side by side for a long history) names every commit
+   that added or removed a matching blob, at any path. The paths come from the history
+   itself: a copy at a path that no ref's tip holds any more is found like any other.
+3. The commit graph says which refs still reach each introducing commit; one `git cat-file
+   --batch-check` of `<tip>:<path>` says which tips still hold the copy.
 
-`git log -S` does the diffing of every blob pair for every commit instead; see
-bench/exposure.py for the two side by side.
+`git log -S` does the same tree diffs and reads every changed blob pair besides; see
+bench/exposure.py for the two side by side (and why the tree diffs bound the speed-up).
 """
 
 from __future__ import annotations
 
+import bisect
 import os
+import re
 import subprocess
 import threading
 from collections import defaultdict
@@ -113,45 +118,71 @@ def _refs(repo: Path) -> dict[str, str]:
     return {k: v for k, v in out.items() if v}
 
 
-def _blobs(repo: Path) -> list[str]:
-    raw = _git(repo, "cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype) %(objectsize)")
-    out = []
-    for line in raw.split(b"\n"):
-        parts = line.split(b" ")
-        if len(parts) == 3 and parts[1] == b"blob" and int(parts[2]) <= MAX_BLOB:
-            out.append(parts[0].decode())
-    return out
+_BLOB_LINE = re.compile(rb"^blob ([0-9a-f]+) ([0-9]+)$", re.M)
 
 
-def _read(repo: Path, shas: list[str]) -> Iterator[tuple[str, bytes]]:
-    """Stream the blobs through one `git cat-file --batch` (ids written from a thread, so
-    neither pipe fills while the other waits)."""
-    proc = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch"], stdin=subprocess.PIPE,
+CHUNK = 4 * 1024 * 1024
+
+
+def _read(repo: Path, stats: Stats) -> Iterator[tuple[bytes, list[tuple[str, int, int]]]]:
+    """Stream every blob through one `git cat-file --batch`, in runs of whole objects read a
+    few MB at a time: each run is one buffer and the (id, start, end) of every blob's content
+    in it, so a search runs over the whole buffer at once instead of once per blob. The ids
+    come from `--batch-all-objects --batch-check`, copied over by a thread as they are
+    listed: the listing and the reading run side by side, and neither pipe fills while the
+    other waits."""
+    lister = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch-all-objects",
+                               "--batch-check=%(objecttype) %(objectname) %(objectsize)"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env())
+    proc = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch", "--buffer"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env())
-    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdin is not None and proc.stdout is not None and lister.stdout is not None
 
     def feed() -> None:
         try:
-            for i in range(0, len(shas), 512):
-                proc.stdin.write(("\n".join(shas[i:i + 512]) + "\n").encode())  # type: ignore[union-attr]
+            rest = b""
+            while block := lister.stdout.read1(1 << 16):  # type: ignore[union-attr]
+                block = rest + block
+                cut = block.rfind(b"\n") + 1
+                block, rest = block[:cut], block[cut:]
+                shas = [sha for sha, size in _BLOB_LINE.findall(block) if int(size) <= MAX_BLOB]
+                stats.blobs += len(shas)
+                if shas:
+                    proc.stdin.write(b"\n".join(shas) + b"\n")  # type: ignore[union-attr]
         except BrokenPipeError:
             pass
         finally:
             proc.stdin.close()  # type: ignore[union-attr]
+            lister.stdout.close()  # type: ignore[union-attr]
+            lister.wait()
 
     writer = threading.Thread(target=feed, daemon=True)
     writer.start()
     try:
         read = proc.stdout.read
-        readline = proc.stdout.readline
-        for _ in shas:
-            header = readline().split()
-            if len(header) < 2 or header[1] == b"missing":
-                continue
-            size = int(header[2])
-            data = read(size)
-            read(1)
-            yield header[0].decode(), data
+        buf = b""
+        eof = False
+        while not eof:
+            more = read(CHUNK)
+            eof = not more
+            buf += more
+            pos, spans, n = 0, [], len(buf)
+            while True:
+                nl = buf.find(b"\n", pos)
+                if nl < 0:
+                    break
+                header = buf[pos:nl].split()
+                if len(header) < 3:  # "<id> missing": no content follows
+                    pos = nl + 1
+                    continue
+                end = nl + 1 + int(header[2])
+                if end + 1 > n:
+                    break
+                spans.append((header[0].decode(), nl + 1, end))
+                pos = end + 1
+            if spans:
+                yield buf, spans
+            buf = buf[pos:]
     finally:
         proc.stdout.close()
         writer.join()
@@ -161,37 +192,95 @@ def _read(repo: Path, shas: list[str]) -> Iterator[tuple[str, bytes]]:
 def _search(repo: Path, needles: list[Needle], stats: Stats) -> tuple[dict[str, list[_Hit]], dict[str, bool]]:
     hits: dict[str, list[_Hit]] = {}
     binary: dict[str, bool] = {}
-    shas = _blobs(repo)
-    stats.blobs = len(shas)
-    for sha, data in _read(repo, shas):
-        stats.bytes += len(data)
-        found = [i for i, n in enumerate(needles) if n.quick(data)]
-        if not found:
-            continue
-        is_bin = is_binary(data)
-        binary[sha] = is_bin
-        hits[sha] = [_Hit(i, m, None if is_bin else line_of(data, m.offset)) for i in found
-                     for m in needles[i].matches(data)]
+    for buf, spans in _read(repo, stats):
+        stats.bytes += sum(e - s for _, s, e in spans)
+        for i in _candidates(buf, spans, needles):
+            sha, start, end = spans[i]
+            data = buf[start:end]
+            found = [k for k, n in enumerate(needles) if n.quick(data)]
+            if not found:
+                continue
+            is_bin = is_binary(data)
+            binary[sha] = is_bin
+            hits[sha] = [_Hit(k, m, None if is_bin else line_of(data, m.offset)) for k in found
+                         for m in needles[k].matches(data)]
     return hits, binary
+
+
+def _candidates(buf: bytes, spans: list[tuple[str, int, int]], needles: list[Needle]) -> list[int]:
+    """Which blobs of a run may hold a needle: an exact value is looked for once in the whole
+    buffer (an occurrence counts when it lies inside one blob's content); a shape is tried
+    on each blob. Each candidate is then searched on its own, as before."""
+    out: set[int] = set()
+    starts = [s for _, s, _ in spans]
+    for n in needles:
+        exact = n.exact_bytes()
+        if exact is None:
+            out.update(i for i, (_, s, e) in enumerate(spans) if n.quick(buf[s:e]))
+            continue
+        at = buf.find(exact)
+        while at >= 0:
+            i = bisect.bisect_right(starts, at) - 1
+            if i >= 0 and at + len(exact) <= spans[i][2]:
+                out.add(i)
+            at = buf.find(exact, at + 1)
+    return sorted(out)
 
 
 _FORMAT = "%x01%H%x00%P%x00%an%x00%ae%x00%at%x00%cn%x00%ce%x00%ct%x02"
 
 
-def _history(repo: Path, extra_revs: Iterable[str], hits: dict[str, list[_Hit]]
-             ) -> tuple[dict[str, _Commit], list[_Event], list[_Event]]:
-    """One `git log` over every ref: each commit, and where a matching blob came and went."""
-    revs = "".join(f"{r}\n" for r in extra_revs).encode()
-    raw = _git(repo, "log", "--all", "--stdin", "--no-renames", "--diff-merges=first-parent", "--raw",
-               "--no-abbrev", "-z", "--no-color", "--no-ext-diff", f"--format={_FORMAT}", stdin=revs, ok=(0, 128))
+def _graph(repo: Path, revs: bytes) -> dict[str, _Commit]:
+    """Every commit reachable from every ref (and `revs`), with its parents, in log order;
+    one `git rev-list` (the commit-graph file answers it without opening commits)."""
+    raw = _git(repo, "rev-list", "--all", "--stdin", "--parents", stdin=revs, ok=(0, 128))
     commits: dict[str, _Commit] = {}
+    for order, line in enumerate(raw.decode("ascii", "replace").splitlines()):
+        sha, *parents = line.split()
+        commits[sha] = _Commit(sha, parents, "", "", 0, "", "", 0, order)
+    return commits
+
+
+def _events(repo: Path, revs: bytes, hits: dict[str, list[_Hit]], commits: dict[str, _Commit]
+            ) -> tuple[list[_Event], list[_Event]]:
+    """Where a matching blob came and went: `git log --raw` over every commit of every ref
+    (tree diffs, no blob content), told the matching blobs' ids with `--find-object`, so git
+    prints only the commits that add or remove one of them, at any path, under any name. It
+    fills in those commits' people and dates. The ids are hashes of the content, not the
+    value; past MAX_OBJECTS of them the log prints every commit and the filter is here.
+
+    The tree diffs are the cost, one commit at a time, so a long history is cut in parts at
+    commits of the graph (part i: what M_i reaches and no earlier M_j does; the last: what
+    no M_j reaches), each its own `git log` on its own core: every commit is in one part."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    wanted = sorted(hits)
+    limit = [f"--find-object={b}" for b in wanted] if len(wanted) <= MAX_OBJECTS else []
+    cuts = _cuts(commits)
+    ranges = [([m, *(f"^{x}" for x in cuts[:i])], b"") for i, m in enumerate(cuts)]
+    ranges.append((["--all", "--stdin", *(f"^{x}" for x in cuts)], revs))
+
+    def log(part: tuple[list[str], bytes]) -> bytes:
+        return _git(repo, "log", *part[0], "--no-renames", "--diff-merges=first-parent", "--raw", "--no-abbrev",
+                    "-z", "--no-color", "--no-ext-diff", f"--format={_FORMAT}", *limit, "--",
+                    stdin=part[1], ok=(0, 128))
+
+    if len(ranges) == 1:
+        raw = log(ranges[0])
+    else:
+        with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
+            raw = b"".join(pool.map(log, ranges))
     added: list[_Event] = []
     removed: list[_Event] = []
-    for order, chunk in enumerate(raw.split(b"\x01")[1:]):
+    for chunk in raw.split(b"\x01")[1:]:
         head, _, body = chunk.partition(b"\x02")
         f = head.decode("utf-8", "replace").split("\0")
         sha = f[0]
-        commits[sha] = _Commit(sha, f[1].split(), f[2], f[3], int(f[4] or 0), f[5], f[6], int(f[7] or 0), order)
+        c = commits.get(sha)
+        if c is None:
+            c = commits[sha] = _Commit(sha, f[1].split(), "", "", 0, "", "", 0, len(commits))
+        c.author, c.author_email, c.author_time = f[2], f[3], int(f[4] or 0)
+        c.committer, c.committer_email, c.committer_time = f[5], f[6], int(f[7] or 0)
         tokens = body.lstrip(b"\0\n").split(b"\0")
         i = 0
         while i < len(tokens) - 1:
@@ -207,14 +296,33 @@ def _history(repo: Path, extra_revs: Iterable[str], hits: dict[str, list[_Hit]]
                 added.append(_Event(sha, path, new))
             if old in hits and old != _ZERO:
                 removed.append(_Event(sha, path, old))
-    return commits, added, removed
+    return added, removed
 
 
-def _descendants(commits: dict[str, _Commit], roots: Iterable[str]) -> set[str]:
+MAX_OBJECTS = 2000
+SPLIT_AT = 4000  # commits per part, at least
+
+
+def _cuts(commits: dict[str, _Commit]) -> list[str]:
+    """Commits to cut the history log at: evenly spaced in the graph's (date) order, one part
+    per core, none for a short history."""
+    n = len(commits)
+    k = min(os.cpu_count() or 1, 4, n // SPLIT_AT)
+    if k < 2:
+        return []
+    order = sorted(commits.values(), key=lambda c: c.order)
+    return [order[n * i // k].sha for i in range(k - 1, 0, -1)]
+
+
+def _children(commits: dict[str, _Commit]) -> dict[str, list[str]]:
     children: dict[str, list[str]] = defaultdict(list)
     for c in commits.values():
         for p in c.parents:
             children[p].append(c.sha)
+    return children
+
+
+def _descendants(children: dict[str, list[str]], roots: Iterable[str]) -> set[str]:
     seen = set(roots)
     todo = list(seen)
     while todo:
@@ -231,18 +339,28 @@ def _dangling_commits(repo: Path) -> list[str]:
             if line.startswith("unreachable commit ")]
 
 
-def _tip_blobs(repo: Path, tips: dict[str, str], wanted: set[str]) -> dict[str, set[tuple[str, str]]]:
-    """commit -> {(path, blob)} of the matching blobs in its tree (one ls-tree per distinct tip)."""
-    out: dict[str, set[tuple[str, str]]] = {}
-    for sha in set(tips.values()):
-        raw = _git(repo, "ls-tree", "-r", "-z", "--full-tree", sha, ok=(0, 128))
-        found = set()
-        for entry in raw.split(b"\0"):
-            meta, _, path = entry.partition(b"\t")
-            parts = meta.split(b" ")
-            if len(parts) == 3 and parts[2].decode() in wanted:
-                found.add((path.decode("utf-8", "surrogateescape"), parts[2].decode()))
-        out[sha] = found
+def _at_tips(repo: Path, tips: dict[str, str], paths: set[str], wanted: set[str]) -> dict[str, set[tuple[str, str]]]:
+    """commit -> {(path, blob)} of the matching blobs each tip holds at the paths the history
+    names: one `git cat-file --batch-check` asked `<tip>:<path>` for every pair."""
+    shas = sorted(set(tips.values()))
+    plain = sorted(p for p in paths if "\n" not in p)
+    out: dict[str, set[tuple[str, str]]] = {sha: set() for sha in shas}
+    pairs = [(sha, p) for sha in shas for p in plain]
+    if pairs:
+        raw = _git(repo, "cat-file", "--batch-check=%(objectname) %(objecttype)", "-z",
+                   stdin=b"".join(f"{sha}:".encode() + p.encode("utf-8", "surrogateescape") + b"\0"
+                                  for sha, p in pairs))
+        for (sha, p), line in zip(pairs, raw.split(b"\n")[:-1], strict=True):
+            blob, _, kind = line.decode("utf-8", "replace").partition(" ")
+            if kind == "blob" and blob in wanted:
+                out[sha].add((p, blob))
+    odd = [p for p in paths if "\n" in p]  # cat-file's answer for these would span lines
+    for sha in shas if odd else ():
+        for entry in _git(repo, "ls-tree", "-r", "-z", "--full-tree", sha, ok=(0, 128)).split(b"\0"):
+            meta, _, name = entry.partition(b"\t")
+            parts, path = meta.split(b" "), name.decode("utf-8", "surrogateescape")
+            if len(parts) == 3 and parts[2].decode() in wanted and path in odd:
+                out[sha].add((path, parts[2].decode()))
     return out
 
 
@@ -265,19 +383,31 @@ def scan_repo(repo: Path, needles: list[Needle], *, unreachable: bool = False, l
     git_dir = _git(repo, "rev-parse", "--git-dir").decode().strip()
     bare = _git(repo, "rev-parse", "--is-bare-repository").decode().strip() == "true"
     scan = Scan(repo)
-    hits, binary = _search(repo, needles, scan.stats)
     refs = _refs(repo)
     scan.stats.refs = len(refs)
-    if not hits:
-        return scan
     stash_and_dangling = [sha for name, sha in refs.items() if name.startswith("stash@")]
     if unreachable:
         stash_and_dangling += _dangling_commits(repo)
-    commits, added, removed = _history(repo, stash_and_dangling, hits)
-    scan.stats.commits = len(commits)
+    revs = "".join(f"{r}\n" for r in stash_and_dangling).encode()
+    graph: list[dict[str, _Commit]] = []
+    # the commit graph does not depend on what the blobs hold: read it while they stream
+    walker = threading.Thread(target=lambda: graph.append(_graph(repo, revs)), daemon=True)
+    walker.start()
+    try:
+        hits, binary = _search(repo, needles, scan.stats)
+    finally:
+        walker.join()
+    if not hits:
+        return scan
+    if not graph:
+        raise GitError(f"git rev-list in {repo} failed")
     head = _git(repo, "rev-parse", "--verify", "-q", "HEAD", ok=(0, 1)).decode().strip()
     tips = dict(refs) | ({"HEAD": head} if head else {})
-    at_tip = _tip_blobs(repo, tips, set(hits))
+    commits = graph[0]
+    added, removed = _events(repo, revs, hits, commits)
+    at_tip = _at_tips(repo, tips, {e.path for e in added}, set(hits))
+    scan.stats.commits = len(commits)
+    children = _children(commits)
     tracked = set() if bare else {p.decode("utf-8", "surrogateescape")
                                   for p in _git(repo, "ls-files", "-z").split(b"\0") if p}
 
@@ -310,7 +440,7 @@ def scan_repo(repo: Path, needles: list[Needle], *, unreachable: bool = False, l
         c = commits[first.commit]
         hit = next(h for h in hits[first.blob] if h.key == (ni, fp))
         mapped.update(e.blob for e in events)
-        reach = _descendants(commits, [e.commit for e in events])
+        reach = _descendants(children, [e.commit for e in events])
         in_refs = sorted(name for name, sha in tips.items() if sha in reach and name != "HEAD")
         still = sorted(name for name, sha in tips.items()
                        if any(p == path and (ni, fp) in keys_of(b) for p, b in at_tip.get(sha, ())))
@@ -321,7 +451,7 @@ def scan_repo(repo: Path, needles: list[Needle], *, unreachable: bool = False, l
         removal = removals[0] if removals else None
         if removal is not None and head:
             # the removal that HEAD's history has, when there is one: that is the fix people see
-            on_head = [r for r in removals if head in _descendants(commits, [r.commit])]
+            on_head = [r for r in removals if head in _descendants(children, [r.commit])]
             removal = on_head[0] if on_head else removal
         scan.findings.append({
             "source": "git history", "repo": label or str(repo), "kind": needles[ni].kind,

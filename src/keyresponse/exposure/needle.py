@@ -53,6 +53,10 @@ class Needle:
             out = [Match(m.start(), m.group(0)) for m in self._pattern.finditer(data)]
         return out
 
+    def exact_bytes(self) -> bytes | None:
+        """The exact value, for a search over many blobs at once (never to be printed)."""
+        return self._exact
+
     def quick(self, data: bytes) -> bool:
         """A cheap first test (the whole blob): most blobs fail it."""
         if self._exact is not None:
