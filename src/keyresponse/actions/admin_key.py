@@ -57,7 +57,11 @@ def _env(ctx: StepContext) -> str:
 
 
 def _own(ctx: StepContext) -> bool:
-    """Whether the leaked key is the one keyresponse authenticates with."""
+    """Whether the leaked key is the one keyresponse authenticates with: as journaled when it
+    was found (its redacted form fits the provider's admin credential), else a guess for plans."""
+    notes = journal_notes(ctx, "admin_key.resolved")
+    if notes:
+        return bool(notes[-1].get("own"))
     return _env(ctx) == _settings(ctx).admin_key_env
 
 
@@ -91,7 +95,8 @@ def _leaked(ctx: StepContext, keys: AdminKeys | None = None) -> AdminKey:
             raise UsageError(f"nothing identifies the admin key keys.{ctx.key_name}",
                              hint=f"set its key_id in the inventory, or export {_env(ctx)}")
         found = keys.find(value=value)
-    ctx.record("admin_key.resolved", key={f: getattr(found, f) for f in found.__dataclass_fields__})
+    own = found.matches(os.environ.get(_settings(ctx).admin_key_env, "").strip())
+    ctx.record("admin_key.resolved", key={f: getattr(found, f) for f in found.__dataclass_fields__}, own=own)
     return found
 
 
