@@ -57,7 +57,11 @@ def test_leaked_admin_key_end_to_end(admin_world: World) -> None:
     assert _snapshot(world) == before, "a dry run or a drill changed something"
 
     wrong = world.kr("run", "leaked-admin-key", "--key", "chatbot-prod", "--yes")
-    assert wrong.returncode != 0 and "project key" in wrong.stderr + wrong.stdout
+    assert wrong.returncode != 0 and "is a project key" in wrong.stderr + wrong.stdout
+    # and the other way round: a project key's playbook stops at its first step, having changed nothing
+    project = world.kr("run", "leaked-key", "--key", "org-admin", "--yes")
+    assert project.returncode == 1 and "leaked-admin-key --key org-admin" in project.stderr
+    assert _snapshot(world) == before
 
     run = world.kr("run", "leaked-admin-key", "--key", "org-admin", "--yes")
     assert run.returncode == 0, run.stderr[-4000:]
