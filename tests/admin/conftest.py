@@ -46,7 +46,6 @@ def make_world(sandbox: Any, directory: Path) -> World:
     env.update(sandbox.env)
     env.update({"NO_COLOR": "1", "PYTHONPATH": str(REPO)})
     world = World(directory, sandbox, env, {k["id"] for k in sandbox.state.openai_keys()})
-    world.seeded_admin = set(sandbox.state.admin_keys)  # type: ignore[attr-defined]
     return world
 
 

@@ -208,7 +208,7 @@ class Issue:
             return [Check("somewhere to deploy the new admin key", False, f"keys.{ctx.key_name} has no targets",
                           f"list where the admin key lives under keys.{ctx.key_name}.targets", settled=True)]
         try:
-            listed = admin_keys(ctx).list()
+            listed = admin_keys(ctx).listed()
         except KeyresponseError as exc:
             return [Check(what, False, exc.message, exc.hint)]
         return [Check(what, True, f"{len(listed)} admin key(s) listed")]
@@ -382,7 +382,7 @@ class Use:
     def _found(ctx: StepContext, masked: str) -> tuple[Secret, str]:
         """The new key's value after a restart: the source target's, else the environment's."""
         for value, via in ((read_source(ctx), "keyresponse's source target"),
-                           (os.environ.get(_settings(ctx).admin_key_env, "").strip() or None, f"${_env(ctx)}")):
+                           (os.environ.get(_env(ctx), "").strip() or None, f"${_env(ctx)}")):
             if value is not None:
                 found = value if isinstance(value, Secret) else Secret(value)
                 if found.masked == masked:

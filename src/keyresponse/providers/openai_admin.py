@@ -73,7 +73,7 @@ class AdminKeys:
         self.api = api
         self.key_client = key_client
 
-    def list(self) -> list[AdminKey]:
+    def listed(self) -> list[AdminKey]:
         return [_admin_key(raw) for raw in self.api.pages(PATH, what="list admin keys")]
 
     def get(self, key_id: str) -> AdminKey | None:
@@ -92,7 +92,7 @@ class AdminKeys:
             return found
         if value is None:
             raise ProviderError("openai: nothing names the admin key", service=SERVICE)
-        fits = [k for k in self.list() if k.matches(value.reveal())]
+        fits = [k for k in self.listed() if k.matches(value.reveal())]
         if len(fits) != 1:
             raise ProviderError(f"openai: {len(fits)} admin keys fit {value.masked}", service=SERVICE,
                                 hint="set keys.NAME.key_id of the admin key in the inventory")
@@ -113,7 +113,7 @@ class AdminKeys:
     def named(self, names: Iterable[str]) -> list[AdminKey]:
         """Live admin keys carrying one of `names`: what earlier mints left, heard or not."""
         wanted = set(names)
-        return [k for k in self.list() if k.name in wanted]
+        return [k for k in self.listed() if k.name in wanted]
 
     def delete(self, key_id: str, *, what: str = "") -> bool:
         """True if it was deleted now, False if it was already gone."""
