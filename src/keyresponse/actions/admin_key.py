@@ -346,8 +346,12 @@ class Use:
     With = UseArgs
 
     def plan(self, args: UseArgs, ctx: StepContext) -> Plan:
-        who = f"${_settings(ctx).admin_key_env}" if _own(ctx) else "nothing (keyresponse does not use this key)"
-        return Plan(summary=f"authenticate with the new admin key from now on, instead of {who}", data=args)
+        env = _settings(ctx).admin_key_env
+        if journal_notes(ctx, "admin_key.resolved"):
+            what = f"instead of ${env}" if _own(ctx) else "(keyresponse does not use the leaked one: prove it only)"
+        else:
+            what = f"if the leaked key is the one ${env} holds"
+        return Plan(summary=f"authenticate with the new admin key from now on, {what}", data=args)
 
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
         return []
