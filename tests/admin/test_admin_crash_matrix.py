@@ -25,6 +25,9 @@ from tests.e2e.conftest import slack_threads
 STEPS = [s.id for s in load_playbook(REPO / "playbooks" / "leaked-admin-key.yaml").model.steps]
 CRASH_POINTS = [f"after:{s}" for s in STEPS[:-1]] + ["admin_key.issue:after-mint", "inventory:mid-write"]
 LOST_ANSWER = "mint answered 502 after it took effect"  # no crash: the retry must not leave the first one live
+# no crash: one target fails the first run (which still revokes), is fixed, and the run resumed
+# with the revoked key in its environment; the redeploy must not need the dead key
+TARGET_FIXED = "a target failed, then was fixed and the run resumed"
 WORKERS = 3
 
 
@@ -58,6 +61,18 @@ def _case(pool: queue.Queue[Any], root: Path, point: str) -> str | None:
             if run.returncode != 0:
                 return f"{point}: the run failed: {run.stderr[-1500:]}"
             outputs = [run.stdout, run.stderr]
+        elif point == TARGET_FIXED:
+            sandbox.add_fault(service="gitlab", method="POST|PUT", path="/projects/*/variables*", kind="status",
+                              status=500, count=None)
+            first = world.kr("run", "leaked-admin-key", "--key", "org-admin", "--yes")
+            if first.returncode != 1 or sandbox.state.admin_keys[leaked_id]["live"]:
+                return f"{point}: the first run should fail on GitLab and still revoke: {first.stderr[-1500:]}"
+            sandbox.clear_faults()
+            (folder,) = (world.dir / ".keyresponse" / "incidents").iterdir()
+            resumed = world.kr("resume", folder.name, "--yes")
+            if resumed.returncode != 0:
+                return f"{point}: the resume failed: {resumed.stderr[-2500:]}"
+            outputs = [first.stdout, first.stderr, resumed.stdout, resumed.stderr]
         else:
             first = world.kr("run", "leaked-admin-key", "--key", "org-admin", "--yes",
                              env={"KEYRESPONSE_CRASH_AT": point})
@@ -88,7 +103,7 @@ def _case(pool: queue.Queue[Any], root: Path, point: str) -> str | None:
 
 def test_killed_at_every_step_then_resumed_ends_with_one_live_admin_key(
         sandboxes: queue.Queue[Any], tmp_path: Path) -> None:
-    cases = [*CRASH_POINTS, LOST_ANSWER]
+    cases = [*CRASH_POINTS, LOST_ANSWER, TARGET_FIXED]
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         problems = list(pool.map(_case, itertools.repeat(sandboxes), itertools.repeat(tmp_path), cases))
     failed = [p for p in problems if p]

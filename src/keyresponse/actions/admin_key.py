@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from keyresponse.action import Check, NoArgs, Plan, StepContext, With
 from keyresponse.actions.key_common import held_masks, journal_notes
-from keyresponse.errors import KeyresponseError, ServiceError, StepError, UsageError
+from keyresponse.errors import ConfigError, KeyresponseError, ServiceError, StepError, UsageError
 from keyresponse.faults import crashpoint
 from keyresponse.secret import Secret
 
@@ -71,8 +71,27 @@ def admin_keys(ctx: StepContext) -> AdminKeys:
     from keyresponse.providers import openai_admin
 
     cfg = _settings(ctx)
+    _after_revoke(ctx, cfg.admin_key_env)
     token = ctx.inventory.credential(cfg.admin_key_env, f"provider {cfg.kind}: admin credential")
     return openai_admin.connect(cfg, token, ctx.http)
+
+
+def _after_revoke(ctx: StepContext, env: str) -> None:
+    """A run resumed after this incident revoked keyresponse's own key may hold it still in
+    `env`, whatever step comes first (a failed deploy's redeploy re-runs the mint before
+    admin_key.use): take the new key back from the source target before any call."""
+    minted = _minted(ctx)
+    if not (minted and _own(ctx) and journal_notes(ctx, "admin_key.revoking")):
+        return
+    try:
+        current: str | None = ctx.inventory.credential(env, "admin credential")
+    except ConfigError:
+        current = None  # unset: the source target is all there is
+    if current and Secret(current).masked == minted[-1].get("masked"):
+        return  # already the new key (switched in this process, or exported by hand)
+    value = read_source(ctx)
+    if value is not None and value.masked == minted[-1].get("masked"):
+        ctx.inventory.use_credential(env, value.reveal())
 
 
 def _leaked(ctx: StepContext, keys: AdminKeys | None = None) -> AdminKey:
