@@ -93,6 +93,9 @@ def run(
     """Run a playbook for real (or with --dry-run, plan it).
 
     Example: keyresponse run leaked-key --key chatbot-prod
+
+    A leaked organization admin key (an inventory entry with `kind: admin`, e.g. the
+    one keyresponse itself uses): keyresponse run leaked-admin-key --key org-admin
     """
     from keyresponse.commands import run as cmd
 

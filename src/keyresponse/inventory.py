@@ -179,9 +179,24 @@ class ExposureSettings(_Model):
             notebooks=[*self.notebooks, *other.notebooks], ci_logs=[*self.ci_logs, *other.ci_logs])
 
 
+class AdminKeySettings(_Model):
+    """`keys.NAME.admin`, for an entry of `kind: admin` (playbook leaked-admin-key)."""
+
+    source: int | None = Field(
+        None, ge=1,
+        description="The target (numbered from 1; an envfile) keyresponse reads its own admin credential back "
+                    "from when a resumed run finds the leaked one in the environment, already revoked")
+    name_prefix: str = Field("keyresponse-admin", description="The new admin key is named PREFIX-INCIDENT-N")
+    expires_in_seconds: int | None = Field(None, ge=1, le=31536000, description="Lifetime of the new admin key")
+
+
 class KeyEntry(_Model):
     model_config = ConfigDict(defer_build=True)  # its targets' union is built from the registry
 
+    kind: Literal["project", "admin"] = Field(
+        "project", description="project: a project API key; admin: an organization admin API key (its "
+                               "`secret_env` defaults to the provider's admin_key_env: the one keyresponse uses)")
+    admin: AdminKeySettings = AdminKeySettings()
     provider: str = Field("openai", description="Name under `providers:`; the only one there when there is one")
     project: str | None = Field(None, description="Provider project id (OpenAI: proj_...)")
     key_id: str | None = Field(None, description="The key's id at the provider, if known")
@@ -327,6 +342,7 @@ class LoadedInventory:
         self.model = model
         self.path = path
         self.root = path.parent.resolve() if path else Path.cwd()
+        self._overrides: dict[str, str] = {}
 
     def key(self, name: str) -> KeyEntry:
         try:
@@ -338,8 +354,16 @@ class LoadedInventory:
                 hint="`keyresponse validate` lists the inventory; `keyresponse keys` lists the provider's keys",
             ) from None
 
+    def use_credential(self, env_name: str, value: str) -> None:
+        """From now on in this process, `credential(env_name)` is `value` (in memory only):
+        the new admin key, once proven, replaces the leaked one the environment holds."""
+        from keyresponse.secret import REDACTOR
+
+        REDACTOR.add(value)
+        self._overrides[env_name] = value
+
     def credential(self, env_name: str, purpose: str) -> str:
-        value = os.environ.get(env_name, "").strip()
+        value = self._overrides.get(env_name) or os.environ.get(env_name, "").strip()
         if not value:
             raise ConfigError(
                 f"{purpose}: environment variable {env_name} is not set",
@@ -426,6 +450,13 @@ def _check_references(doc: Any, model: Inventory, root: Path) -> None:
         for i, t in enumerate(key.targets):
             loc = ("keys", name, "targets", i)
             _check_target(doc, model, loc, t, root)
+        source = key.admin.source
+        if source is not None and (key.kind != "admin" or source > len(key.targets)
+                                   or key.targets[source - 1].kind != "envfile"):
+            raise doc.error(("keys", name, "admin", "source"),
+                            f"keys.{name}.admin.source: {source} is not one of this admin key's envfile targets",
+                            hint="number the envfile target (from 1) keyresponse reads the new admin key back from, "
+                                 "on an entry with `kind: admin`")
 
 
 def _check_target(doc: Any, model: Inventory, loc: tuple[Any, ...], t: TargetSettings, root: Path) -> None:

@@ -75,8 +75,11 @@ def resolve(ctx: StepContext, key_id: str | None = None, project: str | None = N
     if known is not None:
         record, journaled = known
         return record if journaled else _resolved(ctx, record, "an earlier step")
-    provider = provider or provider_for(ctx)
     entry = ctx.key
+    if entry is not None and entry.kind == "admin":
+        raise UsageError(f"keys.{ctx.key_name} is an organization admin key, not a project key",
+                         hint=f"`keyresponse run leaked-admin-key --key {ctx.key_name}` replaces it")
+    provider = provider or provider_for(ctx)
     project = project or (entry.project if entry else None)
     leaked = ctx.inputs.get("leaked")
     wanted = key_id or (entry.key_id if entry is not None and not isinstance(leaked, Secret) else None)

@@ -135,6 +135,8 @@ def drill_key(inventory: Any, key_name: str, reporter: Reporter, playbook_name: 
     from keyresponse.engine import Engine, Mode
     from keyresponse.journal import utcnow
 
+    if playbook_name == "drill" and inventory.key(key_name).kind == "admin":
+        playbook_name = "leaked-admin-key"  # an admin key's own response, planned and preflighted only
     book = pbmod.load_playbook(pbmod.find(playbook_name, inventory.root))
     inputs = pbmod.coerce_inputs(book, {"key": key_name} if "key" in book.model.inputs else {})
     result = Engine(inventory, mode=Mode.PLAN, reporter=reporter).start(book, inputs, key_name)

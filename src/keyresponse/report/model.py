@@ -20,6 +20,11 @@ SCHEMA = "keyresponse.report/1"
 DEFAULT_SEVERITY = "high"  # a leaked live key is high until someone says otherwise
 
 
+# actions whose outputs fill the sections of another's (an admin key's find, revoke, probe and mint)
+READS_AS = {"admin_key.find": "key.find", "admin_key.revoke": "key.revoke", "admin_key.probe": "key.probe",
+            "admin_key.issue": "key.issue"}
+
+
 class Steps:
     """The journal folded into one entry per step id, in the order steps first started."""
 
@@ -53,7 +58,7 @@ class Steps:
         return list(self.by_id.values())
 
     def of(self, uses: str) -> list[dict[str, Any]]:
-        return [s for s in self.by_id.values() if s["uses"] == uses]
+        return [s for s in self.by_id.values() if READS_AS.get(s["uses"], s["uses"]) == uses]
 
     def last(self, uses: str, *, applied: bool = False) -> dict[str, Any] | None:
         found = [s for s in self.of(uses) if s["status"] == "applied" or not applied]
