@@ -15,10 +15,13 @@ _SCALARS = ("scope", "window_start", "window_end", "window_from", "revoke", "to_
 
 
 def section(steps: Steps) -> dict[str, Any]:
+    """The hunt, plus the blast radius key.audit measured (usage by category, cost per
+    category, the project's stored resources), each checked for shape."""
+    radius = _radius(steps)
     hunt = steps.last("key.hunt")
     if hunt is None:
         return {"ran": False, "status": None, "error": None, "findings": [], "flagged": [], "revoked": [],
-                "revoke_failed": [], "to_review": None}
+                "revoke_failed": [], "to_review": None, **radius}
     out: dict[str, Any] = {k: hunt["outputs"].get(k) for k in _SCALARS}
     findings = [f for f in _list(hunt["outputs"].get("findings")) if isinstance(f, dict)]
     revoked = [r for r in _list(hunt["outputs"].get("revoked")) if isinstance(r, dict)]
@@ -33,7 +36,26 @@ def section(steps: Steps) -> dict[str, Any]:
                revoke_failed=[r for r in _list(hunt["outputs"].get("revoke_failed")) if isinstance(r, dict)])
     if out["to_review"] is None:
         out["to_review"] = len(out["flagged"])
+    out.update(radius)
     return out
+
+
+def _radius(steps: Steps) -> dict[str, Any]:
+    audit = steps.last("key.audit")
+    outputs: dict[str, Any] = audit["outputs"] if audit else {}
+    usage = outputs.get("usage_by_category")
+    categories = {str(k): v for k, v in usage.items() if isinstance(v, dict)} if isinstance(usage, dict) else {}
+    costs = outputs.get("cost_by_category")
+    resources = outputs.get("resources")
+    return {
+        "usage_by_category": {k: v for k, v in categories.items() if v.get("used")},
+        "unused_categories": sorted(k for k, v in categories.items() if not v.get("used")),
+        "cost_by_category": {str(k): v for k, v in costs.items() if isinstance(v, (int, float))}
+        if isinstance(costs, dict) else {},
+        "resources": [r for r in resources if isinstance(r, dict)] if isinstance(resources, list) else None,
+        "resources_since": outputs.get("resources_since") if isinstance(outputs.get("resources_since"), str) else None,
+        "radius_notes": [str(n) for n in _list(outputs.get("radius_notes"))],
+    }
 
 
 def _list(value: Any) -> list[Any]:

@@ -77,7 +77,7 @@ def seed(st: State, users: dict[str, dict[str, Any]], start: int) -> None:
     add("invite.sent", start - 12 * DAY, session("alice"),
         {"id": invite, "data": {"email": "dana@acme.example", "role": "member"}}, in_project=False)
     found["legitimate"] += [dev["id"], batcher["id"], invite]
-    for kind, obj in _resources(rng, start, legit=True):
+    for kind, obj in _resources(rng, start, st.org["id"], legit=True):
         st.resources[kind][obj["id"]] = {**obj, "project_id": project["id"]}
         found["legitimate"].append(obj["id"])
 
@@ -98,7 +98,7 @@ def seed(st: State, users: dict[str, dict[str, Any]], start: int) -> None:
     add("invite.sent", start + 3 * HOUR, actor, {"id": sent, "data": {"email": INVITED, "role": "owner"}},
         in_project=False)
     found["attacker"] += [back["id"], back_key["id"], sent]
-    for kind, obj in _resources(rng, start, legit=False):
+    for kind, obj in _resources(rng, start, st.org["id"], legit=False):
         st.resources[kind][obj["id"]] = {**obj, "project_id": project["id"]}
         found["attacker"].append(obj["id"])
     st.audit.sort(key=lambda e: e["effective_at"])
@@ -119,7 +119,7 @@ def seed(st: State, users: dict[str, dict[str, Any]], start: int) -> None:
                         "images": sum(r[INPUT] for r in rows), "image_model": rows[0][MODEL] if rows else None}
 
 
-def _resources(rng: random.Random, start: int, *, legit: bool) -> list[tuple[str, dict[str, Any]]]:
+def _resources(rng: random.Random, start: int, org: str, *, legit: bool) -> list[tuple[str, dict[str, Any]]]:
     """Stored objects of the leaked key's project: the team's older ones, or what the
     attacker uploaded and started in the window."""
     def fid() -> str:
@@ -143,8 +143,11 @@ def _resources(rng: random.Random, start: int, *, legit: bool) -> list[tuple[str
                                                             "cancelled": 0, "total": 1}, "metadata": {}}
     job = {"id": "ftjob-" + _tok(rng, 24), "object": "fine_tuning.job", "model": "gpt-4o-mini-2024-07-18",
            "created_at": start - 40 * DAY + 300, "status": "succeeded", "training_file": training["id"],
-           "trained_tokens": 2_950_112}
+           "trained_tokens": 2_950_112, "error": None, "finished_at": start - 40 * DAY + 4 * HOUR,
+           "fine_tuned_model": "ft:gpt-4o-mini-2024-07-18:acme::support", "hyperparameters": {"n_epochs": 3},
+           "organization_id": org, "result_files": [], "validation_file": None, "seed": 42}
     helper = {"id": "asst_" + _tok(rng, 24), "object": "assistant", "name": "Support helper",
-              "model": "gpt-4o-2024-08-06", "created_at": start - 90 * DAY + 900}
+              "model": "gpt-4o-2024-08-06", "created_at": start - 90 * DAY + 900, "description": None,
+              "instructions": "Answer from the handbook.", "tools": [{"type": "file_search"}], "metadata": {}}
     return [("files", training), ("files", docs), ("vector_stores", store), ("fine_tuning_jobs", job),
             ("assistants", helper)]
