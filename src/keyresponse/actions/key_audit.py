@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 MAX_DAYS = 90  # the default furthest reach back: a report of months of hourly rows helps nobody
 CHUNK = 7 * 86400  # usage is read a week at a time, newest first
 RESERVE = 0.25  # of the step's time left when the audit starts: kept for events, costs and the answer
+RADIUS_TIME = 4.0  # seconds the blast radius needs at least (a few rounds of reads at once)
 
 
 class AuditArgs(With):
@@ -163,6 +164,9 @@ def _blast_radius(ctx: StepContext, provider: Provider, args: AuditArgs, rec: Ke
     cannot be read is said in `radius_notes`, never a failed audit."""
     if not isinstance(provider, Hunting):
         return {"radius_notes": [f"{provider.title} reports no usage categories or project resources"]}
+    if not _time_left(ctx, RADIUS_TIME):
+        return {"radius_notes": ["no time was left for the blast radius (usage by category, costs per category, "
+                                 "the project's stored resources): raise the step's `timeout:` to read it"]}
     notes: list[str] = []
     try:
         categories: dict[str, dict[str, Any]] | None = provider.usage_by_category(rec, start, end)

@@ -15,13 +15,15 @@ projects created, rate limits and certificates changed. Each gets a verdict:
 anywhere; `scope: organization` the whole organization (the admin-key playbook).
 `revoke: ask|never|auto` (default: the inventory's, else never) revokes the flagged
 keys and service accounts: `ask` with the run's approval (the one prompt, or --yes),
-`auto` without asking. Each revoke is journaled before and after; a resumed run
+`auto` without asking. Without any leak time (reported or estimated) the window is a
+guess, and only what the leaked key itself made is revoked; the rest is listed. Each revoke is journaled before and after; a resumed run
 revokes again what was not confirmed, and an object already gone counts as done.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -180,8 +182,38 @@ def _start(ctx: StepContext, args: HuntArgs, now: int) -> tuple[int, str]:
 
 def own_ids(ctx: StepContext) -> set[str]:
     """Every key and account id this incident minted, by its journal."""
+    return minted_in(ctx.incident.journal.records())
+
+
+def earlier_ids(ctx: StepContext) -> dict[str, str]:
+    """Key and account ids earlier incidents in the same state folder minted -> incident id:
+    a replacement an earlier response deployed is the team's, not the attacker's."""
+    import json
+
+    found: dict[str, str] = {}
+    here = ctx.incident.dir
+    for path in sorted(here.parent.glob("*/journal.jsonl")):
+        if path.parent == here:
+            continue
+        try:  # read only (another run may be writing it): a torn or odd line is skipped
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        records = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        found.update(dict.fromkeys(minted_in(records), path.parent.name))
+    return found
+
+
+def minted_in(records: Iterable[dict[str, Any]]) -> set[str]:
     found: set[str] = set()
-    for r in ctx.incident.journal.records():
+    for r in records:
         if r.get("event") != "step.note" or not (r.get("note") in OWN_NOTES or str(r.get("note")).endswith(".minted")):
             continue
         for name in ("key_id", "service_account_id", "id"):
@@ -212,25 +244,31 @@ def _hunt(ctx: StepContext, provider: Hunting, work: _HuntWork, rec: KeyRecord) 
     for batch in batches:
         for e in batch:
             events.setdefault(e.event_id or f"{e.type}:{e.effective_at}:{e.resource_id}", e)
-    ours, attacker = own_ids(ctx), set(actors)
-    findings = [_finding(e, ours, work.trusted, attacker) for e in sorted(events.values(), key=lambda e: e.effective_at)]
+    ours, earlier, attacker = own_ids(ctx), earlier_ids(ctx), set(actors)
+    known = not why.startswith(f"{args.days} days back")  # a leak time was reported or estimated
+    findings = [_finding(e, ours, earlier, work.trusted, attacker, known)
+                for e in sorted(events.values(), key=lambda e: e.effective_at)]
     return {"scope": args.scope, "window_start": iso(start), "window_end": iso(now), "window_from": why,
             "actor_ids": actors, "revoke": work.mode, "findings": findings,
             "to_review": sum(1 for f in findings if f["verdict"] == REVIEW),
             "by_leaked_key": sum(1 for f in findings if f["by_leaked_key"] and f["verdict"] == REVIEW)}
 
 
-def _finding(e: AuditEvent, ours: set[str], trusted: set[str], attacker: set[str]) -> dict[str, Any]:
+def _finding(e: AuditEvent, ours: set[str], earlier: dict[str, str], trusted: set[str], attacker: set[str],
+             known: bool) -> dict[str, Any]:
     ids = set(e.actor_ids)
-    verdict = OURS if e.resource_id in ours else TRUSTED if ids & trusted else REVIEW
+    verdict = OURS if e.resource_id in ours else TRUSTED if ids & trusted or e.resource_id in earlier else REVIEW
     data = e.details.get("data") or e.details.get("changes_requested") or {}
     detail = ", ".join(f"{k} {v if v != [] else 'none (unrestricted)'}" for k, v in data.items()) \
         if isinstance(data, dict) else ""
     kind = {"api_key.created": "key", "service_account.created": "service account"}.get(e.type, e.type.split(".")[0])
+    if e.resource_id in earlier:
+        detail = f"made by keyresponse incident {earlier[e.resource_id]}" + (f"; {detail}" if detail else "")
     return {"type": e.type, "what": HUNT_TYPES.get(e.type, e.type), "at": iso(e.effective_at), "actor": e.actor,
             "object": e.resource_id, "object_kind": kind, "project_id": e.project_id, "detail": detail,
             "verdict": verdict, "by_leaked_key": bool(ids & attacker),
-            "revocable": verdict == REVIEW and e.type in REVOCABLE and bool(e.project_id), "revoked": False}
+            "revocable": verdict == REVIEW and e.type in REVOCABLE and bool(e.project_id) and (known or bool(ids & attacker)),
+            "revoked": False}
 
 
 def _revoke_flagged(ctx: StepContext, provider: Hunting, flagged: list[dict[str, Any]], out: dict[str, Any]) -> None:
