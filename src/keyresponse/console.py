@@ -161,7 +161,7 @@ def summary_lines(result: RunResult) -> list[str]:
         lines.append(f"               new models: {', '.join(out(audit, 'new_models', []) or []) or 'none'}"
                      + (f"; est. cost ${cost:,.2f}" if isinstance(cost, (int, float)) else ""))
     hunt = first("key.hunt")
-    if hunt is not None and hunt.status == "applied":
+    if hunt is not None and hunt.status == "applied" and out(hunt, "hunted", True):
         revoked = len(out(hunt, "revoked", []) or [])
         lines.append(f"  hunt         {out(hunt, 'to_review', 0)} objects to review"
                      + (f", {revoked} revoked" if revoked else ""))

@@ -31,7 +31,7 @@ steps:
 
 def _incident(world: World, out: Any) -> Path:
     result = json.loads(out.stdout.splitlines()[-1])
-    return world.dir / ".keyresponse" / "incidents" / result["incident"]
+    return world.dir / ".keyresponse" / "incidents" / str(result["incident"])
 
 
 def _newest(world: World) -> Path:
@@ -119,7 +119,7 @@ def test_hunt_flags_the_attackers_objects_revokes_them_and_reports_the_blast_rad
     for ident in truth["attacker"]:
         assert ident in section, ident
     usage = report.split("## Usage audit")[1].split("\n## ")[0]
-    assert f"| images | " in usage and f"{truth['images']:,} images" in usage
+    assert "| images | " in usage and f"{truth['images']:,} images" in usage
     html = (folder / "report.html").read_text()
     assert 'id="hunt"' in html and truth["attacker_key"] in html
 

@@ -130,16 +130,16 @@ class Hunt:
         work: _HuntWork = plan.data
         with http.retry_budget(ctx.remaining()):
             provider = provider_for(ctx)
-            if not isinstance(provider, Hunting):
-                raise KeyresponseError(f"{provider.title} offers no audit-log hunt",
-                                       hint="check its audit log by hand for keys, accounts and invites made "
-                                            "since the leak")
+            if not isinstance(provider, Hunting):  # nothing to hunt with: said, not a failed response
+                ctx.warn(f"{provider.title} offers no audit-log hunt: check its audit log by hand for keys, "
+                         "accounts and invites made since the leak")
+                return {"hunted": False, "findings": [], "to_review": None, "revoked": [], "revoke_failed": []}
             rec = resolve(ctx, work.args.key_id, provider=provider)
             out = _hunt(ctx, provider, work, rec)
             flagged = [f for f in out["findings"] if f["verdict"] == REVIEW]
             ctx.progress(f"{len(out['findings'])} event(s) since {out['window_start']} ({out['window_from']}); "
                          f"{len(flagged)} to review")
-            out["revoked"], out["revoke_failed"] = [], []
+            out["hunted"], out["revoked"], out["revoke_failed"] = True, [], []
             if work.mode != "never":
                 _revoke_flagged(ctx, provider, flagged, out)
         return out

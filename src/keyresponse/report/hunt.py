@@ -32,6 +32,7 @@ def section(steps: Steps) -> dict[str, Any]:
     for f in findings:
         f["revoked"] = bool(f.get("revoked")) or str(f.get("object")) in done
     out.update(ran=True, status=hunt["status"], error=hunt["error"], findings=findings,
+               hunted=hunt["outputs"].get("hunted") is not False,
                flagged=[f for f in findings if f.get("verdict") == "review"], revoked=revoked,
                revoke_failed=[r for r in _list(hunt["outputs"].get("revoke_failed")) if isinstance(r, dict)])
     if out["to_review"] is None:
