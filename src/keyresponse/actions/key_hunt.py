@@ -96,8 +96,8 @@ class Hunt:
                     data=_HuntWork(args, mode, trusted), destructive=mode == "ask")
 
     def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
-        """Read-only: the hunt itself, when the key is known without a lookup, so that a
-        dry run and the prompt show what would be flagged and revoked."""
+        """Read-only: when the hunt may revoke, the hunt itself (the key known without a
+        lookup), so that a dry run and the prompt show what would be revoked."""
         work: _HuntWork = plan.data
         try:
             provider = provider_for(ctx)
@@ -107,8 +107,9 @@ class Hunt:
             return [Check("the provider can hunt", False, f"{provider.title} offers no audit-log hunt",
                           blocking=False)]
         rec = _known(ctx, work.args)
-        if rec is None:
-            return [Check("the audit log is readable", True, "the key is named when the step runs")]
+        if rec is None or work.mode == "never":
+            # listing only: nothing to show the prompt, and no read before the revoke that contains the leak
+            return [Check("the provider can hunt", True, "the audit log is read when the step runs")]
         try:
             found = _hunt(ctx, provider, work, rec)
         except KeyresponseError as exc:
