@@ -62,3 +62,11 @@ def test_verdicts() -> None:
 ])
 def test_cost_line_items_fall_into_usage_categories(item: str, category: str) -> None:
     assert category_of(item) == category
+
+
+def test_an_organization_hunt_for_a_named_actor_needs_no_project_key() -> None:
+    from keyresponse.actions.key_hunt import _named
+
+    named = _named(HuntArgs.model_validate({"scope": "organization", "actor_key_id": "key_admin"}))
+    assert named is not None and named.key_id == "key_admin" and named.project_id == ""
+    assert _named(HuntArgs.model_validate({"actor_key_id": "key_admin"})) is None  # project scope: the key's project

@@ -135,7 +135,7 @@ class Hunt:
                 ctx.warn(f"{provider.title} offers no audit-log hunt: check its audit log by hand for keys, "
                          "accounts and invites made since the leak")
                 return {"hunted": False, "findings": [], "to_review": None, "revoked": [], "revoke_failed": []}
-            rec = resolve(ctx, work.args.key_id, provider=provider)
+            rec = _named(work.args) or resolve(ctx, work.args.key_id, provider=provider)
             out = _hunt(ctx, provider, work, rec)
             flagged = [f for f in out["findings"] if f["verdict"] == REVIEW]
             ctx.progress(f"{len(out['findings'])} event(s) since {out['window_start']} ({out['window_from']}); "
@@ -146,8 +146,17 @@ class Hunt:
         return out
 
 
+def _named(args: HuntArgs) -> KeyRecord | None:
+    """An organization-wide hunt for a named actor (a leaked admin key) needs no project key."""
+    if args.scope == "organization" and args.actor_key_id and not args.key_id:
+        return KeyRecord(key_id=args.actor_key_id, project_id="")
+    return None
+
+
 def _known(ctx: StepContext, args: HuntArgs) -> KeyRecord | None:
     """The leaked key without a call and without journaling (for the read-only preflight)."""
+    if (named := _named(args)) is not None:
+        return named
     known = known_record(ctx, args.key_id)
     if known is not None:
         return known[0]
