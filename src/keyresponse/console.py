@@ -160,6 +160,11 @@ def summary_lines(result: RunResult) -> list[str]:
         lines.append(f"  audit        {len(anomalies)} anomalous hours, first at {out(audit, 'first_anomalous_hour') or '-'}")
         lines.append(f"               new models: {', '.join(out(audit, 'new_models', []) or []) or 'none'}"
                      + (f"; est. cost ${cost:,.2f}" if isinstance(cost, (int, float)) else ""))
+    hunt = first("key.hunt")
+    if hunt is not None and hunt.status == "applied" and out(hunt, "hunted", True):
+        revoked = len(out(hunt, "revoked", []) or [])
+        lines.append(f"  hunt         {out(hunt, 'to_review', 0)} objects to review"
+                     + (f", {revoked} revoked" if revoked else ""))
     exposure = first("exposure.scan")
     if exposure is not None and exposure.status == "applied":
         findings = out(exposure, "findings", []) or []

@@ -190,6 +190,16 @@ class AdminKeySettings(_Model):
     expires_in_seconds: int | None = Field(None, ge=1, le=31536000, description="Lifetime of the new admin key")
 
 
+class HuntSettings(_Model):
+    """What key.hunt trusts and may revoke (`hunt:` at the top level, and per key)."""
+
+    trusted_actors: list[str] = Field(default_factory=list, description="Actors whose changes are not flagged: "
+                                      "user, service account or key ids, or emails (responders, automation)")
+    revoke: Literal["ask", "never", "auto"] | None = Field(
+        None, description="What key.hunt does with flagged keys and service accounts: revoke them with the run's "
+                          "approval (ask), list them only (never, the default), or revoke them unasked (auto)")
+
+
 class KeyEntry(_Model):
     model_config = ConfigDict(defer_build=True)  # its targets' union is built from the registry
 
@@ -207,6 +217,7 @@ class KeyEntry(_Model):
     revoke: RevokePolicy = RevokePolicy()
     targets: list[TargetConfig] = Field(default_factory=list)
     exposure: ExposureSettings | None = Field(None, description="Places to scan for this key, besides the top-level ones")
+    hunt: HuntSettings | None = Field(None, description="key.hunt settings for this key, besides the top-level ones")
 
 
 class ServeSource(_Model):
@@ -284,6 +295,7 @@ class Inventory(_Model):
     serve: ServeSettings = ServeSettings()
     exposure: ExposureSettings = Field(default_factory=ExposureSettings,
                                        description="Places exposure.scan searches for every key")
+    hunt: HuntSettings = Field(default_factory=HuntSettings, description="key.hunt settings for every key")
 
     @model_validator(mode="before")
     @classmethod

@@ -20,6 +20,7 @@ ACTIONS: dict[str, str] = {
     "key.issue": "keyresponse.actions.key_issue:Issue",
     "key.retire": "keyresponse.actions.key_issue:Retire",
     "key.audit": "keyresponse.actions.key_audit:Audit",
+    "key.hunt": "keyresponse.actions.key_hunt:Hunt",
     "key.drain": "keyresponse.actions.key_drain:Drain",
     "key.closure": "keyresponse.actions.key_closure:Closure",
     "admin_key.find": "keyresponse.actions.admin_key:Find",

@@ -48,7 +48,7 @@ def test_a_journal_that_cannot_grow_stops_the_run_resumable(world: World) -> Non
 
 def test_a_report_that_does_not_fit_fails_its_step_cleanly(world: World) -> None:
     # above what the journal of a whole run holds, below the HTML and JSON reports
-    out = run_limited(world, 150_000)
+    out = run_limited(world, 160_000)
     both = assert_clean(out)
     assert "report" in both and "the file is too large" in both, both[-3000:]
     [incident] = world.incidents()

@@ -143,7 +143,8 @@ def _project_keys(oa: CheckedClient, sb: Any) -> None:
 def _service_accounts(oa: CheckedClient, sb: Any) -> None:
     pid = sb.state.truth["leaked_project_id"]
     accounts = f"{PROJECTS}/{pid}/service_accounts"
-    assert len(oa.get(accounts).json()["data"]) == 2
+    seeded = [sa for sa in sb.state.service_accounts.values() if sa["project_id"] == pid and not sa["deleted_at"]]
+    assert len(oa.get(accounts).json()["data"]) == len(seeded)
     made = oa.post(accounts, json={"name": "chatbot-prod-2"}).json()
     assert made["role"] == "member" and made["api_key"]["value"].startswith("sk-proj-")
     sid = made["id"]
@@ -175,6 +176,16 @@ def _usage(kind: str) -> Scenario:
 for _kind in ("completions", "embeddings", "moderations", "images", "audio_speeches", "audio_transcriptions",
               "vector_stores", "code_interpreter_sessions", "file_search_calls", "web_search_calls"):
     scenario(f"GET /organization/usage/{_kind}", name=f"usage_{_kind}")(_usage(_kind))
+
+
+@scenario("GET /files", "GET /vector_stores", "GET /batches", "GET /fine_tuning/jobs", "GET /assistants")
+def _project_resources(oa: CheckedClient, sb: Any) -> None:
+    project_key = bearer(sb.env["SANDBOX_LEAKED_KEY"])
+    for path in ("/files", "/vector_stores", "/batches", "/fine_tuning/jobs", "/assistants"):
+        r = oa.get(path, params={"limit": 1}, headers=project_key)
+        assert r.status_code == 200 and len(r.json()["data"]) == 1, path
+        assert oa.get(path, headers=bearer("not-a-real-key-at-all")).status_code == 401
+    assert oa.get("/files", params={"order": "sideways"}, headers=project_key).status_code == 400
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))

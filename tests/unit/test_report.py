@@ -226,7 +226,7 @@ def test_markdown_tables_are_well_formed_and_hold_hostile_names_whole() -> None:
     assert "{{ 7*7 }}" in html and "49" not in text.split("## The leaked key")[1].split("##")[0]
     sections = re.findall(r"^## (.+)$", text, re.M)
     assert sections == ["Summary", "The leaked key", "Containment", "Replacement", "Targets", "Usage audit",
-                        "Exposure", "How it leaked", "What failed", "What to do next", "Action items", "Steps", "Timeline (UTC)"]
+                        "What else the attacker touched", "Exposure", "How it leaked", "What failed", "What to do next", "Action items", "Steps", "Timeline (UTC)"]
 
 
 class _Tags(HTMLParser):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from keyresponse.errors import ProviderError
 from keyresponse.fields import KeyPattern as KeyPattern  # re-exported: what a provider module's KEY_PATTERNS hold
@@ -248,6 +248,9 @@ class AuditEvent:
     resource_id: str = ""
     project_id: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    event_id: str = ""
+    # every id the actor is known by: its user, service account or key (tracking) id, and email
+    actor_ids: tuple[str, ...] = ()
 
 
 class KeyNotFound(ProviderError):
@@ -388,6 +391,57 @@ class Provider(Protocol):
     def events(self, key: KeyRecord, start: int, end: int) -> list[AuditEvent]: ...
 
     def costs(self, key: KeyRecord, start: int, end: int) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    """One object a project stores (a file, vector store, batch, fine-tuning job, assistant)."""
+
+    kind: str  # "file", "vector_store", "batch", "fine_tuning_job", "assistant"
+    resource_id: str
+    name: str
+    created_at: int | None
+    bytes: int | None = None  # its size, where the issuer says
+    detail: str = ""  # what else identifies it: purpose, endpoint, model, status
+    changed_at: int | None = None  # last activity, where the issuer records it
+
+
+@runtime_checkable
+class Hunting(Protocol):
+    """What a provider offers beyond `Provider` for the hunt and the blast radius
+    (key.hunt, key.audit); a provider without it gets neither, and the step says so."""
+
+    def audit_log(self, start: int, end: int, types: Sequence[str], *, project_id: str | None = None,
+                  actor_ids: Sequence[str] | None = None) -> list[AuditEvent]:
+        """Events of these types in [start, end), in one project or the whole organization,
+        by any actor or by one of `actor_ids`; every page, oldest first."""
+        ...
+
+    def usage_by_category(self, key: KeyRecord, start: int, end: int) -> dict[str, dict[str, Any]]:
+        """The key's use of every usage category the issuer reports (category -> counts);
+        a category the issuer counts only per project says so (`project_wide: True`)."""
+        ...
+
+    def costs_by_line_item(self, key: KeyRecord, start: int, end: int) -> dict[str, float] | None:
+        """USD by the issuer's line item for this key; None when costs cannot be read."""
+        ...
+
+    def category_of(self, line_item: str) -> str:
+        """The usage category a cost line item belongs to."""
+        ...
+
+    def project_resources(self, secret: Secret, start: int) -> tuple[list[StoredResource], list[str]]:
+        """With a key of the project: what the project stores that was made (or changed)
+        since `start`, and the kinds that could not be read (with why)."""
+        ...
+
+    def revoke_key_id(self, project_id: str, key_id: str) -> bool:
+        """Revoke a project key by id; True if revoked now, False if it was already gone."""
+        ...
+
+    def delete_service_account(self, project_id: str, service_account_id: str, *, what: str = "") -> bool:
+        """True if deleted now, False if it was already gone."""
+        ...
 
 
 class ProviderModule(Protocol):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextvars
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -24,7 +24,7 @@ from pydantic import Field
 
 from keyresponse.errors import AnswerLost, ProviderError, ServiceError
 from keyresponse.fields import KeyPattern, credential_env
-from keyresponse.providers import openai_usage
+from keyresponse.providers import openai_resources, openai_usage
 from keyresponse.providers.base import (
     AuditEvent,
     CannotRevoke,
@@ -41,6 +41,7 @@ from keyresponse.providers.base import (
     RevokeResult,
     SiblingPolicy,
     SiblingsWouldDie,
+    StoredResource,
     UsagePoint,
     iso,
 )
@@ -454,6 +455,27 @@ class OpenAIClient:
 
     def costs(self, key: KeyRecord, start: int, end: int) -> float | None:
         return openai_usage.costs(self, key, start, end)
+
+    # --- the blast radius and the hunt (openai_resources.py): providers.base.Hunting
+
+    def audit_log(self, start: int, end: int, types: Sequence[str], *, project_id: str | None = None,
+                  actor_ids: Sequence[str] | None = None) -> list[AuditEvent]:
+        return openai_resources.audit_log(self, start, end, types, project_id=project_id, actor_ids=actor_ids)
+
+    def usage_by_category(self, key: KeyRecord, start: int, end: int) -> dict[str, dict[str, Any]]:
+        return openai_resources.usage_by_category(self, key, start, end)
+
+    def costs_by_line_item(self, key: KeyRecord, start: int, end: int) -> dict[str, float] | None:
+        return openai_resources.costs_by_line_item(self, key, start, end)
+
+    def category_of(self, line_item: str) -> str:
+        return openai_resources.category_of(line_item)
+
+    def project_resources(self, secret: Secret, start: int) -> tuple[list[StoredResource], list[str]]:
+        return openai_resources.project_resources(self, secret, start)
+
+    def revoke_key_id(self, project_id: str, key_id: str) -> bool:
+        return self.revoke_minted(project_id, None, key_id)
 
 
 def _siblings_in(keys: list[KeyRecord], account: str, key_id: str) -> list[KeyRecord]:

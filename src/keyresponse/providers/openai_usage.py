@@ -196,7 +196,24 @@ def _event(raw: dict[str, Any]) -> AuditEvent:
         type=kind, effective_at=int(raw.get("effective_at") or 0), actor=_actor(raw.get("actor")),
         resource_id=str(payload.get("id") or ""), project_id=str(project.get("id") or ""),
         details={k: v for k, v in payload.items() if k != "id"},
+        event_id=str(raw.get("id") or ""), actor_ids=_actor_ids(raw.get("actor")),
     )
+
+
+def _actor_ids(actor: Any) -> tuple[str, ...]:
+    """Every id (and email) the actor is known by: its key's tracking id, its user or service account."""
+    if not isinstance(actor, dict):
+        return ()
+    found: list[str] = []
+    for part in (actor.get("session") or {}, actor.get("api_key") or {}):
+        if not isinstance(part, dict):
+            continue
+        if part.get("id"):
+            found.append(str(part["id"]))
+        for who in ("user", "service_account"):
+            owner = part.get(who) or {}
+            found += [str(owner[f]) for f in ("id", "email") if isinstance(owner, dict) and owner.get(f)]
+    return tuple(dict.fromkeys(found))
 
 
 def _actor(actor: Any) -> str:
@@ -214,3 +231,4 @@ def _actor(actor: Any) -> str:
     owner = api_key.get("user") or api_key.get("service_account") or {}
     who = owner.get("email") or owner.get("id") or "unknown"
     return f"{who} (api key {api_key.get('id') or '?'})"
+

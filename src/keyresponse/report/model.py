@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from keyresponse.report import closure, items, sections, times
+from keyresponse.report import closure, hunt, items, sections, times
 from keyresponse.report.sections import TARGET_OK
 from keyresponse.report.timeline import timeline
 
@@ -91,6 +91,7 @@ def build(
         "replacement": sections.replacement(steps),
         "targets": sections.targets(steps),
         "audit": sections.audit(steps),
+        "hunt": hunt.section(steps),
         "exposure": sections.exposure(steps),
         "closure": closure.section(records, steps),
         "notifications": sections.notifications(steps),

@@ -1,4 +1,5 @@
-"""Usage, costs and audit logs: what an incident audit reads."""
+"""Usage, costs and audit logs: what an incident audit reads (and, from
+openai_project.py, the project resources its blast radius lists)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from keyresponse.sandbox import consumers, usage
+from keyresponse.sandbox import consumers, openai_project, usage
 from keyresponse.sandbox.app import Call, Route, route
 from keyresponse.sandbox.openai_common import admin, error, int_param, multi
 
-# Every usage family in the spec; the seed has rows for the first two only,
-# the rest answer with well-formed empty buckets.
+# Every usage family in the spec; the seed has rows for completions, embeddings and
+# images (seed_attack.py), the rest answer with well-formed empty buckets.
 USAGE_KINDS = (
     "completions", "embeddings", "moderations", "images", "audio_speeches", "audio_transcriptions",
     "vector_stores", "code_interpreter_sessions", "file_search_calls", "web_search_calls",
@@ -27,6 +28,7 @@ def _report(call: Call, kind: str) -> Response:
     if kind == "costs":
         filters = {k: v for k, v in filters.items() if k in ("project_ids", "api_key_ids")}
         rows = call.state.usage.get("completions", []) + call.state.usage.get("embeddings", [])
+        rows += [_image_cost_row(r) for r in call.state.usage.get("images", [])]
         rows.sort(key=lambda r: r[0])
     else:
         rows = call.state.usage.get(kind, [])
@@ -39,7 +41,47 @@ def _report(call: Call, kind: str) -> Response:
         body = usage.page(kind, rows, query, filters, multi(call, "group_by"), now)
     except usage.BadParam as exc:
         return error(400, str(exc), param=exc.param)
+    if kind not in ("completions", "embeddings", "costs"):
+        for bucket in body["data"]:
+            bucket["results"] = [_shaped(kind, r) for r in bucket["results"]]
     return JSONResponse(body)
+
+
+IMAGE_PRICE_TOKENS = 40_000  # an image costs as much as this many tokens at the fallback price ($1/M): $0.04
+
+
+def _image_cost_row(row: list[Any]) -> list[Any]:
+    """An images row (input = images) as the costs report prices it."""
+    from keyresponse.sandbox.seed_usage import INPUT
+
+    out = list(row)
+    out[INPUT] = int(row[INPUT]) * IMAGE_PRICE_TOKENS
+    return out
+
+
+# usage kind -> (result object, its count fields from the row's input tokens and requests)
+_SHAPES = {
+    "images": ("organization.usage.images.result", "images", "num_model_requests"),
+    "moderations": ("organization.usage.moderations.result", "input_tokens", "num_model_requests"),
+    "audio_speeches": ("organization.usage.audio_speeches.result", "characters", "num_model_requests"),
+    "audio_transcriptions": ("organization.usage.audio_transcriptions.result", "seconds", "num_model_requests"),
+    "vector_stores": ("organization.usage.vector_stores.result", "usage_bytes", None),
+    "code_interpreter_sessions": ("organization.usage.code_interpreter_sessions.result", "num_sessions", None),
+    "file_search_calls": ("organization.usage.file_searches.result", "num_requests", None),
+    "web_search_calls": ("organization.usage.web_searches.result", "num_requests", "num_model_requests"),
+}
+_GROUPED = ("project_id", "user_id", "api_key_id", "model")
+
+
+def _shaped(kind: str, result: dict[str, Any]) -> dict[str, Any]:
+    """A completions-shaped result (usage.page) in the shape of usage `kind`'s schema."""
+    obj, amount, requests = _SHAPES[kind]
+    out: dict[str, Any] = {"object": obj, amount: result.get("input_tokens", 0)}
+    if requests:
+        out[requests] = result.get("num_model_requests", 0)
+    groups = ("project_id",) if kind in ("vector_stores", "code_interpreter_sessions") else _GROUPED
+    out.update({g: result.get(g) for g in groups if g != "model" or kind != "file_search_calls"})
+    return out
 
 
 def _usage_handler(kind: str) -> Any:
@@ -124,4 +166,5 @@ def routes() -> list[Route]:
     return out + [
         route("GET", "/organization/costs", costs),
         route("GET", "/organization/audit_logs", audit_logs),
+        *openai_project.routes(),
     ]

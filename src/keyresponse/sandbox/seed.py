@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from keyresponse.sandbox import events, seed_platforms, seed_usage
+from keyresponse.sandbox import events, seed_attack, seed_platforms, seed_usage
 from keyresponse.sandbox.seed_usage import DAY, HOUR, Attack, Profile
 from keyresponse.sandbox.state import ADMIN_KEY_PREFIX, ALNUM, OPENAI_KEY_PREFIX, URLSAFE, State
 
@@ -137,6 +137,7 @@ def build(seed: int, started_at: int) -> State:
     }
     st.credentials = {"OPENAI_ADMIN_KEY": admin["value"], "SANDBOX_LEAKED_KEY": leaked["value"],
                       "CHATBOT_PROD_OPENAI_KEY": leaked["value"]}
+    seed_attack.seed(st, users, start)
     seed_platforms.seed(rng, st)
     return st
 

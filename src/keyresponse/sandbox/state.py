@@ -61,6 +61,8 @@ class State:
     credentials: dict[str, str] = field(default_factory=dict)
     # live usage and its clock (sandbox/consumers.py); empty: off
     live: dict[str, Any] = field(default_factory=dict)
+    # project resources (sandbox/openai_project.py): kind ("files", "batches", ...) -> id -> object
+    resources: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     # -- generation of ids and values after seeding (deterministic per seed) --
 

@@ -1,0 +1,66 @@
+"""A project's stored resources, read with one of its keys: files, vector stores,
+batches, fine-tuning jobs and assistants (the project API, not the organization's).
+
+Each list answers the objects of the calling key's project, newest first (`order=asc`
+where the real endpoint takes it), cursor-paged by `after` like every OpenAI list.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.responses import JSONResponse, Response
+
+from keyresponse.sandbox.app import Call, Route, route
+from keyresponse.sandbox.openai_common import bad_key, bearer, error, missing_scopes, no_key, page
+
+# path -> (state kind, the read scope a restricted key needs, takes `order`)
+LISTS = {
+    "/files": ("files", "api.files.read", True),
+    "/vector_stores": ("vector_stores", "api.vector_stores.read", True),
+    "/batches": ("batches", "api.batch.read", False),
+    "/fine_tuning/jobs": ("fine_tuning_jobs", "api.fine_tuning.jobs.read", False),
+    "/assistants": ("assistants", "api.assistants.read", True),
+}
+
+
+def _project_key(call: Call, scope: str) -> dict[str, Any] | Response:
+    token = bearer(call)
+    if token is None:
+        return no_key()
+    st = call.state
+    now = int(time.time())
+    key = next((k for k in st.keys.values() if k["value"] == token and k["live"]
+                and (k.get("expires_at") is None or k["expires_at"] > now)), None)
+    if key is None:
+        if any(a["value"] == token and a["live"] for a in st.admin_keys.values()):
+            return missing_scopes(scope)  # an admin key manages the organization; it reads no project's data
+        return bad_key(token)
+    if key["scopes"] and scope not in key["scopes"]:
+        return missing_scopes(scope)
+    key["last_used_at"] = now
+    return key
+
+
+def _handler(path: str) -> Any:
+    kind, scope, ordered = LISTS[path]
+
+    async def handler(call: Call) -> Response:
+        if isinstance(key := _project_key(call, scope), Response):
+            return key
+        order = call.request.query_params.get("order", "desc") if ordered else "desc"
+        if order not in ("asc", "desc"):
+            return error(400, "Invalid value for 'order': expected 'asc' or 'desc'.", param="order")
+        items = [{k: v for k, v in obj.items() if k != "project_id"}
+                 for obj in (call.state.resources.get(kind) or {}).values() if obj["project_id"] == key["project_id"]]
+        items.sort(key=lambda o: (o["created_at"], o["id"]), reverse=order == "desc")
+        body = page(call, items)
+        return body if isinstance(body, Response) else JSONResponse(body)
+
+    handler.__name__ = "list_" + kind
+    return handler
+
+
+def routes() -> list[Route]:
+    return [route("GET", path, _handler(path)) for path in LISTS]

@@ -1,0 +1,72 @@
+"""The hunt's rules without a sandbox: revoke modes, verdicts, cost categories."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from keyresponse.actions.key_hunt import OURS, REVIEW, TRUSTED, Hunt, HuntArgs, _finding
+from keyresponse.inventory import HuntSettings
+from keyresponse.providers.base import AuditEvent
+from keyresponse.providers.openai_resources import category_of
+
+
+def _ctx(top: HuntSettings, key: HuntSettings | None = None) -> Any:
+    inventory = SimpleNamespace(model=SimpleNamespace(hunt=top))
+    return SimpleNamespace(inventory=inventory, key=SimpleNamespace(hunt=key))
+
+
+@pytest.mark.parametrize(("step", "top", "key", "mode", "destructive"), [
+    (None, None, None, "never", False),
+    (None, "ask", None, "ask", True),  # the run's one approval (prompt or --yes) covers it
+    (None, "ask", "auto", "auto", False),  # the key's setting wins over the top level
+    ("never", "auto", "auto", "never", False),  # and the step's over both
+])
+def test_revoke_mode_and_whether_the_run_must_approve_it(step: str | None, top: str | None, key: str | None,
+                                                          mode: str, destructive: bool) -> None:
+    ctx = _ctx(HuntSettings.model_validate({"revoke": top, "trusted_actors": ["user-a"]}),
+               HuntSettings.model_validate({"revoke": key, "trusted_actors": ["key_b"]}) if key else None)
+    plan = Hunt().plan(HuntArgs.model_validate({"revoke": step}), ctx)
+    assert plan.data.mode == mode and plan.destructive is destructive
+    assert plan.data.trusted == ({"user-a", "key_b"} if key else {"user-a"})
+
+
+def _event(resource: str, *actors: str, kind: str = "api_key.created") -> AuditEvent:
+    return AuditEvent(kind, 1_800_000_000, "someone", resource_id=resource, project_id="proj_x",
+                      details={"data": {"scopes": []}}, event_id=f"audit_log-{resource}", actor_ids=actors)
+
+
+def test_verdicts() -> None:
+    ours, earlier, trusted, attacker = {"key_mine"}, {"key_before": "2026-12-01T0000Z-aaaa"}, {"tf"}, {"key_leaked"}
+    mine = _finding(_event("key_mine", "key_admin"), ours, earlier, trusted, attacker, True)
+    assert mine["verdict"] == OURS and not mine["revocable"]
+    before = _finding(_event("key_before", "key_admin"), ours, earlier, trusted, attacker, True)
+    assert before["verdict"] == TRUSTED and "2026-12-01T0000Z-aaaa" in before["detail"]
+    assert _finding(_event("key_tf", "tf"), ours, earlier, trusted, attacker, True)["verdict"] == TRUSTED
+    bad = _finding(_event("key_x", "key_leaked", "svc_acct_y"), ours, earlier, trusted, attacker, False)
+    assert bad["verdict"] == REVIEW and bad["by_leaked_key"] and bad["revocable"]
+    assert "unrestricted" in bad["detail"]
+    # no leak time known: someone else's new key is listed for review, never revoked
+    other = _finding(_event("key_z", "user-q"), ours, earlier, trusted, attacker, False)
+    assert other["verdict"] == REVIEW and not other["revocable"]
+    assert _finding(_event("key_z", "user-q"), ours, earlier, trusted, attacker, True)["revocable"]
+    invite = _finding(_event("invite-1", "key_leaked", kind="invite.sent"), ours, earlier, trusted, attacker, True)
+    assert invite["verdict"] == REVIEW and not invite["revocable"]  # listed; no call here revokes an invite
+
+
+@pytest.mark.parametrize(("item", "category"), [
+    ("gpt-image-1, input", "images"), ("text-embedding-3-small", "embeddings"), ("gpt-4.1, output", "completions"),
+    ("whisper-1", "audio_transcriptions"), ("tts-1-hd", "audio_speeches"), ("web search tool calls", "web_search_calls"),
+])
+def test_cost_line_items_fall_into_usage_categories(item: str, category: str) -> None:
+    assert category_of(item) == category
+
+
+def test_an_organization_hunt_for_a_named_actor_needs_no_project_key() -> None:
+    from keyresponse.actions.key_hunt import _named
+
+    named = _named(HuntArgs.model_validate({"scope": "organization", "actor_key_id": "key_admin"}))
+    assert named is not None and named.key_id == "key_admin" and named.project_id == ""
+    assert _named(HuntArgs.model_validate({"actor_key_id": "key_admin"})) is None  # project scope: the key's project
