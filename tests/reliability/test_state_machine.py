@@ -128,7 +128,12 @@ def test_faults_and_crash_points_in_any_order_end_consistent(sandbox_pool: queue
                                                             leak_hunt: LeakHunt) -> None:
     leak_hunt.folder(tmp_path, exclude=TARGET_FILES)
     serial = [0]
+
+    class Here(Incident):
+        def __init__(self) -> None:
+            super().__init__(sandbox_pool, tmp_path, leak_hunt, serial)
+
     run_state_machine_as_test(
-        lambda: Incident(sandbox_pool, tmp_path, leak_hunt, serial),
+        Here,
         settings=settings(settings.get_profile("reliability-ci"), max_examples=EXAMPLES or 3,
                           stateful_step_count=3 if not EXAMPLES else 6))
