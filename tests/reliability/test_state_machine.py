@@ -91,7 +91,7 @@ class Incident(RuleBasedStateMachine):
         args = ("resume", ids[0], "--yes") if ids else ("run", self.playbook, "--key", KEY, "--yes")
         self.processes += 1
         ran = run(self.world, self.folder / f"process-{self.processes}.log", *args, env=env)
-        self.log.append(f"{args[0]} -> {ran.returncode}")
+        self.log.append(f"{args[0]} -> {ran.returncode} in {ran.seconds:.1f}s")
         assert ran.returncode in (0, 1, -9), f"{' '.join(args)} ended {ran.returncode}: {ran.output[-3000:]}"
         self._between()
 
@@ -116,6 +116,7 @@ class Incident(RuleBasedStateMachine):
                 if final_status(self.world, incident) == "succeeded":
                     break
                 ran = run(self.world, self.folder / f"final-resume-{n}.log", "resume", incident, "--yes")
+                self.log.append(f"final resume -> {ran.returncode} in {ran.seconds:.1f}s")
                 assert ran.returncode == 0, f"after {self.log}, the resume ended {ran.returncode}: {ran.output[-3000:]}"
             check_restored(self.world, self.playbook, incident, self.watch)
             print(f"\n{self.folder.name}: {self.log}")
