@@ -74,11 +74,11 @@ class Ran:
 
 def run(world: World, log: Path, *args: str, signal_at: float | None = None,
         signum: int = signal.SIGKILL, env: dict[str, str] | None = None,
-        until: Callable[[], bool] | None = None) -> Ran:
+        until: Callable[[], bool] | None = None, prefix: tuple[str, ...] = ()) -> Ran:
     """`keyresponse ARGS` in the world's folder, output in `log`; with `signal_at`, sent
     `signum` that many seconds after the start if it is still running; with `until`, sent
-    it once `until()` is true (polled)."""
-    argv = [sys.executable, "-m", "keyresponse", *args]
+    it once `until()` is true (polled). `prefix` goes before the interpreter (setpriv, prlimit)."""
+    argv = [*prefix, sys.executable, "-m", "keyresponse", *args]
     with open(log, "w") as out:
         start = time.monotonic()
         proc = subprocess.Popen(argv, cwd=world.dir, env={**world.env, **(env or {})}, stdin=subprocess.DEVNULL,
@@ -104,7 +104,7 @@ def run(world: World, log: Path, *args: str, signal_at: float | None = None,
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    return Ran(argv[3:], rc, time.monotonic() - start, signalled, log)
+    return Ran(argv[len(prefix) + 3:], rc, time.monotonic() - start, signalled, log)
 
 
 def incident_ids(world: World) -> list[str]:
