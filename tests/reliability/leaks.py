@@ -21,7 +21,7 @@ def forms(value: str) -> Iterator[tuple[str, str]]:
     """(encoding, text) for every form of `value` the hunt looks for."""
     raw = value.encode()
     yield "raw", value
-    yield "json", json.dumps(value)[1:-1]
+    yield "json", json.dumps(value, ensure_ascii=False)[1:-1]
     yield "json-ascii", json.dumps(value, ensure_ascii=True)[1:-1]
     yield "url", quote(value, safe="")
     yield "url-plus", quote_plus(value)
