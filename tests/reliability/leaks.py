@@ -113,7 +113,10 @@ class LeakHunt:
 
     def check(self) -> list[Hit]:
         secrets, artifacts = self._collect()
-        needles = [(label, enc, text) for label, value in secrets.items() for enc, text in forms(value)]
+        labels: dict[str, str] = {}  # value -> its first label: a seeded sandbox holds the same values every case
+        for label, value in secrets.items():
+            labels.setdefault(value, label)
+        needles = [(label, enc, text) for value, label in labels.items() for enc, text in forms(value)]
         hits: list[Hit] = []
         spill = self.workdir / "leak-hunt"
         spill.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ from tests.reliability.leaks import LeakHunt
 
 # how many of a case's resumes are killed too, and how often: a killed resume costs less
 # than a whole one, so CI gets its kills for less
-RESUME_KILLS = ((0, 0.2), (1, 0.4), (2, 0.4))
+RESUME_KILLS = ((0, 0.1), (1, 0.3), (2, 0.6))
 
 # (seed, why): cases a failure was found with, run on every CI run whatever the session's seed
 REGRESSIONS: list[tuple[int, str]] = []

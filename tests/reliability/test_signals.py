@@ -33,10 +33,15 @@ from tests.reliability.harness import (
 from tests.reliability.leaks import LeakHunt
 
 EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
-CASES_PER_SIGNAL = 3
+CASES_PER_SIGNAL = 2
 ORDER = [signal.SIGTERM, signal.SIGINT]
 # (seed, signal, why): cases a failure was found with, run every time
-REGRESSIONS: list[tuple[int, signal.Signals, str]] = []
+REGRESSIONS: list[tuple[int, signal.Signals, str]] = [
+    # a signal while Python was still building the inventory's pydantic models: 3.11 wraps the
+    # KeyboardInterrupt in a RuntimeError (__set_name__), which the CLI took for a crash (exit 3).
+    # Timing decides whether a rerun lands there again; the seed keeps the region in every run.
+    (1699549629, signal.SIGTERM, "exit 3 from an interrupt during start-up"),
+]
 
 
 @dataclass(frozen=True)
