@@ -108,8 +108,11 @@ def run(world: World, log: Path, *args: str, signal_at: float | None = None,
 
 
 def incident_ids(world: World) -> list[str]:
+    """Incidents with a journal. A process stopped between making an incident's folder and
+    journaling its opening leaves a folder that `incidents` does not list and nothing
+    can resume: nothing was done by then (the callers check the sandbox saw no change)."""
     folder = world.dir / ".keyresponse" / "incidents"
-    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    return sorted(p.name for p in folder.iterdir() if (p / "journal.jsonl").is_file()) if folder.is_dir() else []
 
 
 def journal(world: World, incident_id: str) -> list[dict[str, Any]]:

@@ -70,14 +70,15 @@ def _case(case: Case, pool: queue.Queue[Any], root: Path, durations: dict[str, f
                     signal_at=case.at * durations[case.playbook], signum=case.signum)
         ids = incident_ids(world)
         if not ids:  # before the incident existed: nothing done; still importing, Python's own death
-            # by the signal (a shell shows it as the same 128+N)
-            assert first.returncode in (EXIT[case.signum], -case.signum), \
+            # by the signal (a shell shows it as the same 128+N), or by the KeyboardInterrupt it became
+            assert first.returncode in (EXIT[case.signum], -case.signum, -signal.SIGINT), \
                 f"exit {first.returncode}: {first.output[-3000:]}"
             assert not sb.state.mutations, f"changes with no incident to resume: {sb.state.mutations}"
             return None
         (incident,) = ids
-        if first.returncode == 0:
-            assert final_status(world, incident) == "succeeded", "exit 0, yet the incident did not succeed"
+        if final_status(world, incident) == "succeeded":  # the signal came as the process was exiting
+            assert first.returncode in (0, EXIT[case.signum], -case.signum, -signal.SIGINT), \
+                f"exit {first.returncode} after a success: {first.output[-3000:]}"
         else:
             assert first.returncode == EXIT[case.signum], \
                 f"{case.signum.name} ended the run with {first.returncode}, not {EXIT[case.signum]}: " \
