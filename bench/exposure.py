@@ -26,6 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from figures import emit, figure, json_mode  # bench/figures.py: a script's own folder is on sys.path
+
 from keyresponse.exposure import gitscan
 from keyresponse.exposure.needle import from_secret
 from keyresponse.sandbox.seed_git import FastImport
@@ -106,6 +108,7 @@ def best(fn, repeat: int) -> tuple[float, float, object]:  # type: ignore[no-unt
 
 
 def main() -> int:
+    as_json = json_mode()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--commits", type=int, default=10_000)
     ap.add_argument("--files", type=int, default=300)
@@ -134,6 +137,9 @@ def main() -> int:
     if not same:
         print(f"  scan only: {sorted(set(ours.items()) - set(picked.items()))}")  # type: ignore[arg-type]
         print(f"  pickaxe only: {sorted(set(picked.items()) - set(ours.items()))}")  # type: ignore[arg-type]
+    if as_json:
+        emit("exposure", [figure(f"exposure scan of {count} commits vs `git log -S --all`", "s", t_scan, t_pick,
+                                 "same findings (the pickaxe needs the value in argv)", same)])
     return 0 if same else 1
 
 

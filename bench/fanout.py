@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from figures import emit, figure, json_mode  # bench/figures.py: a script's own folder is on sys.path
 
 
 def seeded_state(path: Path, n: int) -> list[str]:
@@ -118,6 +119,7 @@ def deploy_once(sb: dict[str, Any], repos: list[str], bound: int, root: Path) ->
 
 
 def main(argv: list[str] | None = None) -> int:
+    as_json = json_mode() if argv is None else False
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--targets", type=int, default=200)
     parser.add_argument("--latency-ms", type=int, default=50)
@@ -138,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:18}{t['preflight']:>11.2f}s{t['deploy']:>11.2f}s{t['total']:>11.2f}s")
     if len(rows) == 2:
         print(f"speed-up of the deploy: {rows[1][1]['deploy'] / rows[0][1]['deploy']:.1f}x")
+    if as_json and len(rows) == 2:
+        ours, serial = rows[0][1]["deploy"], rows[1][1]["deploy"]
+        emit("fanout", [figure(f"deploy to {args.targets} GitHub secrets, {args.latency_ms} ms per request, "
+                               f"concurrency {args.bound} vs serial", "s", ours, serial,
+                               f"at least {args.bound // 2}x faster than serial", serial / ours >= args.bound // 2)])
     return 0
 
 

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import httpx
+from figures import emit, figure, json_mode  # bench/figures.py: a script's own folder is on sys.path
 
 
 def _load(url: str, key: str, total: int, concurrency: int, seconds: float) -> tuple[int, int, list[float], float]:
@@ -62,6 +63,7 @@ def _load(url: str, key: str, total: int, concurrency: int, seconds: float) -> t
 
 
 def main() -> int:
+    as_json = json_mode()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5000, help="stop after this many requests")
     parser.add_argument("--concurrency", type=int, default=8)
@@ -87,6 +89,10 @@ def main() -> int:
     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
     print(f"GET /v1/models: {done} requests, {errors} errors in {elapsed:.2f} s with concurrency "
           f"{args.concurrency}: {rps:.0f} req/s (p50 {statistics.median(ms):.1f} ms, p99 {p99:.1f} ms)")
+    if as_json:
+        emit("sandbox_load", [figure(f"sandbox GET /v1/models, concurrency {args.concurrency}", "req/s", rps, None,
+                                     f"at least {args.min_rps:.0f} req/s, no errors",
+                                     rps >= args.min_rps and errors == 0)])
     return 0 if rps >= args.min_rps and errors == 0 else 1
 
 

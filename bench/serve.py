@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import emit, figure, json_mode  # bench/figures.py: a script's own folder is on sys.path
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 LATENCY_MS = 100
@@ -65,6 +67,7 @@ def one_round(sandbox: object, folder: Path) -> tuple[float, int]:
 def main() -> int:
     from keyresponse.sandbox import start
 
+    as_json = json_mode()
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     sandbox = start(port=0)
     results = []
@@ -81,6 +84,9 @@ def main() -> int:
     print(f"  receipt -> revoked: median {median * 1000:.0f} ms "
           f"(min {min(revoke) * 1000:.0f}, max {max(revoke) * 1000:.0f})")
     print(f"  target under {TARGET_S * 1000:.0f} ms: {'MET' if median < TARGET_S else 'MISSED'}")
+    if as_json:
+        emit("serve", [figure(f"serve: webhook receipt to revoked, {LATENCY_MS} ms per OpenAI call", "ms",
+                              median * 1000, None, f"under {TARGET_S * 1000:.0f} ms", median < TARGET_S)])
     return 0 if median < TARGET_S else 1
 
 

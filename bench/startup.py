@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import emit, figure, json_mode  # bench/figures.py: a script's own folder is on sys.path
+
 BARE = '''
 import typer
 app = typer.Typer()
@@ -34,6 +36,7 @@ def timed(cmd: list[str]) -> float:
 
 
 def main() -> None:
+    as_json = json_mode()
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     exe = shutil.which("keyresponse")
     ours = [exe, "--help"] if exe else [sys.executable, "-m", "keyresponse", "--help"]
@@ -51,6 +54,9 @@ def main() -> None:
     print(f"keyresponse --help: median {ma * 1000:.0f} ms over {runs} runs")
     print(f"bare Typer app:     median {mb * 1000:.0f} ms")
     print(f"ratio: {ma / mb:.2f}x (target: under 300 ms and within 1.5x)")
+    if as_json:
+        emit("startup", [figure("start-up: `keyresponse --help` vs a bare Typer app", "ms", ma * 1000, mb * 1000,
+                                "< 300 ms and within 1.5x", ma < 0.3 and ma / mb <= 1.5)])
 
 
 if __name__ == "__main__":

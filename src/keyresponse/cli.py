@@ -2,7 +2,7 @@
 
 Exit codes: 0 every step ok; 1 a step failed (the incident is resumable);
 2 bad usage, inventory or playbook; 3 an unexpected error (traceback saved);
-130 interrupted (the incident is resumable).
+130 interrupted (the incident is resumable), 143 when SIGTERM interrupted it.
 
 Start-up stays lean: only Typer is imported here at module level; everything
 heavy is imported inside the command that needs it.
@@ -13,9 +13,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 app = typer.Typer(
     name="keyresponse",
@@ -100,9 +103,9 @@ def run(
     from keyresponse.commands import run as cmd
 
     inputs = [*(input or []), *(["drain=false"] if no_drain else [])]
-    raise typer.Exit(cmd.run(playbook, config, key, inputs, leaked_stdin, leaked_env,
-                             plan_only=dry_run, yes=yes, json_output=json_output, from_alert=from_alert,
-                             sandbox=sandbox))
+    raise typer.Exit(_interruptible(lambda: cmd.run(playbook, config, key, inputs, leaked_stdin, leaked_env,
+                                                    plan_only=dry_run, yes=yes, json_output=json_output,
+                                                    from_alert=from_alert, sandbox=sandbox)))
 
 
 @app.command()
@@ -135,7 +138,7 @@ def resume(
     """Continue an interrupted or failed incident: finished steps are skipped."""
     from keyresponse.commands import run as cmd
 
-    raise typer.Exit(cmd.resume(incident_id, config, yes=yes, json_output=json_output))
+    raise typer.Exit(_interruptible(lambda: cmd.resume(incident_id, config, yes=yes, json_output=json_output)))
 
 
 @app.command()
@@ -360,29 +363,77 @@ def main() -> None:
     # happen to be installed, and Typer installs rich. We never call it, and start-up counts
     # toward containment; a failed import makes httpx define a stub `main` instead.
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    _stop_on_sigterm()
 
     try:
         rc = app(standalone_mode=False)
+        if rc == 130 and _TERMINATED:  # Typer hands an interrupt outside a command back as 130
+            rc = 143
         sys.exit(rc if isinstance(rc, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt as exc:
-        incident_id = getattr(exc, "incident_id", None)  # engine.RunInterrupted: journaled as interrupted
-        if incident_id:
-            sys.stderr.write(f"\ninterrupted: incident {incident_id} is journaled as interrupted; "
-                             f"continue it with `keyresponse resume {incident_id}`.\n")
-        else:
-            sys.stderr.write("\ninterrupted. `keyresponse incidents` shows the incident; "
-                             "`keyresponse resume ID` continues it.\n")
-        sys.exit(130)
+        sys.exit(_say_interrupted(exc))
     except KeyresponseError as exc:
         from keyresponse.secret import redact
 
         sys.stderr.write(f"error: {redact(str(exc))}\n")
         sys.exit(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - the click usage errors, then true surprises
+        if _interrupt_inside(exc):  # Ctrl-C or SIGTERM during an import: 3.11 wraps it in a RuntimeError
+            sys.exit(_say_interrupted(KeyboardInterrupt()))
         _no_room(exc)
         _usage_or_crash(exc)
+
+
+def _interruptible(command: Callable[[], int]) -> int:
+    """Run `command`; an interrupt is said here, with the way back (Typer would turn it into
+    a bare exit 130 before main() saw it)."""
+    try:
+        return command()
+    except KeyboardInterrupt as exc:
+        return _say_interrupted(exc)
+
+
+def _interrupt_inside(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    inner: BaseException | None = exc
+    while inner is not None and id(inner) not in seen:
+        if isinstance(inner, KeyboardInterrupt):
+            return True
+        seen.add(id(inner))
+        inner = inner.__cause__ or inner.__context__
+    return False
+
+
+def _say_interrupted(exc: BaseException) -> int:
+    incident_id = getattr(exc, "incident_id", None)  # engine.RunInterrupted: journaled as interrupted
+    if incident_id:
+        sys.stderr.write(f"\ninterrupted: incident {incident_id} is journaled as interrupted; "
+                         f"continue it with `keyresponse resume {incident_id}`.\n")
+    else:
+        sys.stderr.write("\ninterrupted. `keyresponse incidents` shows the incident; "
+                         "`keyresponse resume ID` continues it.\n")
+    return _interrupted_exit()
+
+
+_TERMINATED: list[int] = []  # non-empty once SIGTERM arrived
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a service manager, `kill`, a CI timeout) stops a run as Ctrl-C does: the
+    running step and the incident are journaled as interrupted; the exit code is then 143."""
+    import signal
+
+    def on_term(signum: int, frame: object) -> None:
+        _TERMINATED.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def _interrupted_exit() -> int:
+    return 143 if _TERMINATED else 130
 
 
 def _no_room(exc: Exception) -> None:
@@ -411,7 +462,7 @@ def _usage_or_crash(exc: Exception) -> None:
         sys.exit(2)
     if isinstance(exc, typer.Abort):
         sys.stderr.write("aborted\n")
-        sys.exit(130)
+        sys.exit(_interrupted_exit())
     import tempfile
     import traceback
 

@@ -234,11 +234,15 @@ class Engine:
             try:
                 approval_wait = self._before_first_step(run, steps)
             except BaseException as exc:
-                # nothing ran: a new incident ends declined or refused; a resumed one stays as it was
-                status = "declined" if isinstance(exc, RunDeclined) else "refused"
+                # nothing ran: a new incident ends declined, interrupted (Ctrl-C or SIGTERM while it
+                # was planning) or refused; a resumed one stays as it was
+                status = ("declined" if isinstance(exc, RunDeclined)
+                          else "interrupted" if isinstance(exc, KeyboardInterrupt) else "refused")
                 incident.journal.append("incident.finished", status=run.previous_status or status)
                 self.reporter.run_aborted()
                 self._release_when_idle(run, lock)
+                if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunInterrupted):
+                    raise RunInterrupted(incident.id) from exc
                 raise
         follower = ThreadFollower(incident, self.inventory) if self.mode is Mode.APPLY else None
         stopped = interrupted = completed = False

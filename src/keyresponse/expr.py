@@ -249,11 +249,12 @@ def expressions_in(value: Any) -> Iterator[str]:
 
 
 def check_syntax(source: str) -> None:
-    from jinja2 import TemplateSyntaxError, nodes
+    from jinja2 import TemplateAssertionError, TemplateSyntaxError, meta, nodes
 
     try:
         tree = _environment().parse("{{" + source + "}}")
-    except TemplateSyntaxError as exc:
+        meta.find_undeclared_variables(tree)  # code generation: an unknown filter or test fails only here
+    except (TemplateSyntaxError, TemplateAssertionError) as exc:
         raise ExpressionError(f"invalid expression `${{{{ {_shown(source)} }}}}`: {exc.message}") from None
     except ValueError:  # the lexer's int() of a literal with thousands of digits
         raise ExpressionError(f"invalid expression `${{{{ {_shown(source)} }}}}`: a number too large") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -105,20 +106,29 @@ def find(name_or_path: str, project_root: Path | None = None) -> Path:
     for d in dirs:
         for ext in (".yaml", ".yml"):
             candidate = d / f"{name_or_path}{ext}"
-            if candidate.is_file():
+            if _readable(candidate.is_file):
                 return candidate
-    available = sorted({f.stem for d in dirs if d.is_dir() for f in d.glob("*.y*ml")})
+    available = sorted({f.stem for d in dirs if _readable(d.is_dir) for f in d.glob("*.y*ml")})
     raise ConfigError(
         f"no playbook named {name_or_path!r}",
         hint=f"available: {', '.join(available) or 'none'}; looked in: "
-        + ", ".join(str(d) for d in dirs if d.is_dir()),
+        + ", ".join(str(d) for d in dirs if _readable(d.is_dir)),
     )
+
+
+def _readable(check: Callable[[], bool]) -> bool:
+    """A folder on the search path this user may not enter (someone else's HOME under
+    `sudo -u`) holds no playbook for them: passed over, not a crash."""
+    try:
+        return check()
+    except PermissionError:
+        return False
 
 
 def available(project_root: Path | None = None) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for d in search_path(project_root):
-        if d.is_dir():
+        if _readable(d.is_dir):
             for f in sorted(d.glob("*.y*ml")):
                 found.setdefault(f.stem, f)
     return found
