@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from figures import emit, figure, json_mode  # bench/figures.py: a script's own folder is on sys.path
+
 LATENCY_MS = 100
 
 
@@ -63,6 +65,7 @@ def run(sandbox: Any, env: dict[str, str], latency_ms: float) -> dict[str, float
 def main() -> None:
     from keyresponse.sandbox import start
 
+    as_json = json_mode()
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     sandbox = start(port=0)
     cache = tempfile.TemporaryDirectory(prefix="keyresponse-pycache-")
@@ -83,17 +86,22 @@ def main() -> None:
         return statistics.median(m[name] for m in runs) * 1000
 
     rtt = LATENCY_MS
+    forecast = (med(slow, "first step") - med(slow, "ready")) - (med(quiet, "first step") - med(quiet, "ready"))
+    added = med(slow, "revoked") - med(quiet, "revoked")
+    if as_json:
+        emit("contain_playbook", [figure(
+            f"leaked-key playbook: exec to revoked, {LATENCY_MS} ms per OpenAI call, vs the same run with none",
+            "ms", round(med(slow, "revoked")), round(med(quiet, "revoked")),
+            f"baseline + 6 round trips ({med(quiet, 'revoked') + 6 * rtt:.0f} ms)", added <= 6 * rtt * 1.1)])
+        return
     print(f"leaked-key, {rounds} rounds, medians, ms after exec:")
     print(f"{'':24}{'no latency':>12}{f'{LATENCY_MS} ms/call':>14}")
     for name in ("ready", "first step", "revoked"):
         print(f"{name:24}{med(quiet, name):12.0f}{med(slow, name):14.0f}")
-    forecast = (med(slow, "first step") - med(slow, "ready")) - (med(quiet, "first step") - med(quiet, "ready"))
-    added = med(slow, "revoked") - med(quiet, "revoked")
     print(f"the forecast's preflights add {forecast:.0f} ms = {forecast / rtt:.1f} round trips "
           f"(target 3: {'MET' if forecast <= 3 * rtt * 1.1 else 'MISSED'})")
     print(f"the revoke lands {added:.0f} ms = {added / rtt:.1f} round trips later than with no latency "
           f"(target 6: {'MET' if added <= 6 * rtt * 1.1 else 'MISSED'})")
-
 
 if __name__ == "__main__":
     main()
