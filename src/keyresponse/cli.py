@@ -380,7 +380,9 @@ def main() -> None:
         sys.stderr.write(f"error: {redact(str(exc))}\n")
         sys.exit(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - the click usage errors, then true surprises
-        if _interrupt_inside(exc):  # Ctrl-C or SIGTERM during an import: 3.11 wraps it in a RuntimeError
+        from keyresponse.errors import interrupt_inside
+
+        if interrupt_inside(exc):  # Ctrl-C or SIGTERM during an import: 3.11 wraps it in a RuntimeError
             sys.exit(_say_interrupted(KeyboardInterrupt()))
         _no_room(exc)
         _usage_or_crash(exc)
@@ -393,17 +395,6 @@ def _interruptible(command: Callable[[], int]) -> int:
         return command()
     except KeyboardInterrupt as exc:
         return _say_interrupted(exc)
-
-
-def _interrupt_inside(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    inner: BaseException | None = exc
-    while inner is not None and id(inner) not in seen:
-        if isinstance(inner, KeyboardInterrupt):
-            return True
-        seen.add(id(inner))
-        inner = inner.__cause__ or inner.__context__
-    return False
 
 
 def _say_interrupted(exc: BaseException) -> int:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from keyresponse import __version__
 from keyresponse.action import Check, EarlyContext, Plan, Planned, PlannedOutputs, Prefetching, StepContext
-from keyresponse.errors import ApprovalRefused, ConfigError, KeyresponseError, StepError, UsageError
+from keyresponse.errors import ApprovalRefused, ConfigError, KeyresponseError, StepError, UsageError, interrupt_inside
 from keyresponse.faults import crashpoint
 from keyresponse.follower import ThreadFollower
 from keyresponse.journal import Incident, JournalFull, KeyLock, from_jsonable
@@ -236,12 +236,12 @@ class Engine:
             except BaseException as exc:
                 # nothing ran: a new incident ends declined, interrupted (Ctrl-C or SIGTERM while it
                 # was planning) or refused; a resumed one stays as it was
-                status = ("declined" if isinstance(exc, RunDeclined)
-                          else "interrupted" if isinstance(exc, KeyboardInterrupt) else "refused")
+                interrupt = interrupt_inside(exc)
+                status = "declined" if isinstance(exc, RunDeclined) else "interrupted" if interrupt else "refused"
                 incident.journal.append("incident.finished", status=run.previous_status or status)
                 self.reporter.run_aborted()
                 self._release_when_idle(run, lock)
-                if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunInterrupted):
+                if interrupt and not isinstance(exc, RunInterrupted):
                     raise RunInterrupted(incident.id) from exc
                 raise
         follower = ThreadFollower(incident, self.inventory) if self.mode is Mode.APPLY else None
@@ -371,7 +371,9 @@ class Engine:
                 if waits:
                     continue
                 raise ConfigError(f"{where} {step.id!r} ({step.uses}): {exc.message}", hint=exc.hint) from None
-            except Exception:  # noqa: BLE001 - it cannot plan ahead; it plans again when it runs
+            except Exception as exc:  # it cannot plan ahead; it plans again when it runs
+                if interrupt_inside(exc):
+                    raise KeyboardInterrupt from exc
                 continue
             forecast = Forecast(step, plan)
             if preflight and step.uses != "notify.slack":

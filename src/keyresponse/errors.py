@@ -130,3 +130,17 @@ class TargetError(StepError):
 
 class ApprovalRefused(StepError):
     retryable = False
+
+
+def interrupt_inside(exc: BaseException) -> bool:
+    """Whether `exc` is, or was raised while handling, a KeyboardInterrupt (Ctrl-C, or
+    SIGTERM, which the CLI turns into one). Python 3.11 wraps a signal that lands while a
+    class is built (a descriptor's __set_name__) in a RuntimeError."""
+    seen: set[int] = set()
+    inner: BaseException | None = exc
+    while inner is not None and id(inner) not in seen:
+        if isinstance(inner, KeyboardInterrupt):
+            return True
+        seen.add(id(inner))
+        inner = inner.__cause__ or inner.__context__
+    return False

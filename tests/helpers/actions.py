@@ -178,7 +178,24 @@ class Meet(BaseAction):
         return {}
 
 
-ALL: list[type[Action]] = [FailOnce, Count, Block, EmitSecret, UseSecret, ReplaceText, Meet]
+class WrappedInterrupt(BaseAction):
+    """Its plan is interrupted the way Python 3.11 reports a signal that lands while a
+    class is being built (a descriptor's __set_name__): a RuntimeError around it."""
+
+    name = "test.wrapped_interrupt"
+    summary = "test"
+
+    def plan(self, args: Any, ctx: StepContext) -> Plan:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Error calling __set_name__ on '_Field' instance") from exc
+
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        return {}
+
+
+ALL: list[type[Action]] = [FailOnce, Count, Block, EmitSecret, UseSecret, ReplaceText, Meet, WrappedInterrupt]
 
 
 def register_all() -> None:

@@ -249,3 +249,19 @@ def test_the_forecast_runs_the_steps_preflights_side_by_side(workdir: Path) -> N
     result = Engine(inv, mode=Mode.APPLY, assume_yes=True).start(pb, {}, None)
     assert result.ok, [(s.id, s.status, s.error) for s in result.steps]
     assert [s.status for s in result.steps] == ["applied"] * 3
+
+
+def test_an_interrupt_wrapped_while_planning_ends_the_incident_interrupted(workdir: Path) -> None:
+    """A signal that lands while a step is planned (a module imported, a class built) can
+    reach the engine as a RuntimeError around the KeyboardInterrupt: that is an interrupt,
+    journaled `interrupted` and resumable, not a refusal."""
+    from keyresponse.engine import RunInterrupted
+
+    inv, pb = _setup(workdir, "  - {id: a, uses: log.message, with: {message: one}}\n"
+                              "  - {id: b, uses: test.wrapped_interrupt}\n")
+    with pytest.raises(RunInterrupted) as caught:
+        Engine(inv, mode=Mode.APPLY, assume_yes=True).start(pb, {}, None)
+    [incident] = [p for p in (workdir / ".keyresponse" / "incidents").iterdir() if p.is_dir()]
+    assert incident.name == caught.value.incident_id
+    ends = [r for r in _records(Incident.open(workdir / ".keyresponse", incident.name)) if r["event"] == "incident.finished"]
+    assert [r["status"] for r in ends] == ["interrupted"]
