@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -72,9 +73,14 @@ class Receiver:
         for rule in self.settings.rules:
             if rule.key is not None:
                 self.inventory.key(rule.key)  # a typo fails at start, not at the first alert
-        # a service pays its start-up once: the rules' playbooks, what they run, the parsers
+        # a service pays its start-up once: the rules' playbooks, what they run, the parsers,
+        # and the threads that write the durable record (started now, not at the first alert)
         self.queue.warm(sorted({rule.playbook for rule in self.settings.rules}))
         from keyresponse import alerts  # noqa: F401
+
+        self._accepting = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keyresponse-accept")
+        for done in [self._accepting.submit(time.sleep, 0.01) for _ in range(4)]:
+            done.result()
         self.app = Starlette(routes=[
             Route("/webhooks/github", self.github, methods=["POST"]),
             Route("/webhooks/gitguardian", self.gitguardian, methods=["POST"]),
@@ -83,6 +89,11 @@ class Receiver:
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.prometheus, methods=["GET"]),
         ])
+
+    def close(self) -> None:
+        """No more answers; the running incidents finish."""
+        self._accepting.shutdown(wait=True)
+        self.queue.shutdown()
 
     # --- routes
 
@@ -120,6 +131,7 @@ class Receiver:
         return JSONResponse({"status": "refused", "reason": reason, "message": message}, status)
 
     async def _handle(self, source: str, request: Request) -> Response:
+        received = time.monotonic()
         cfg = getattr(self.settings, source)
         if cfg is None:
             raise Refused(404, "not_configured", f"no `serve.{source}` in the inventory: this endpoint is off")
@@ -155,8 +167,10 @@ class Receiver:
 
             delivery = f"{source}-" + hashlib.sha256(body).hexdigest()[:32]
         job = Job(f"{source}:{delivery}", source, decision.action, decision.playbook, decision.key,
-                  decision.dedup, decision.alert, decision.leaked_at, decision.leaked)
-        status, answer = await run_in_threadpool(self.queue.accept, job)
+                  decision.dedup, decision.alert, decision.leaked_at, decision.leaked, received=received)
+        checked = time.monotonic()
+        status, answer = await asyncio.get_running_loop().run_in_executor(self._accepting, self.queue.accept, job)
+        opened = time.monotonic()
         if job.resolved is not None and answer["status"] == "accepted":
             # a value-only alert: answered once the key's id is on disk, never before
             try:
@@ -168,8 +182,11 @@ class Receiver:
                                      "message": f"the key was not found by value within {VALUE_WAIT:g}s; "
                                                 "send the alert again"}, 503, headers={"retry-after": "5"})
             answer["key_id"] = key_id
+        # where the answer's time went: checks (signature, parsing, policy), then the durable record
         self.log("alert." + answer["status"], source=source, delivery=job.delivery, key=job.key, action=job.action,
-                 incident=answer.get("incident"), secret_type=decision.secret_type)
+                 incident=answer.get("incident"), secret_type=decision.secret_type,
+                 ms={"checks": round((checked - received) * 1000, 1), "journal": round((opened - checked) * 1000, 1),
+                     "total": round((time.monotonic() - received) * 1000, 1)})
         return JSONResponse(answer, status, background=BackgroundTask(self._answered, job))
 
     def _answered(self, job: Job) -> None:
@@ -287,7 +304,7 @@ class Server:
         finally:
             self.sock.close()
             self.receiver.log("serve.stopping", running="finishing the incidents in progress")
-            self.receiver.queue.shutdown()
+            self.receiver.close()
 
     def start(self) -> Server:
         self.receiver.queue.recover()
@@ -306,4 +323,4 @@ class Server:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.sock.close()
-        self.receiver.queue.shutdown()
+        self.receiver.close()

@@ -125,6 +125,7 @@ class DeliveryQueue:
         """Load the playbooks the rules name and import what their steps use, at start:
         the first alert pays neither."""
         from keyresponse import engine, registry  # noqa: F401 - imported for what it imports
+        from keyresponse.report import render  # noqa: F401 - report.render's preflight compiles templates
 
         for name in playbooks:
             for step in self._playbook(name).model.steps:
