@@ -37,8 +37,8 @@ from keyresponse.serve.signatures import Refused
 
 GITHUB_ACTING = {"secret_scanning_alert": {"created", "reopened", "publicly_leaked"},
                  "secret_scanning_alert_location": {"created"}}
-VALUE_WAIT = 30.0
 GITGUARDIAN_ACTING = {"incident_triggered", "incident_regression", "incident_reopened", "new_occurrence"}
+VALUE_WAIT = 30.0  # seconds a value-only alert's answer waits for its key's id to be journaled
 
 
 class JsonLog:
