@@ -70,6 +70,34 @@ def load(path: str | Path) -> list[Alert]:
     return alerts
 
 
+class PayloadError(Exception):
+    """What is wrong with a payload received whole (a webhook body): `reason` is `invalid_json`
+    (not JSON or JSON Lines, too many values, nested too deep), `bad_shape` or `no_alert`."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def decode(text: str) -> Any:
+    """A payload's JSON (or JSON Lines), within the bounds `load` applies to a file."""
+    try:
+        return _decode(Path("payload"), text)
+    except UsageError as exc:
+        raise PayloadError("invalid_json", str(exc).removeprefix("--from-alert payload: ")) from None
+
+
+def from_data(data: Any) -> list[Alert]:
+    """The alerts in what `decode` returned; at least one, or PayloadError."""
+    try:
+        found = parse(data, jsonl=isinstance(data, _Lines))
+    except _Shape as exc:
+        raise PayloadError("bad_shape", str(exc)) from None
+    if not found:
+        raise PayloadError("no_alert", "no alert found in the payload: " + _SUPPORTED)
+    return found
+
+
 _SUPPORTED = "supported: GitHub secret scanning, gitleaks, TruffleHog v3, GitGuardian, detect-secrets"
 MAX_VALUES = 500_000  # a parsed value costs up to ~120 bytes: this keeps a parse under ~60 MB
 MAX_DEPTH = 64  # the deepest published payload nests 6 levels

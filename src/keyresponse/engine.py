@@ -139,13 +139,33 @@ class Engine:
 
     # --- entry points
 
-    def start(self, playbook: LoadedPlaybook, inputs: dict[str, Any], key_name: str | None) -> RunResult:
+    def start(self, playbook: LoadedPlaybook, inputs: dict[str, Any], key_name: str | None,
+              incident: Incident | None = None) -> RunResult:
+        """Run `playbook`; on `incident` if given (opened by `open` with the same arguments,
+        as `keyresponse serve` does before it answers a webhook), else on a new one."""
         if playbook.model.plan_only and self.mode is Mode.APPLY:
             self.mode = Mode.PLAN  # e.g. the drill playbook: it proves, it never changes
         if key_name is not None:
             self.inventory.key(key_name)  # a clear error for an unknown name, before anything
         self._early = self._prefetch(playbook, inputs, key_name)
-        incident = Incident.create(self.state_dir)
+        if incident is None:
+            incident = self.open(playbook, inputs, key_name)
+        incident.mark_running()
+        try:
+            lock = self._lock_key(incident, key_name)
+        except BaseException:
+            incident.journal.append("incident.finished", status="refused")  # this new incident did nothing
+            incident.mark_stopped()
+            raise
+        return self._run(RunState(incident, playbook, inputs, key_name), todo=None, lock=lock)
+
+    def open(self, playbook: LoadedPlaybook, inputs: dict[str, Any], key_name: str | None,
+             incident: Incident | None = None) -> Incident:
+        """An incident's playbook and opening record, nothing run yet: in `incident` (a folder
+        `Incident.create` made) or in a new one."""
+        if playbook.model.plan_only and self.mode is Mode.APPLY:
+            self.mode = Mode.PLAN
+        incident = incident or Incident.create(self.state_dir)
         incident.write_file("playbook.yaml", playbook.text)
         incident.journal.append(
             "incident.opened",
@@ -160,14 +180,7 @@ class Engine:
             host=socket.gethostname(),
             version=__version__,
         )
-        incident.mark_running()
-        try:
-            lock = self._lock_key(incident, key_name)
-        except BaseException:
-            incident.journal.append("incident.finished", status="refused")  # this new incident did nothing
-            incident.mark_stopped()
-            raise
-        return self._run(RunState(incident, playbook, inputs, key_name), todo=None, lock=lock)
+        return incident
 
     def resume(self, incident: Incident) -> RunResult:
         records = list(incident.journal.records())

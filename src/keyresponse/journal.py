@@ -235,6 +235,11 @@ class Incident:
                 status = r["status"]
             elif r["event"] == "incident.resumed":
                 status = "running"
+            elif r["event"] == "incident.queued":
+                status = "queued"  # opened by `serve`, waiting for a worker (or an approval)
+                continue
+            if status == "queued" and r["event"] != "incident.opened":
+                status = "running"
         if status == "running" and not self.is_locked():
             status = "interrupted"
         return {

@@ -4,8 +4,10 @@ Each webhook is checked in this order, cheapest first, and nothing is journaled 
 before every check passed: source configured (404), `Content-Type: application/json`
 (415), body size (413, read no further than the limit), signature (401, stale 401),
 JSON (400), payload shape (422), then the policy (200 `ignored`: not an event that
-starts anything, or a secret type no rule covers). Accepted: 202 once journaled.
-A delivery id seen before answers 200 `duplicate`.
+starts anything, or a secret type no rule covers). Accepted: 202 once its incident is
+opened on disk (`queue`), and the worker starts after the answer is sent; a value-only
+alert under `auto` is answered once its key's id is journaled (503 if that takes over
+VALUE_WAIT seconds: send it again). A delivery id seen before answers 200 `duplicate`.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import socket
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -34,6 +38,7 @@ from keyresponse.serve.signatures import Refused
 GITHUB_ACTING = {"secret_scanning_alert": {"created", "reopened", "publicly_leaked"},
                  "secret_scanning_alert_location": {"created"}}
 GITGUARDIAN_ACTING = {"incident_triggered", "incident_regression", "incident_reopened", "new_occurrence"}
+VALUE_WAIT = 30.0  # seconds a value-only alert's answer waits for its key's id to be journaled
 
 
 class JsonLog:
@@ -63,10 +68,19 @@ class Receiver:
         self.log = log or JsonLog()
         self.metrics = Metrics()
         state_dir = self.inventory.root / ".keyresponse"
-        self.queue = DeliveryQueue(config, state_dir, self.settings.workers, self.metrics, self.log, ask=self._ask)
+        self.queue = DeliveryQueue(config, state_dir, self.settings.workers, self.metrics, self.log, ask=self._ask,
+                                   inventory=self.inventory)
         for rule in self.settings.rules:
             if rule.key is not None:
                 self.inventory.key(rule.key)  # a typo fails at start, not at the first alert
+        # a service pays its start-up once: the rules' playbooks, what they run, the parsers,
+        # and the threads that write the durable record (started now, not at the first alert)
+        self.queue.warm(sorted({rule.playbook for rule in self.settings.rules}))
+        from keyresponse import alerts  # noqa: F401
+
+        self._accepting = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keyresponse-accept")
+        for done in [self._accepting.submit(time.sleep, 0.01) for _ in range(4)]:
+            done.result()
         self.app = Starlette(routes=[
             Route("/webhooks/github", self.github, methods=["POST"]),
             Route("/webhooks/gitguardian", self.gitguardian, methods=["POST"]),
@@ -75,6 +89,11 @@ class Receiver:
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.prometheus, methods=["GET"]),
         ])
+
+    def close(self) -> None:
+        """No more answers; the running incidents finish."""
+        self._accepting.shutdown(wait=True)
+        self.queue.shutdown()
 
     # --- routes
 
@@ -112,6 +131,7 @@ class Receiver:
         return JSONResponse({"status": "refused", "reason": reason, "message": message}, status)
 
     async def _handle(self, source: str, request: Request) -> Response:
+        received = time.monotonic()
         cfg = getattr(self.settings, source)
         if cfg is None:
             raise Refused(404, "not_configured", f"no `serve.{source}` in the inventory: this endpoint is off")
@@ -147,11 +167,34 @@ class Receiver:
 
             delivery = f"{source}-" + hashlib.sha256(body).hexdigest()[:32]
         job = Job(f"{source}:{delivery}", source, decision.action, decision.playbook, decision.key,
-                  decision.dedup, decision.alert, decision.leaked_at, decision.leaked)
-        status, answer = await run_in_threadpool(self.queue.accept, job)
+                  decision.dedup, decision.alert, decision.leaked_at, decision.leaked, received=received)
+        checked = time.monotonic()
+        status, answer = await asyncio.get_running_loop().run_in_executor(self._accepting, self.queue.accept, job)
+        opened = time.monotonic()
+        if job.resolved is not None and answer["status"] == "accepted":
+            # a value-only alert: answered once the key's id is on disk, never before
+            try:
+                key_id = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(job.resolved)), VALUE_WAIT)
+            except TimeoutError:
+                self.log("alert.not_yet_durable", level="warning", source=source, delivery=job.delivery,
+                         incident=job.incident)
+                return JSONResponse({"status": "retry", "delivery": job.delivery, "incident": job.incident,
+                                     "message": f"the key was not found by value within {VALUE_WAIT:g}s; "
+                                                "send the alert again"}, 503, headers={"retry-after": "5"})
+            answer["key_id"] = key_id
+        # where the answer's time went: checks (signature, parsing, policy), then the durable record
         self.log("alert." + answer["status"], source=source, delivery=job.delivery, key=job.key, action=job.action,
-                 secret_type=decision.secret_type)
-        return JSONResponse(answer, status)
+                 incident=answer.get("incident"), secret_type=decision.secret_type,
+                 ms={"checks": round((checked - received) * 1000, 1), "journal": round((opened - checked) * 1000, 1),
+                     "total": round((time.monotonic() - received) * 1000, 1)})
+        return JSONResponse(answer, status, background=BackgroundTask(self._answered, job))
+
+    def _answered(self, job: Job) -> None:
+        """After the answer is on the wire: the worker may start."""
+        from keyresponse.faults import crashpoint
+
+        crashpoint("serve:answered")
+        job.answered.set()
 
     async def _body(self, request: Request) -> bytes:
         limit = self.settings.max_body_bytes
@@ -168,22 +211,19 @@ class Receiver:
 
     def _json(self, body: bytes) -> Any:
         from keyresponse import alerts
-        from keyresponse.errors import UsageError
 
         try:
-            return alerts._decode(Path("request"), body.decode("utf-8", "replace"))
-        except UsageError as exc:
-            raise Refused(400, "invalid_json", str(exc).replace("--from-alert request: ", "")) from None
+            return alerts.decode(body.decode("utf-8", "replace"))
+        except alerts.PayloadError as exc:
+            raise Refused(400, exc.reason, str(exc)) from None
 
     def _decide(self, source: str, data: Any) -> Decision:
         from keyresponse import alerts
 
         try:
-            found = alerts.parse(data, jsonl=isinstance(data, alerts._Lines))
-        except alerts._Shape as exc:
-            raise Refused(422, "bad_shape", str(exc)) from None
-        if not found:
-            raise Refused(422, "no_alert", "no alert found in the payload: " + alerts._SUPPORTED)
+            found = alerts.from_data(data)
+        except alerts.PayloadError as exc:
+            raise Refused(422, exc.reason, str(exc)) from None
         return decide(self.inventory, source, found)
 
     # --- ask: Approve / Dismiss in Slack
@@ -264,7 +304,7 @@ class Server:
         finally:
             self.sock.close()
             self.receiver.log("serve.stopping", running="finishing the incidents in progress")
-            self.receiver.queue.shutdown()
+            self.receiver.close()
 
     def start(self) -> Server:
         self.receiver.queue.recover()
@@ -283,4 +323,4 @@ class Server:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.sock.close()
-        self.receiver.queue.shutdown()
+        self.receiver.close()
