@@ -6,7 +6,10 @@ exposure/gitscan.py), plain folders, and the opt-in places (shell history, noteb
 outputs, CI logs saved to disk). It looks for the leaked value when the run has it, or
 else for the key's redacted prefix+suffix shape. For GitHub repositories it asks whether
 the repository is public and whether secret scanning and push protection are on.
-Read-only, so a drill runs it whole.
+Read-only, so a drill runs it whole. It keeps each repository's history index in the
+state dir (`.keyresponse/cache/exposure/`, exposure/index.py: blob ids, paths and commit
+metadata, no value), which a drill brings up to date, so the scan an incident waits on
+runs only the new commits' tree diffs.
 """
 
 from __future__ import annotations
@@ -148,7 +151,7 @@ def _scan_repo(ctx: StepContext, settings: Any, path: Path, needles: list[Any], 
     name = settings.name or settings.path
     row: dict[str, Any] = {"name": name, "path": str(path), "github": settings.github, "public": settings.public}
     try:
-        scan = gitscan.scan_repo(path, needles, unreachable=unreachable, label=name)
+        scan = gitscan.scan_repo(path, needles, unreachable=unreachable, label=name, cache=cache_dir(ctx.inventory.root))
     except (gitscan.GitError, OSError) as exc:
         ctx.warn(f"git repository {name}: {exc}")
         return row | {"error": str(exc)}, []
@@ -162,6 +165,29 @@ def _scan_repo(ctx: StepContext, settings: Any, path: Path, needles: list[Any], 
         if f.get("commit"):
             f["source"] = f"commit {f['short']} in {name}"
     return row, scan.findings
+
+
+def cache_dir(root: Path) -> Path:
+    """Where the history indexes of a project's repositories live (exposure/index.py)."""
+    from keyresponse.journal import STATE_DIR
+
+    return root / STATE_DIR / "cache" / "exposure"
+
+
+def warm(inventory: Any, key: str | None) -> list[str]:
+    """Bring the history index of every repository `exposure.scan` would read for `key` up to
+    date, reading no blob (what a drill does): one line per repository it could not index."""
+    from keyresponse.exposure import gitscan
+
+    where = inventory.model.exposure.merged(inventory.key(key).exposure if key else None)
+    problems = []
+    for r in where.repos:
+        path = (inventory.root / r.path) if not Path(r.path).is_absolute() else Path(r.path)
+        try:
+            gitscan.index_repo(path, cache_dir(inventory.root), unreachable=r.unreachable)
+        except (gitscan.GitError, OSError) as exc:
+            problems.append(f"{r.name or r.path}: {exc}")
+    return problems
 
 
 def _github_repo(ctx: StepContext, settings: Any) -> dict[str, Any]:
