@@ -516,6 +516,15 @@ def _revs(repo: Path, refs: dict[str, str], unreachable: bool) -> bytes:
     return "".join(f"{r}\n" for r in stash_and_dangling).encode()
 
 
+def _head(repo: Path) -> str:
+    return _git(repo, "rev-parse", "--verify", "-q", "HEAD", ok=(0, 1)).decode().strip()
+
+
+def _tracked(repo: Path, bare: bool) -> set[str]:
+    return set() if bare else {p.decode("utf-8", "surrogateescape")
+                               for p in _git(repo, "ls-files", "-z").split(b"\0") if p}
+
+
 def index_repo(repo: Path, cache: Path, *, unreachable: bool = False) -> int:
     """Bring `repo`'s history index in `cache` up to date (the tree diffs of the commits it has
     not seen), reading no blob: what a drill does so that an incident's scan is fast.
@@ -555,9 +564,14 @@ def scan_repo(repo: Path, needles: list[Needle], *, unreachable: bool = False, l
     known = None if listed or idx is None else idx.blobs
     fresh: list[bytes] = []
 
+    facts: dict[str, Any] = {}
+
     def walk() -> None:
         commits = _graph(repo, revs)
         graph.append(commits)
+        if idx is not None:  # what the findings need besides, read while the blobs stream
+            facts["head"] = _head(repo)
+            facts["tracked"] = _tracked(repo, bare)
         if idx is not None:
             before = len(idx.commits)
             fresh.append(_index_new(repo, idx, commits))
@@ -591,15 +605,14 @@ def scan_repo(repo: Path, needles: list[Needle], *, unreachable: bool = False, l
         return scan
     if not graph:
         raise GitError(f"git rev-list in {repo} failed")
-    head = _git(repo, "rev-parse", "--verify", "-q", "HEAD", ok=(0, 1)).decode().strip()
+    head = facts["head"] if "head" in facts else _head(repo)
     tips = dict(refs) | ({"HEAD": head} if head else {})
     commits = graph[0]
     added, removed = _index_events(idx, hits, commits) if idx is not None else _events(repo, revs, hits, commits)
     at_tip = _at_tips(repo, tips, {e.path for e in added}, set(hits))
     scan.stats.commits = len(commits)
     children = _children(commits)
-    tracked = set() if bare else {p.decode("utf-8", "surrogateescape")
-                                  for p in _git(repo, "ls-files", "-z").split(b"\0") if p}
+    tracked = facts["tracked"] if "tracked" in facts else _tracked(repo, bare)
 
     def keys_of(blob: str) -> set[tuple[int, str]]:
         return {h.key for h in hits.get(blob, [])}
