@@ -148,8 +148,10 @@ class ExposureRepo(_Model):
     name: str | None = Field(None, description="How findings name it (default: the path)")
     github: str | None = Field(None, description="Its GitHub repository, owner/name: the scan asks whether it is "
                                                  "public and whether push protection is on")
-    platform: str | None = Field(None, description="The `platforms:` entry (kind github) to ask; default: the "
-                                                   "only github one")
+    gitlab: str | int | None = Field(None, description="Its GitLab project, id or full path (group/project): the "
+                                                       "scan asks GitLab whether it is public")
+    platform: str | None = Field(None, description="The `platforms:` entry (kind github, or gitlab) to ask; "
+                                                   "default: the only one of that kind")
     public: bool | None = Field(None, description="Whether the repository is public, where no API can say")
     unreachable: bool = Field(False, description="Also read objects no ref reaches (dropped commits, stray blobs)")
 

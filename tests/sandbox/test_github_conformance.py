@@ -123,6 +123,17 @@ def _workflow_dispatch(gh: CheckedClient, sb: Any) -> None:
     assert [d["ref"] for d in sb.state.github_dispatches] == ["main", "main"]
 
 
+@scenario(f"GET {REPO}")
+def _repository(gh: CheckedClient, sb: Any) -> None:
+    public = gh.get("/repos/acme/chatbot").json()
+    assert (public["full_name"], public["private"], public["visibility"]) == ("acme/chatbot", False, "public")
+    assert public["security_and_analysis"]["secret_scanning_push_protection"]["status"] == "disabled"
+    private = gh.get("/repos/acme/worker").json()
+    assert (private["private"], private["visibility"]) == (True, "private")
+    assert private["html_url"].endswith("/acme/worker")
+    assert gh.get("/repos/acme/nope").status_code == 404
+
+
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_routes_conform(name: str, gh: CheckedClient, sandbox: Any) -> None:
     run, operations = SCENARIOS[name]

@@ -4,9 +4,12 @@ Sources: the alert the incident started from (`--from-alert`), the whole git his
 of the inventory's `exposure.repos` (every ref, one pass over each object database: see
 exposure/gitscan.py), plain folders, and the opt-in places (shell history, notebooks'
 outputs, CI logs saved to disk). It looks for the leaked value when the run has it, or
-else for the key's redacted prefix+suffix shape. For GitHub repositories it asks whether
-the repository is public and whether secret scanning and push protection are on.
-Read-only, so a drill runs it whole.
+else for the key's redacted prefix+suffix shape. For GitHub repositories (and GitLab
+projects, `exposure.repos[].gitlab`) it asks whether the repository is public and whether secret scanning and push protection are on.
+Read-only, so a drill runs it whole. It keeps each repository's history index in the
+state dir (`.keyresponse/cache/exposure/`, exposure/index.py: blob ids, paths and commit
+metadata, no value), which a drill brings up to date, so the scan an incident waits on
+runs only the new commits' tree diffs.
 """
 
 from __future__ import annotations
@@ -147,8 +150,10 @@ def _scan_repo(ctx: StepContext, settings: Any, path: Path, needles: list[Any], 
 
     name = settings.name or settings.path
     row: dict[str, Any] = {"name": name, "path": str(path), "github": settings.github, "public": settings.public}
+    if settings.gitlab is not None:
+        row["gitlab"] = settings.gitlab
     try:
-        scan = gitscan.scan_repo(path, needles, unreachable=unreachable, label=name)
+        scan = gitscan.scan_repo(path, needles, unreachable=unreachable, label=name, cache=cache_dir(ctx.inventory.root))
     except (gitscan.GitError, OSError) as exc:
         ctx.warn(f"git repository {name}: {exc}")
         return row | {"error": str(exc)}, []
@@ -156,12 +161,37 @@ def _scan_repo(ctx: StepContext, settings: Any, path: Path, needles: list[Any], 
                ignored=gitscan.ignored(path, sorted({f["path"] for f in scan.findings if f.get("path")})))
     if settings.github:
         row.update(_github_repo(ctx, settings))
+    elif settings.gitlab is not None:
+        row.update(_gitlab_project(ctx, settings))
     for f in scan.findings:
         f["first_seen"] = f.get("committed_at")
         f["public"] = row.get("public")
         if f.get("commit"):
             f["source"] = f"commit {f['short']} in {name}"
     return row, scan.findings
+
+
+def cache_dir(root: Path) -> Path:
+    """Where the history indexes of a project's repositories live (exposure/index.py)."""
+    from keyresponse.journal import STATE_DIR
+
+    return root / STATE_DIR / "cache" / "exposure"
+
+
+def warm(inventory: Any, key: str | None) -> list[str]:
+    """Bring the history index of every repository `exposure.scan` would read for `key` up to
+    date, reading no blob (what a drill does): one line per repository it could not index."""
+    from keyresponse.exposure import gitscan
+
+    where = inventory.model.exposure.merged(inventory.key(key).exposure if key else None)
+    problems = []
+    for r in where.repos:
+        path = (inventory.root / r.path) if not Path(r.path).is_absolute() else Path(r.path)
+        try:
+            gitscan.index_repo(path, cache_dir(inventory.root), unreachable=r.unreachable)
+        except (gitscan.GitError, OSError) as exc:
+            problems.append(f"{r.name or r.path}: {exc}")
+    return problems
 
 
 def _github_repo(ctx: StepContext, settings: Any) -> dict[str, Any]:
@@ -185,6 +215,32 @@ def _github_repo(ctx: StepContext, settings: Any) -> dict[str, Any]:
             "html_url": body.get("html_url"),
             "secret_scanning": (sa.get("secret_scanning") or {}).get("status"),
             "push_protection": (sa.get("secret_scanning_push_protection") or {}).get("status")}
+
+
+def _gitlab_project(ctx: StepContext, settings: Any) -> dict[str, Any]:
+    """Visibility from GitLab's GET /projects/:id (`private`, `internal`: any signed-in user of
+    the instance, or `public`)."""
+    from urllib.parse import quote
+
+    from keyresponse.targets.gitlab import GitLabPlatform, gitlab_client
+
+    platforms = ctx.inventory.model.platforms
+    name = settings.platform or next((n for n, p in platforms.items() if isinstance(p, GitLabPlatform)), None)
+    platform = platforms.get(name) if name else None
+    if not isinstance(platform, GitLabPlatform) or name is None:
+        return {"gitlab_error": "no gitlab platform in the inventory to ask"}
+    project = quote(str(settings.gitlab), safe="")
+    try:
+        response = gitlab_client(ctx, name, platform).get(f"projects/{project}")
+    except Exception as exc:  # noqa: BLE001 - the scan's findings stand without these facts
+        return {"gitlab_error": f"GitLab did not answer: {type(exc).__name__}"}
+    if response.status_code != 200:
+        return {"gitlab_error": f"GET /projects/{project} answered {response.status_code}"}
+    body = response.json()
+    visibility = body.get("visibility")
+    if visibility not in ("private", "internal", "public"):
+        return {"gitlab_error": f"GET /projects/{project} gave no visibility"}
+    return {"public": visibility == "public", "visibility": visibility, "html_url": body.get("web_url")}
 
 
 def _files(root: Path, max_size: int = MAX_FILE) -> Any:

@@ -146,6 +146,7 @@ def drill_key(inventory: Any, key_name: str, reporter: Reporter, playbook_name: 
                         "restore nothing -> fix: list where the key is deployed under keys."
                         f"{key_name}.targets (see `keyresponse schema inventory`)")
     problems += orphan_problems(inventory, key_name)
+    _warm_exposure(inventory, key_name)
     record = {
         "key": key_name,
         "at": utcnow(),
@@ -156,6 +157,18 @@ def drill_key(inventory: Any, key_name: str, reporter: Reporter, playbook_name: 
     }
     _save(inventory.root / ".keyresponse" / "drills", record)
     return record
+
+
+def _warm_exposure(inventory: Any, key_name: str) -> None:
+    """The exposure scan's history indexes, brought up to date in the state dir (no blob is
+    read, nothing else is written), so an incident's scan runs only new commits' tree diffs.
+    A repository that cannot be indexed is the scan's own business: the drill goes on."""
+    from keyresponse.actions.exposure import warm
+
+    try:
+        warm(inventory, key_name)
+    except Exception:  # noqa: BLE001 - a cache must never fail the drill
+        pass
 
 
 def orphan_problems(inventory: Any, key_name: str) -> list[str]:

@@ -24,11 +24,12 @@ def scan(repos: list[Path], folders: list[Path], leaked_stdin: bool, leaked_env:
         raise UsageError("nothing to look for", hint="pipe the value with --leaked-stdin, or give --redacted sk-...abcd")
     if not repos and not folders:
         repos = [Path.cwd()]
+    cache = _cache()
     findings = []
     rows = []
     for repo in repos:
         try:
-            result = gitscan.scan_repo(repo, [needle], unreachable=unreachable, label=str(repo))
+            result = gitscan.scan_repo(repo, [needle], unreachable=unreachable, label=str(repo), cache=cache)
         except gitscan.GitError as exc:
             raise UsageError(f"{repo}: {exc}", hint="give a git repository's folder with --repo") from None
         ignored = gitscan.ignored(repo, sorted({f["path"] for f in result.findings if f.get("path")}))
@@ -62,3 +63,15 @@ def scan(repos: list[Path], folders: list[Path], leaked_stdin: bool, leaked_env:
             print(f"  - {fix['title']}: {fix['detail']}")
     sys.stdout.flush()
     return 1 if findings else 0
+
+
+def _cache() -> Path | None:
+    """The project's history-index folder, when the command runs in a project (its inventory at
+    $KEYRESPONSE_CONFIG or ./keyresponse.yaml): the scan keeps the index there warm for an
+    incident. Elsewhere no index is kept (nothing is written beside the user's repositories)."""
+    import os
+
+    from keyresponse.actions.exposure import cache_dir
+
+    config = Path(os.environ.get("KEYRESPONSE_CONFIG") or "keyresponse.yaml")
+    return cache_dir(config.resolve().parent) if config.is_file() else None

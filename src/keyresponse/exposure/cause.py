@@ -75,6 +75,7 @@ def root_cause(findings: list[dict[str, Any]], repos: list[dict[str, Any]], firs
         "exposed_at": exposed_at, "first_abuse": first_abuse,
         "window_seconds": (abuse - start) if start is not None and abuse is not None else None,
         "public": repo.get("public") if repo else first.get("public"),
+        "visibility": repo.get("visibility") if repo else None,
         "repo": repo or None,
     }
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from keyresponse.exposure.index import Index
 from keyresponse.exposure.needle import Match, Needle, is_binary, line_of
 
 MAX_BLOB = 64 * 1024 * 1024
@@ -124,13 +125,17 @@ _BLOB_LINE = re.compile(rb"^blob ([0-9a-f]+) ([0-9]+)$", re.M)
 CHUNK = 4 * 1024 * 1024
 
 
-def _read(repo: Path, stats: Stats) -> Iterator[tuple[bytes, list[tuple[str, int, int]]]]:
+def _read(repo: Path, stats: Stats, ids: bytes | None = None) -> Iterator[tuple[bytes, list[tuple[str, int, int]]]]:
     """Stream every blob through one `git cat-file --batch`, in runs of whole objects read a
     few MB at a time: each run is one buffer and the (id, start, end) of every blob's content
     in it, so a search runs over the whole buffer at once instead of once per blob. The ids
     come from `--batch-all-objects --batch-check`, copied over by a thread as they are
     listed: the listing and the reading run side by side, and neither pipe fills while the
-    other waits."""
+    other waits. Given `ids` (the history index's blob ids, one a line), those are read
+    instead, and nothing is listed."""
+    if ids is not None:
+        yield from _read_ids(repo, stats, ids)
+        return
     lister = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch-all-objects",
                                "--batch-check=%(objecttype) %(objectname) %(objectsize)"],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env())
@@ -156,6 +161,30 @@ def _read(repo: Path, stats: Stats) -> Iterator[tuple[bytes, list[tuple[str, int
             lister.stdout.close()  # type: ignore[union-attr]
             lister.wait()
 
+    yield from _runs(proc, feed)
+
+
+def _read_ids(repo: Path, stats: Stats, ids: bytes) -> Iterator[tuple[bytes, list[tuple[str, int, int]]]]:
+    if not ids:
+        return
+    proc = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch", "--buffer"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env())
+    assert proc.stdin is not None
+    stats.blobs += ids.count(b"\n")
+
+    def feed() -> None:
+        try:
+            proc.stdin.write(ids)  # type: ignore[union-attr]
+        except BrokenPipeError:
+            pass
+        finally:
+            proc.stdin.close()  # type: ignore[union-attr]
+
+    yield from _runs(proc, feed)
+
+
+def _runs(proc: subprocess.Popen[bytes], feed: Any) -> Iterator[tuple[bytes, list[tuple[str, int, int]]]]:
+    assert proc.stdout is not None
     writer = threading.Thread(target=feed, daemon=True)
     writer.start()
     try:
@@ -189,10 +218,11 @@ def _read(repo: Path, stats: Stats) -> Iterator[tuple[bytes, list[tuple[str, int
         proc.wait()
 
 
-def _search(repo: Path, needles: list[Needle], stats: Stats) -> tuple[dict[str, list[_Hit]], dict[str, bool]]:
+def _search(repo: Path, needles: list[Needle], stats: Stats, ids: bytes | None = None
+            ) -> tuple[dict[str, list[_Hit]], dict[str, bool]]:
     hits: dict[str, list[_Hit]] = {}
     binary: dict[str, bool] = {}
-    for buf, spans in _read(repo, stats):
+    for buf, spans in _read(repo, stats, ids):
         stats.bytes += sum(e - s for _, s, e in spans)
         for i in _candidates(buf, spans, needles):
             sha, start, end = spans[i]
@@ -204,6 +234,33 @@ def _search(repo: Path, needles: list[Needle], stats: Stats) -> tuple[dict[str, 
             binary[sha] = is_bin
             hits[sha] = [_Hit(k, m, None if is_bin else line_of(data, m.offset)) for k in found
                          for m in needles[k].matches(data)]
+    return hits, binary
+
+
+SEARCH_PART = 2000  # blob ids per `git cat-file` reading the index's blobs, at least
+
+
+def _search_ids(repo: Path, needles: list[Needle], stats: Stats, ids: bytes
+                ) -> tuple[dict[str, list[_Hit]], dict[str, bool]]:
+    """`_search` of the blobs `ids` names, cut in parts each read by its own `git cat-file`
+    on its own core (the reading is the cost; each part is searched as it comes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lines = ids.splitlines(keepends=True)
+    k = max(1, min(os.cpu_count() or 1, 4, len(lines) // SEARCH_PART))
+    if k == 1:
+        return _search(repo, needles, stats, ids)
+    parts = [b"".join(lines[len(lines) * i // k:len(lines) * (i + 1) // k]) for i in range(k)]
+    own = [Stats() for _ in parts]
+    with ThreadPoolExecutor(max_workers=k) as pool:
+        found = list(pool.map(lambda i: _search(repo, needles, own[i], parts[i]), range(k)))
+    hits: dict[str, list[_Hit]] = {}
+    binary: dict[str, bool] = {}
+    for (h, b), st in zip(found, own, strict=True):
+        hits.update(h)
+        binary.update(b)
+        stats.blobs += st.blobs
+        stats.bytes += st.bytes
     return hits, binary
 
 
@@ -261,7 +318,7 @@ def _events(repo: Path, revs: bytes, hits: dict[str, list[_Hit]], commits: dict[
     ranges.append((["--all", "--stdin", *(f"^{x}" for x in cuts)], revs))
 
     def log(part: tuple[list[str], bytes]) -> bytes:
-        return _git(repo, "log", *part[0], "--no-renames", "--diff-merges=first-parent", "--raw", "--no-abbrev",
+        return _git(repo, "log", *part[0], "--root", "--no-renames", "--diff-merges=first-parent", "--raw", "--no-abbrev",
                     "-z", "--no-color", "--no-ext-diff", f"--format={_FORMAT}", *limit, "--",
                     stdin=part[1], ok=(0, 128))
 
@@ -272,11 +329,22 @@ def _events(repo: Path, revs: bytes, hits: dict[str, list[_Hit]], commits: dict[
             raw = b"".join(pool.map(log, ranges))
     added: list[_Event] = []
     removed: list[_Event] = []
-    for chunk in raw.split(b"\x01")[1:]:
+    _parse(raw.split(b"\x01")[1:], hits, commits, added, removed)
+    return added, removed
+
+
+def _parse(chunks: Iterable[bytes], hits: dict[str, list[_Hit]], commits: dict[str, _Commit],
+           added: list[_Event], removed: list[_Event], *, known_only: bool = False) -> None:
+    """The events of the matching blobs in log records (one per commit, `_FORMAT`, `--raw -z`);
+    `known_only`: only the commits of `commits` (the history index has every commit it ever
+    saw, some no ref reaches any more)."""
+    for chunk in chunks:
         head, _, body = chunk.partition(b"\x02")
         f = head.decode("utf-8", "replace").split("\0")
         sha = f[0]
         c = commits.get(sha)
+        if c is None and known_only:
+            continue
         if c is None:
             c = commits[sha] = _Commit(sha, f[1].split(), "", "", 0, "", "", 0, len(commits))
         c.author, c.author_email, c.author_time = f[2], f[3], int(f[4] or 0)
@@ -296,6 +364,56 @@ def _events(repo: Path, revs: bytes, hits: dict[str, list[_Hit]], commits: dict[
                 added.append(_Event(sha, path, new))
             if old in hits and old != _ZERO:
                 removed.append(_Event(sha, path, old))
+
+
+def _index_new(repo: Path, idx: Index, commits: dict[str, _Commit]) -> bytes:
+    """Run the tree diffs of the commits `idx` has not seen (all of them, the first time), each
+    commit on its own (`--no-walk`), in parts side by side for many; add them to the index.
+    Returns the blob ids they bring that the index did not have (one a line), to be read."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from keyresponse.exposure import index
+
+    new = [sha for sha in commits if sha not in idx.commits]
+    if not new:
+        return b""
+    k = max(1, min(os.cpu_count() or 1, 4, len(new) // SPLIT_AT))
+    parts = [new[len(new) * i // k:len(new) * (i + 1) // k] for i in range(k)]
+
+    def log(part: list[str]) -> bytes:
+        return _git(repo, "log", "--no-walk=unsorted", "--stdin", "--root", "--no-renames",
+                    "--diff-merges=first-parent", "--raw", "--no-abbrev", "-z", "--no-color", "--no-ext-diff",
+                    f"--format={_FORMAT}", "--", stdin="".join(f"{c}\n" for c in part).encode())
+
+    if k == 1:
+        raw = log(parts[0])
+    else:
+        with ThreadPoolExecutor(max_workers=k) as pool:
+            raw = b"".join(pool.map(log, parts))
+    known = set(idx.blobs.split())
+    ids = [b for b in index.new_blob_ids(raw) if b.encode() not in known]
+    blobs: list[str] = []
+    if ids:
+        check = _git(repo, "cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)",
+                     stdin="".join(f"{b}\n" for b in ids).encode())
+        for line in check.decode("ascii", "replace").splitlines():
+            parts_ = line.split()
+            if len(parts_) == 3 and parts_[1] == "blob" and int(parts_[2]) <= MAX_BLOB:
+                blobs.append(parts_[0])
+    idx.add(new, raw, blobs)
+    return "".join(f"{b}\n" for b in blobs).encode()
+
+
+def _index_events(idx: Index, hits: dict[str, list[_Hit]], commits: dict[str, _Commit]
+                  ) -> tuple[list[_Event], list[_Event]]:
+    """`_events`, answered by the history index: the records of the commits that name a
+    matching blob, of the commits the refs reach now."""
+    added: list[_Event] = []
+    removed: list[_Event] = []
+    chunks = idx.chunks_with(sorted(hits))
+    chunks.sort(key=lambda ch: commits[sha].order if (sha := ch[:ch.find(b"\0")].decode("ascii", "replace"))
+                in commits else -1)
+    _parse(chunks, hits, commits, added, removed, known_only=True)
     return added, removed
 
 
@@ -377,39 +495,124 @@ def _iso(ts: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def scan_repo(repo: Path, needles: list[Needle], *, unreachable: bool = False, label: str | None = None) -> Scan:
-    """Every copy of each needle in `repo`'s history: one finding per (copy, path)."""
-    repo = Path(repo)
-    git_dir = _git(repo, "rev-parse", "--git-dir").decode().strip()
-    bare = _git(repo, "rev-parse", "--is-bare-repository").decode().strip() == "true"
-    scan = Scan(repo)
-    refs = _refs(repo)
-    scan.stats.refs = len(refs)
+def _open(repo: Path, cache: Path | None) -> tuple[str, bool, Index | None]:
+    """The git dir, whether the repository is bare, and its history index (None: no cache, or
+    a shallow clone, whose boundary commits' diffs change when it is deepened)."""
+    from keyresponse.exposure import index
+
+    lines = _git(repo, "rev-parse", "--git-dir", "--is-bare-repository", "--is-shallow-repository",
+                 "--git-common-dir").decode("utf-8", "surrogateescape").splitlines()
+    git_dir, bare, shallow, common = lines[0], lines[1] == "true", lines[2] == "true", lines[3]
+    if cache is None or shallow:
+        return git_dir, bare, None
+    common_dir = Path(common) if Path(common).is_absolute() else repo / common
+    return git_dir, bare, index.load(index.folder(cache, common_dir))
+
+
+def _revs(repo: Path, refs: dict[str, str], unreachable: bool) -> bytes:
     stash_and_dangling = [sha for name, sha in refs.items() if name.startswith("stash@")]
     if unreachable:
         stash_and_dangling += _dangling_commits(repo)
-    revs = "".join(f"{r}\n" for r in stash_and_dangling).encode()
+    return "".join(f"{r}\n" for r in stash_and_dangling).encode()
+
+
+def _head(repo: Path) -> str:
+    return _git(repo, "rev-parse", "--verify", "-q", "HEAD", ok=(0, 1)).decode().strip()
+
+
+def _tracked(repo: Path, bare: bool) -> set[str]:
+    return set() if bare else {p.decode("utf-8", "surrogateescape")
+                               for p in _git(repo, "ls-files", "-z").split(b"\0") if p}
+
+
+def index_repo(repo: Path, cache: Path, *, unreachable: bool = False) -> int:
+    """Bring `repo`'s history index in `cache` up to date (the tree diffs of the commits it has
+    not seen), reading no blob: what a drill does so that an incident's scan is fast.
+    Returns how many commits were added."""
+    from keyresponse.exposure import index
+
+    repo = Path(repo)
+    _, _, idx = _open(repo, cache)
+    if idx is None:
+        return 0
+    before = len(idx.commits)
+    _index_new(repo, idx, _graph(repo, _revs(repo, _refs(repo), unreachable)))
+    if len(idx.commits) != before or idx.rebuilt:
+        index.save(idx)
+    return len(idx.commits) - before
+
+
+def scan_repo(repo: Path, needles: list[Needle], *, unreachable: bool = False, label: str | None = None,
+              cache: Path | None = None) -> Scan:
+    """Every copy of each needle in `repo`'s history: one finding per (copy, path).
+
+    With `cache` (a folder of the state dir), the repository's history index there is read
+    and brought up to date (see exposure/index.py): only new commits' tree diffs are run, and
+    the blobs read are the ones the index names; the findings are the same as without it."""
+    from keyresponse.exposure import index
+
+    repo = Path(repo)
+    git_dir, bare, idx = _open(repo, cache)
+    scan = Scan(repo)
+    refs = _refs(repo)
+    scan.stats.refs = len(refs)
+    revs = _revs(repo, refs, unreachable)
     graph: list[dict[str, _Commit]] = []
-    # the commit graph does not depend on what the blobs hold: read it while they stream
-    walker = threading.Thread(target=lambda: graph.append(_graph(repo, revs)), daemon=True)
+    # with a warm index, the blobs it names are read from the start; unreachable objects and
+    # a first run need the object database's own list
+    listed = idx is None or idx.fresh or unreachable
+    known = None if listed or idx is None else idx.blobs
+    fresh: list[bytes] = []
+
+    facts: dict[str, Any] = {}
+
+    def walk() -> None:
+        commits = _graph(repo, revs)
+        graph.append(commits)
+        if idx is not None:  # what the findings need besides, read while the blobs stream
+            facts["head"] = _head(repo)
+            facts["tracked"] = _tracked(repo, bare)
+        if idx is not None:
+            before = len(idx.commits)
+            fresh.append(_index_new(repo, idx, commits))
+            if len(idx.commits) != before or idx.rebuilt:
+                index.save(idx)
+
+    # the commit graph (and the index's new tree diffs) do not depend on what the blobs hold:
+    # they run while the blobs stream
+    errors: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            walk()
+        except BaseException as exc:  # noqa: BLE001 - raised again below, in the caller's thread
+            errors.append(exc)
+
+    walker = threading.Thread(target=guarded, daemon=True)
     walker.start()
     try:
-        hits, binary = _search(repo, needles, scan.stats)
+        hits, binary = _search(repo, needles, scan.stats) if known is None else \
+            _search_ids(repo, needles, scan.stats, known)
     finally:
         walker.join()
+    if errors:
+        raise errors[0]
+    if not listed and fresh and fresh[0]:
+        more, more_binary = _search(repo, needles, scan.stats, fresh[0])
+        hits.update(more)
+        binary.update(more_binary)
     if not hits:
         return scan
     if not graph:
         raise GitError(f"git rev-list in {repo} failed")
-    head = _git(repo, "rev-parse", "--verify", "-q", "HEAD", ok=(0, 1)).decode().strip()
+    head = facts["head"] if "head" in facts else _head(repo)
     tips = dict(refs) | ({"HEAD": head} if head else {})
     commits = graph[0]
-    added, removed = _events(repo, revs, hits, commits)
+    added, removed = _index_events(idx, hits, commits) if idx is not None else _events(repo, revs, hits, commits)
     at_tip = _at_tips(repo, tips, {e.path for e in added}, set(hits))
     scan.stats.commits = len(commits)
     children = _children(commits)
-    tracked = set() if bare else {p.decode("utf-8", "surrogateescape")
-                                  for p in _git(repo, "ls-files", "-z").split(b"\0") if p}
+    tracked = facts["tracked"] if "tracked" in facts else _tracked(repo, bare)
 
     def keys_of(blob: str) -> set[tuple[int, str]]:
         return {h.key for h in hits.get(blob, [])}

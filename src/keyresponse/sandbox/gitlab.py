@@ -212,7 +212,8 @@ async def get_project(call: Call) -> Response:
         return found
     p = found[0]
     return JSONResponse({"id": p["id"], "name": p["name"], "path_with_namespace": p["path"],
-                         "default_branch": p["branches"][0]})
+                         "default_branch": p["branches"][0], "visibility": p.get("visibility", "private"),
+                         "web_url": f"https://gitlab.example/{p['path']}"})
 
 
 def service() -> Service:
