@@ -5,7 +5,7 @@ The new bytes go to a temp file in the same folder (mode 0600 while it is being
 written: it may hold a secret), which is fsynced, given the original's owner and
 mode, and renamed over the original; then the folder is fsynced so the rename
 survives a power cut. A reader sees the old file or the new one, never half of
-one; a writer killed mid-way leaves only a `.NAME.keyresponse-tmp*` file.
+one; a writer killed mid-way leaves only a `.NAME.keyresponse-tmp<pid>-*` file, which the next write of NAME removes.
 The edited file is replaced, so it cannot carry the lock: a sidecar
 `.NAME.keyresponse-lock` next to it does, while the edit lasts.
 """
@@ -153,9 +153,26 @@ def write_atomic(real: Path, data: bytes, *, crash_label: str | None = None) -> 
         raise NoRoom(real, reason) from None
 
 
+def _dead_writers(real: Path) -> None:
+    """Remove the temp files beside `real` whose writer is gone: each is named after its
+    writer's pid (`.NAME.keyresponse-tmp<pid>-*`), and a pid that no longer runs was
+    killed mid-write. A live writer's (another process, another thread) is left alone."""
+    for leftover in leftovers(real):
+        pid = leftover.name[len(f".{real.name}{TMP_MARK}"):].partition("-")[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            leftover.unlink(missing_ok=True)
+        except OSError:
+            pass  # it runs, as another user
+
+
 def _write_atomic(real: Path, data: bytes, crash_label: str | None) -> Path:
     st = real.stat() if real.exists() else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{real.name}{TMP_MARK}", dir=real.parent)
+    _dead_writers(real)
+    fd, tmp = tempfile.mkstemp(prefix=f".{real.name}{TMP_MARK}{os.getpid()}-", dir=real.parent)
     try:
         try:
             if st is not None:

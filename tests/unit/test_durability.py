@@ -148,3 +148,26 @@ def test_a_record_torn_by_a_failed_write_never_fuses_with_the_next(tmp_path: Pat
     monkeypatch.undo()
     incident.journal.append("step.note", step="c", note="after")
     assert [r["step"] for r in incident.journal.records()] == ["a", "c"]
+
+
+def test_a_write_clears_the_temp_file_a_killed_writer_left_and_no_live_ones(tmp_path: Path) -> None:
+    """A process killed mid-write (say, while rendering report.html) leaves its temp file;
+    the next write of that file removes it (its writer is dead), but never the temp file
+    of a writer still running (`keyresponse report ID` beside the run, another thread)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "report.html"
+    path.write_bytes(b"old")
+    killed = subprocess.run([sys.executable, "-c",
+                             "import os, tempfile; from keyresponse import atomicfile\n"
+                             f"fd, _ = tempfile.mkstemp(prefix='.report.html' + atomicfile.TMP_MARK + str(os.getpid()) + '-',"
+                             f" dir={str(tmp_path)!r}); os.write(fd, b'half'); os._exit(9)"], check=False)
+    assert killed.returncode == 9
+    stale = atomicfile.leftovers(path)
+    assert len(stale) == 1
+    live = tmp_path / f".report.html{atomicfile.TMP_MARK}{os.getpid()}-live"  # this process: a writer mid-way
+    live.write_bytes(b"mine")
+    write_private(path, b"new")
+    assert path.read_bytes() == b"new"
+    assert atomicfile.leftovers(path) == [live]
