@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from keyresponse.serve import signatures
 from tests.e2e.conftest import World, assert_restored
@@ -74,3 +75,22 @@ def test_killed_mid_incident_then_restarted_completes(world: World) -> None:
         proc.stdout.close()
     assert len(_summaries(world)) == 1
     assert_restored(world)
+
+
+def test_the_url_it_prints_takes_connections_at_once(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve` prints its URL before the event loop runs: the socket must already be
+    listening then (a sender that connects at once was refused under load)."""
+    import socket
+
+    from keyresponse.serve.app import JsonLog, Receiver, Server
+
+    add_serve_section(world)
+    for name, value in world.env.items():
+        monkeypatch.setenv(name, value)
+    with (world.dir / "serve.log").open("w") as log:
+        server = Server(Receiver(world.config, JsonLog(log)), "127.0.0.1", 0)  # bound, not yet serving
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5):
+                pass  # queued by the kernel until the loop accepts it
+        finally:
+            server.sock.close()

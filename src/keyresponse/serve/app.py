@@ -289,6 +289,7 @@ class Server:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
+        self.sock.listen(2048)  # before the URL is printed: a sender may connect before the loop runs
         self.port = self.sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
         cfg = uvicorn.Config(receiver.app, ws="none", lifespan="off", log_level="warning", log_config=None,
