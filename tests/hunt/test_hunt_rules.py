@@ -78,13 +78,14 @@ def test_the_admin_playbooks_own_mints_and_a_new_admin_key() -> None:
     an organization-wide hunt."""
     from keyresponse.actions.key_hunt import ADMIN_KEY_CREATED, minted_in
 
-    notes = [{"event": "step.note", "note": "admin_key.intent", "name": "keyresponse-inc-1"},
-             {"event": "step.note", "note": "admin_key.minted", "name": "keyresponse-inc-1", "key_id": "key_new"},
-             {"event": "step.note", "note": "admin_key.orphans_revoked", "ids": ["key_lost"]}]
+    notes: list[dict[str, Any]] = [
+        {"event": "step.note", "note": "admin_key.intent", "name": "keyresponse-inc-1"},
+        {"event": "step.note", "note": "admin_key.minted", "name": "keyresponse-inc-1", "key_id": "key_new"},
+        {"event": "step.note", "note": "admin_key.orphans_revoked", "ids": ["key_lost"]}]
     assert minted_in(notes) == {"key_new", "key_lost"}
 
     def admin(ident: str, name: str) -> AuditEvent:
-        return AuditEvent(ADMIN_KEY_CREATED, 1_800_000_000, "someone", resource_id=ident, project_id=None,
+        return AuditEvent(ADMIN_KEY_CREATED, 1_800_000_000, "someone", resource_id=ident, project_id="",
                           details={"data": {"name": name}}, event_id=f"audit_log-{ident}", actor_ids=("key_leaked",))
 
     unheard = _finding(admin("key_unheard", "keyresponse-inc-2"), set(), {}, set(), {"key_leaked"}, True,
