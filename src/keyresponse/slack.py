@@ -120,7 +120,7 @@ def root_message(facts: dict[str, Any]) -> dict[str, Any]:
         ("Key", code(key_label) + (f" ({escape(facts['provider_name'])})"
                                    if facts.get("provider_name") and facts["provider_name"] != key_label else "")),
         ("Value", code(facts.get("redacted_value"))),
-        ("Project", code(facts.get("project"))),
+        ("Project", "organization admin key" if facts.get("admin_key") else code(facts.get("project"))),
         ("Severity", severity),
         ("Run by", f"{escape(facts.get('user') or 'unknown')} on {escape(facts.get('host') or 'unknown')}"),
         ("Playbook", escape(facts.get("playbook") or "—")),
@@ -128,7 +128,10 @@ def root_message(facts: dict[str, Any]) -> dict[str, Any]:
     status_line = f"{STATUS_ICON.get(status, '')} *Status: {escape(status)}*"
     if facts.get("highlights"):
         status_line += "\n" + " · ".join(escape(h) for h in facts["highlights"])
-    what = "API key rotation" if facts.get("rotation") else "Leaked API key"
+    what = "Leaked admin key" if facts.get("admin_key") else "API key rotation" if facts.get("rotation") \
+        else "Leaked API key"
+    where = "an organization admin key" if facts.get("admin_key") \
+        else f"in {escape(facts.get('project') or 'unknown project')}"
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": f"{what} · {severity}", "emoji": True}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in fields]},
@@ -137,7 +140,7 @@ def root_message(facts: dict[str, Any]) -> dict[str, Any]:
                                           f"keyresponse · replies in the thread"}]},
     ]
     text = (f"[{severity}] {what} {escape(key_label)} ({escape(facts.get('redacted_value') or '—')}) "
-            f"in {escape(facts.get('project') or 'unknown project')}: {escape(status)}")
+            f"{where}: {escape(status)}")
     return {"text": text, "blocks": blocks}
 
 

@@ -41,7 +41,8 @@ def own_admin(sandbox: Any) -> dict[str, Any]:
 def make_world(sandbox: Any, directory: Path) -> World:
     sandbox.write_config(directory)
     config = directory / "keyresponse.yaml"
-    config.write_text(config.read_text() + admin_entry(own_admin(sandbox)["id"]))
+    text = config.read_text()  # the generated org-admin entry (its env file only), with more targets
+    config.write_text(text[:text.index("  org-admin:\n")] + admin_entry(own_admin(sandbox)["id"]))
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYRESPONSE_")}
     env.update(sandbox.env)
     env.update({"NO_COLOR": "1", "PYTHONPATH": str(REPO)})

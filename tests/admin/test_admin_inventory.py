@@ -55,3 +55,28 @@ def test_a_switched_credential_wins_over_the_environment(tmp_path: Path, monkeyp
     import os
 
     assert os.environ["TEST_ADMIN_KEY"].startswith("old-"), "the environment (children's) is left alone"
+
+
+def test_the_sandbox_inventory_lists_its_admin_key_so_the_admin_playbook_runs_out_of_the_box(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYRESPONSE_")}
+    env["PYTHONPATH"] = str(REPO)
+    out = subprocess.run([sys.executable, "-m", "keyresponse", "run", "leaked-admin-key", "--key", "org-admin",
+                          "--sandbox", "--yes", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.splitlines()[-1])["ok"]
+    entry = yaml.safe_load((tmp_path / "keyresponse.yaml").read_text())["keys"]["org-admin"]
+    assert entry["kind"] == "admin" and entry["admin"] == {"source": 1}
+    assert entry["targets"] == [{"kind": "envfile", "path": "sandbox.env", "variables": ["OPENAI_ADMIN_KEY"]}]
+    incident = json.loads(out.stdout.splitlines()[-1])["incident"]
+    report = (tmp_path / ".keyresponse" / "incidents" / incident / "report.md").read_text()
+    assert entry["key_id"] in report and "Leaked admin key" in report

@@ -32,7 +32,7 @@ def _drill(world: World, *args: str, env: dict[str, str] | None = None) -> tuple
 def test_healthy_sandbox_passes_for_every_key(world: World) -> None:
     rc, result, err = _drill(world, "--all")
     assert rc == 0, json.dumps(result, indent=1)[-3000:] + err[-2000:]
-    assert result["ok"] and len(result["drills"]) == 3
+    assert result["ok"] and len(result["drills"]) == 4  # the three project keys and org-admin
     history = world.kr("drill", "--history")
     assert history.returncode == 0 and "chatbot-prod" in history.stdout and "✔" in history.stdout
 

@@ -70,3 +70,28 @@ def test_an_organization_hunt_for_a_named_actor_needs_no_project_key() -> None:
     named = _named(HuntArgs.model_validate({"scope": "organization", "actor_key_id": "key_admin"}))
     assert named is not None and named.key_id == "key_admin" and named.project_id == ""
     assert _named(HuntArgs.model_validate({"actor_key_id": "key_admin"})) is None  # project scope: the key's project
+
+
+def test_the_admin_playbooks_own_mints_and_a_new_admin_key() -> None:
+    """admin_key.minted ends in `.minted`: its id is this incident's; a mint whose answer was
+    lost is known by its admin_key.intent name; an attacker's admin key is revocable only by
+    an organization-wide hunt."""
+    from keyresponse.actions.key_hunt import ADMIN_KEY_CREATED, minted_in
+
+    notes: list[dict[str, Any]] = [
+        {"event": "step.note", "note": "admin_key.intent", "name": "keyresponse-inc-1"},
+        {"event": "step.note", "note": "admin_key.minted", "name": "keyresponse-inc-1", "key_id": "key_new"},
+        {"event": "step.note", "note": "admin_key.orphans_revoked", "ids": ["key_lost"]}]
+    assert minted_in(notes) == {"key_new", "key_lost"}
+
+    def admin(ident: str, name: str) -> AuditEvent:
+        return AuditEvent(ADMIN_KEY_CREATED, 1_800_000_000, "someone", resource_id=ident, project_id="",
+                          details={"data": {"name": name}}, event_id=f"audit_log-{ident}", actor_ids=("key_leaked",))
+
+    unheard = _finding(admin("key_unheard", "keyresponse-inc-2"), set(), {}, set(), {"key_leaked"}, True,
+                       names={"keyresponse-inc-2"}, scope="organization")
+    assert unheard["verdict"] == OURS and not unheard["revocable"]
+    theirs = _finding(admin("key_x", "backup-admin"), set(), {}, set(), {"key_leaked"}, True,
+                      names={"keyresponse-inc-2"}, scope="organization")
+    assert theirs["verdict"] == REVIEW and theirs["revocable"] and theirs["object_kind"] == "admin key"
+    assert not _finding(admin("key_x", "backup-admin"), set(), {}, set(), {"key_leaked"}, True)["revocable"]

@@ -146,6 +146,21 @@ def read_source(ctx: StepContext) -> Secret | None:
     return Secret(value) if value else None
 
 
+def orphans(records: list[dict[str, Any]], keys: AdminKeys, *, in_use: set[str]) -> list[AdminKey]:
+    """Read-only, for the drill: live admin keys an incident's journal says it tried to mint
+    (by `admin_key.intent` name) that no target was written with and that are not `in_use`
+    (ids the inventory names): what admin_key.use deletes on the next resume."""
+    from keyresponse.actions.key_common import held_in
+
+    notes = [r for r in records if r.get("event") == "step.note"]
+    names = {str(r["name"]) for r in notes if r.get("note") == "admin_key.intent" and r.get("name")}
+    if not names:
+        return []
+    masks = {str(m.get("key_id")): m.get("masked") for m in notes if m.get("note") == "admin_key.minted"}
+    held = {mask for found in held_in(records).values() for mask in found}
+    return [k for k in keys.named(names) if k.key_id not in in_use and masks.get(k.key_id) not in held]
+
+
 def _outputs(key: AdminKey, secret: Secret, **extra: Any) -> dict[str, Any]:
     return {"secret": secret, "masked": secret.masked, **key.outputs(), **extra}
 

@@ -38,6 +38,7 @@ HOUR = 3600
 MARGIN = HOUR  # an estimate of the leak (an anomalous hour, a first sighting) is read from an hour before it
 
 # event type -> what it makes or changes
+ADMIN_KEY_CREATED = "tenant.admin_api_key.created"  # the audit log's event for a new organization admin key
 HUNT_TYPES: dict[str, str] = {
     "api_key.created": "API key created",
     "api_key.updated": "API key changed (restrictions)",
@@ -53,11 +54,13 @@ HUNT_TYPES: dict[str, str] = {
     "certificate.updated": "certificate changed",
     "certificates.activated": "certificates activated",
     "certificates.deactivated": "certificates deactivated",
+    ADMIN_KEY_CREATED: "admin API key created",
 }
-REVOCABLE = ("api_key.created", "service_account.created")
+REVOCABLE = ("api_key.created", "service_account.created")  # and admin keys, in an organization-wide hunt
 OURS, TRUSTED, REVIEW = "made by this incident", "trusted", "review"
 # journal notes that name what this incident minted (or found it had minted)
-OWN_NOTES = ("key.issue.minted", "key.issue.orphans_revoked", "key.issue.kept", "key.retire.revoked")
+OWN_NOTES = ("key.issue.minted", "key.issue.orphans_revoked", "key.issue.kept", "key.retire.revoked",
+             "admin_key.orphans_revoked")
 
 
 class HuntArgs(With):
@@ -65,7 +68,9 @@ class HuntArgs(With):
     revoke: Literal["ask", "never", "auto"] | None = None  # default: the inventory's `hunt.revoke`, else never
     leaked_at: str | int | None = None  # default: the `leaked_at` input, else the incident's estimates
     days: int = Field(30, ge=1, le=365)  # how far back without any estimate
-    actor_key_id: str | None = None  # whose actions are the attacker's: default the leaked key
+    # whose actions are the attacker's: default the leaked key; may be an earlier step's output
+    # (`${{ steps.find.outputs.key_id }}`), a placeholder until that step has run
+    actor_key_id: Any = None
     actors: list[str] = Field(default_factory=list)  # more actor ids (a leaked key's user, an admin key)
     trusted_actors: list[str] = Field(default_factory=list)  # besides the inventory's
     key_id: str | None = None
@@ -146,10 +151,15 @@ class Hunt:
         return out
 
 
+def _actor_id(args: HuntArgs) -> str | None:
+    """`actor_key_id` once known (not a plan's placeholder)."""
+    return args.actor_key_id if isinstance(args.actor_key_id, str) and args.actor_key_id else None
+
+
 def _named(args: HuntArgs) -> KeyRecord | None:
     """An organization-wide hunt for a named actor (a leaked admin key) needs no project key."""
-    if args.scope == "organization" and args.actor_key_id and not args.key_id:
-        return KeyRecord(key_id=args.actor_key_id, project_id="")
+    if args.scope == "organization" and (actor := _actor_id(args)) and not args.key_id:
+        return KeyRecord(key_id=actor, project_id="")
     return None
 
 
@@ -193,6 +203,13 @@ def _start(ctx: StepContext, args: HuntArgs, now: int) -> tuple[int, str]:
 def own_ids(ctx: StepContext) -> set[str]:
     """Every key and account id this incident minted, by its journal."""
     return minted_in(ctx.incident.journal.records())
+
+
+def own_names(ctx: StepContext) -> set[str]:
+    """The names this incident journaled before minting (`*.intent` notes): a mint whose
+    answer was lost has no id in the journal, but carries one of these names."""
+    return {str(r["name"]) for r in ctx.incident.journal.records()
+            if r.get("event") == "step.note" and str(r.get("note")).endswith(".intent") and r.get("name")}
 
 
 def earlier_ids(ctx: StepContext) -> dict[str, str]:
@@ -242,7 +259,7 @@ def _hunt(ctx: StepContext, provider: Hunting, work: _HuntWork, rec: KeyRecord) 
     now = int(time.time())
     start, why = _start(ctx, args, now)
     end = now + 60  # through this minute: what the attacker did while we responded counts too
-    actors = [a for a in (args.actor_key_id or rec.key_id, *args.actors) if a]
+    actors = [a for a in (_actor_id(args) or rec.key_id, *args.actors) if a]
     types = list(HUNT_TYPES)
     events: dict[str, AuditEvent] = {}
     if args.scope == "organization":
@@ -256,7 +273,7 @@ def _hunt(ctx: StepContext, provider: Hunting, work: _HuntWork, rec: KeyRecord) 
             events.setdefault(e.event_id or f"{e.type}:{e.effective_at}:{e.resource_id}", e)
     ours, earlier, attacker = own_ids(ctx), earlier_ids(ctx), set(actors)
     known = not why.startswith(f"{args.days} days back")  # a leak time was reported or estimated
-    findings = [_finding(e, ours, earlier, work.trusted, attacker, known)
+    findings = [_finding(e, ours, earlier, work.trusted, attacker, known, names=own_names(ctx), scope=args.scope)
                 for e in sorted(events.values(), key=lambda e: e.effective_at)]
     return {"scope": args.scope, "window_start": iso(start), "window_end": iso(now), "window_from": why,
             "actor_ids": actors, "revoke": work.mode, "findings": findings,
@@ -265,19 +282,25 @@ def _hunt(ctx: StepContext, provider: Hunting, work: _HuntWork, rec: KeyRecord) 
 
 
 def _finding(e: AuditEvent, ours: set[str], earlier: dict[str, str], trusted: set[str], attacker: set[str],
-             known: bool) -> dict[str, Any]:
+             known: bool, *, names: set[str] | frozenset[str] = frozenset(), scope: str = "project") -> dict[str, Any]:
     ids = set(e.actor_ids)
-    verdict = OURS if e.resource_id in ours else TRUSTED if ids & trusted or e.resource_id in earlier else REVIEW
     data = e.details.get("data") or e.details.get("changes_requested") or {}
+    named = isinstance(data, dict) and e.type in (ADMIN_KEY_CREATED, "service_account.created") \
+        and str(data.get("name")) in names
+    verdict = OURS if e.resource_id in ours or named else \
+        TRUSTED if ids & trusted or e.resource_id in earlier else REVIEW
     detail = ", ".join(f"{k} {v if v != [] else 'none (unrestricted)'}" for k, v in data.items()) \
         if isinstance(data, dict) else ""
-    kind = {"api_key.created": "key", "service_account.created": "service account"}.get(e.type, e.type.split(".")[0])
+    kind = {"api_key.created": "key", "service_account.created": "service account",
+            ADMIN_KEY_CREATED: "admin key"}.get(e.type, e.type.split(".")[0])
+    # an admin key belongs to no project: revoked by id, and only by an organization-wide hunt
+    where = scope == "organization" if e.type == ADMIN_KEY_CREATED else e.type in REVOCABLE and bool(e.project_id)
     if e.resource_id in earlier:
         detail = f"made by keyresponse incident {earlier[e.resource_id]}" + (f"; {detail}" if detail else "")
     return {"type": e.type, "what": HUNT_TYPES.get(e.type, e.type), "at": iso(e.effective_at), "actor": e.actor,
             "object": e.resource_id, "object_kind": kind, "project_id": e.project_id, "detail": detail,
             "verdict": verdict, "by_leaked_key": bool(ids & attacker),
-            "revocable": verdict == REVIEW and e.type in REVOCABLE and bool(e.project_id) and (known or bool(ids & attacker)),
+            "revocable": verdict == REVIEW and where and (known or bool(ids & attacker)),
             "revoked": False}
 
 
@@ -285,11 +308,16 @@ def _revoke_flagged(ctx: StepContext, provider: Hunting, flagged: list[dict[str,
     """Keys first, then accounts (deleting an account takes its keys along: a key found
     gone afterwards is already done)."""
     todo = sorted((f for f in flagged if f["revocable"]), key=lambda f: f["type"] != "api_key.created")
+    mine = own_ids(ctx)
     for f in todo:
         ident, project = f["object"], f["project_id"]
+        if ident in mine:  # never this incident's own (a mint journaled since the audit log was read)
+            continue
         ctx.record("key.hunt.revoking", id=ident, kind=f["object_kind"], project_id=project)
         try:
-            if f["type"] == "api_key.created":
+            if f["type"] == ADMIN_KEY_CREATED:
+                now_gone = _delete_admin_key(ctx, ident)
+            elif f["type"] == "api_key.created":
                 now_gone = provider.revoke_key_id(project, ident)
             else:
                 now_gone = provider.delete_service_account(project, ident, what=f"revoke {ident}")
@@ -303,3 +331,14 @@ def _revoke_flagged(ctx: StepContext, provider: Hunting, flagged: list[dict[str,
         f["revoked"] = True
         out["revoked"].append({"id": ident, "kind": f["object_kind"], "already_gone": not now_gone})
 
+
+
+def _delete_admin_key(ctx: StepContext, key_id: str) -> bool:
+    """DELETE /organization/admin_api_keys/{id} on the credential keyresponse uses now;
+    True if deleted now, False if it was already gone."""
+    from keyresponse.actions.key_common import provider_settings
+    from keyresponse.providers import openai_admin
+
+    cfg = provider_settings(ctx.inventory, ctx.key.provider if ctx.key else None)[1]
+    token = ctx.inventory.credential(cfg.admin_key_env, f"provider {cfg.kind}: admin credential")
+    return openai_admin.connect(cfg, token, ctx.http).delete(key_id, what=f"revoke admin key {key_id}")

@@ -183,7 +183,8 @@ def orphan_problems(inventory: Any, key_name: str) -> list[str]:
     incidents = [i for i in Incident.all(inventory.root / ".keyresponse")
                  if i.summary().get("key") == key_name and i.summary().get("mode") != "plan"]
     journals = [(i, list(i.journal.records())) for i in incidents]
-    journals = [(i, r) for i, r in journals if any(x.get("note") == "key.issue.intent" for x in r)]
+    journals = [(i, r) for i, r in journals if any(x.get("note") in ("key.issue.intent", "admin_key.intent")
+                                                   for x in r)]
     if not journals:
         return []
     entry = inventory.key(key_name)
@@ -196,6 +197,9 @@ def orphan_problems(inventory: Any, key_name: str) -> list[str]:
     lines: list[str] = []
     try:
         _, cfg = provider_settings(inventory, entry.provider)
+        if entry.kind == "admin":
+            lines += _admin_orphans(inventory, cfg, client, journals, in_use={entry.key_id} - {None})
+            return lines
         provider = connect(inventory, cfg, client)
         for incident, records in journals:
             for project, found in orphans(records, provider, in_use={entry.key_id} - {None}):
@@ -210,6 +214,17 @@ def orphan_problems(inventory: Any, key_name: str) -> list[str]:
         for c in clients:
             c.close()
     return lines
+
+
+def _admin_orphans(inventory: Any, cfg: Any, client: Any, journals: list[tuple[Any, list[dict[str, Any]]]],
+                   in_use: set[str]) -> list[str]:
+    from keyresponse.actions.admin_key import orphans
+    from keyresponse.providers import openai_admin
+
+    keys = openai_admin.connect(cfg, inventory.credential(cfg.admin_key_env, "admin credential"), client)
+    return [f"orphans: admin key {k.key_id} ({k.name}) is live, named after incident {incident.id}, and no target "
+            f"holds it -> fix: `keyresponse resume {incident.id}` deletes it (or delete it in the dashboard)"
+            for incident, records in journals for k in orphans(records, keys, in_use=in_use)]
 
 
 def _save(folder: Path, record: dict[str, Any]) -> None:

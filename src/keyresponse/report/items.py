@@ -109,6 +109,10 @@ def action_items(model: dict[str, Any]) -> list[dict[str, Any]]:
             "title": "Rotate on a schedule",
             "done": inc["playbook"] == "rotate" and inc["status"] == "succeeded",
             "detail": "this was a scheduled rotation" if inc["playbook"] == "rotate"
+            else (f"replace the admin key on a schedule with keyresponse run leaked-admin-key --key {key_name} "
+                  f"(it deploys the new one before revoking the old), let admin keys expire "
+                  f"(keys.{key_name}.admin.expires_in_seconds), and run a weekly keyresponse drill in CI")
+            if inc.get("admin_key")
             else f"schedule keyresponse run rotate --key {key_name} (e.g. every 90 days) "
                  "and a weekly keyresponse drill in CI",
         },

@@ -133,6 +133,10 @@ def _incident(records: list[dict[str, Any]], opened: dict[str, Any], inputs: dic
         "inputs": {k: v for k, v in inputs.items() if not (isinstance(v, dict) and "$secret" in v)},
         "resumed": sum(1 for r in records if r["event"] == "incident.resumed"),
         "rendered_at": times.iso(rendered_at),
+        # an organization admin key's response (leaked-admin-key): no project, its own next steps
+        "admin_key": any(str(s.get("uses") or "").startswith("admin_key.") for s in opened.get("steps") or []
+                         if isinstance(s, dict)) or any(str(r.get("uses") or "").startswith("admin_key.")
+                                                        for r in records if r["event"] == "step.started"),
     }
 
 
@@ -165,7 +169,8 @@ def _summary(model: dict[str, Any], inputs: dict[str, Any], approvals: list[dict
     if ttr is not None and ttr < 0:
         ttr = 0.0
     name = key.get("name") or key.get("inventory_name") or "unknown key"
-    what = f"{'Rotation of' if model['rotation']['is'] else 'Leaked'} API key {name}"
+    kind = "admin key" if inc.get("admin_key") else "API key"
+    what = f"{'Rotation of' if model['rotation']['is'] and not inc.get('admin_key') else 'Leaked'} {kind} {name}"
     if key.get("redacted_value"):
         what += f" ({key['redacted_value']})"
     if key.get("project_id"):

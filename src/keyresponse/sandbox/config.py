@@ -63,6 +63,15 @@ keys:
     canary: true
     targets:
       - {{kind: envfile, path: decoys/legacy.env, variables: [OPENAI_API_KEY]}}
+  org-admin:
+    # the admin key keyresponse itself uses (`leaked-admin-key --key org-admin`); it lives in
+    # sandbox.env, which is also where a resumed run reads the new one back from
+    kind: admin
+    provider: openai
+    key_id: {admin_key}
+    admin: {{source: 1}}
+    targets:
+      - {{kind: envfile, path: sandbox.env, variables: [OPENAI_ADMIN_KEY]}}
 """
 
 
@@ -87,6 +96,8 @@ def write(state: State, urls: dict[str, Any], directory: str | os.PathLike[str])
     for short, name in (("chatbot", "chatbot-prod"), ("analytics", "analytics-dev"), ("canary", "canary-monitor")):
         fields[f"{short}_project"] = by_name[name]["project_id"]
         fields[f"{short}_key"] = by_name[name]["id"]
+    fields["admin_key"] = next(a["id"] for a in state.admin_keys.values()
+                               if a["value"] == state.credentials["OPENAI_ADMIN_KEY"])
     inventory = root / "keyresponse.yaml"
     inventory.write_text(_TEMPLATE.format(**fields))
     for rel, (key_name, lines) in ENV_FILES.items():

@@ -191,6 +191,8 @@ async def create_admin_key(call: Call) -> Response:
          "created_at": now, "expires_at": now + ttl if ttl else None, "last_used_at": None,
          "owner_id": who["owner_id"], "live": True}
     st.admin_keys[a["id"]] = a
+    # the spec's event for it: tenant.admin_api_key.created, its payload shaped like api_key.created's
+    audit(st, "tenant.admin_api_key.created", who, {"id": a["id"], "data": {"name": a["name"]}})
     return JSONResponse(_admin_obj(st, a) | {"value": a["value"]})
 
 
@@ -207,6 +209,7 @@ async def delete_admin_key(call: Call) -> Response:
     if isinstance(a := _admin_key(call), Response):
         return a
     a["live"] = False
+    audit(call.state, "tenant.admin_api_key.deleted", who, {"id": a["id"]})
     return JSONResponse({"id": a["id"], "object": "organization.admin_api_key.deleted", "deleted": True})
 
 

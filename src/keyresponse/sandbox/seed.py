@@ -183,6 +183,8 @@ OPTIONS = {
     "refuse-service-account-key-delete": "DELETE .../api_keys/{id} answers 400 for a service account's key "
                                          "(older API versions); only deleting the account revokes it",
     "key-expiry-required": "the organization's key policy requires new keys to expire within 90 days",
+    "admin-key-attack": "keyresponse's own admin key leaked 30 hours before the start; in the window it made a "
+                        "project, a service account and key, an invite and a second admin key",
 }
 
 
@@ -202,6 +204,8 @@ def apply_option(st: State, option: str) -> None:
         st.audit.sort(key=lambda e: e["effective_at"])
     elif option == "refuse-service-account-key-delete":
         st.org.setdefault("policy", {})["service_account_key_delete"] = "refuse"
+    elif option == "admin-key-attack":
+        seed_attack.admin_attack(st)
     elif option == "key-expiry-required":
         st.org.setdefault("policy", {})["max_key_lifetime"] = 90 * DAY
     else:

@@ -18,7 +18,7 @@ from typing import Any
 
 from keyresponse.sandbox import events
 from keyresponse.sandbox.seed_usage import BATCH, DAY, HOUR, INPUT, MODEL, REQUESTS, ROW
-from keyresponse.sandbox.state import ALNUM, OPENAI_KEY_PREFIX, URLSAFE, State
+from keyresponse.sandbox.state import ADMIN_KEY_PREFIX, ALNUM, OPENAI_KEY_PREFIX, URLSAFE, State
 
 IMAGE_MODEL = "gpt-image-1"
 IMAGE_SIZE = "1024x1024"
@@ -151,3 +151,61 @@ def _resources(rng: random.Random, start: int, org: str, *, legit: bool) -> list
               "instructions": "Answer from the handbook.", "tools": [{"type": "file_search"}], "metadata": {}}
     return [("files", training), ("files", docs), ("vector_stores", store), ("fine_tuning_jobs", job),
             ("assistants", helper)]
+
+
+ADMIN_CREATED = "tenant.admin_api_key.created"  # the spec's event type for a new admin key
+ADMIN_LEAK_AGO = 30 * HOUR  # the admin key leaks after every event of the project key's attack above
+
+
+def admin_attack(st: State) -> None:
+    """The `admin-key-attack` option: keyresponse's own admin key leaked `ADMIN_LEAK_AGO`
+    before the start; in the window it made a project, a service account with a key in an
+    existing project, an invite and a second admin key. Before the window the team made one
+    of each. `st.truth["admin_hunt"]` lists both by id."""
+    rng = random.Random(f"{st.seed}:admin-attack")
+    leaked = next(a for a in st.admin_keys.values() if a["value"] == st.credentials["OPENAI_ADMIN_KEY"])
+    owner = st.users[leaked["owner_id"]]
+    alice = next(u for u in st.users.values() if u["email"] == "alice@acme.example")
+    at = st.started_at - ADMIN_LEAK_AGO
+    by_projects = {p["name"]: p for p in st.projects.values()}
+    found: dict[str, list[str]] = {"attacker": [], "legitimate": []}
+
+    def add(etype: str, ts: int, actor: dict[str, Any], details: dict[str, Any],
+            project: dict[str, Any] | None = None) -> None:
+        st.audit.append(events.event(_tok(rng, 16), etype, ts, actor, details, project))
+
+    def plant(actor: dict[str, Any], ts: int, tag: str, into: str, bucket: str) -> dict[str, str]:
+        """A project, a service account with a key in `into`, an invite, an admin key."""
+        pid = "proj_" + _tok(rng, 24)
+        st.projects[pid] = project = {"id": pid, "name": f"{tag}-project", "created_at": ts, "archived_at": None,
+                                      "status": "active"}
+        add("project.created", ts, actor, {"id": pid, "data": {"name": project["name"], "title": project["name"]}},
+            project)
+        home = by_projects[into]
+        sid = "svc_acct_" + _tok(rng, 24)
+        st.service_accounts[sid] = {"id": sid, "project_id": home["id"], "name": f"{tag}-sync", "role": "owner",
+                                    "created_at": ts + HOUR, "deleted_at": None}
+        add("service_account.created", ts + HOUR, actor, {"id": sid, "data": {"role": "owner"}}, home)
+        kid = "key_" + _tok(rng, 16)
+        st.keys[kid] = {"id": kid, "project_id": home["id"], "name": f"{tag}-sync",
+                        "value": OPENAI_KEY_PREFIX + _tok(rng, 48, URLSAFE), "created_at": ts + HOUR + 30,
+                        "last_used_at": None, "owner_type": "service_account", "owner_id": sid, "scopes": None,
+                        "live": True, "deleted_at": None}
+        add("api_key.created", ts + HOUR + 30, actor, {"id": kid, "data": {"scopes": []}}, home)
+        invite = "invite-" + _tok(rng, 24)
+        add("invite.sent", ts + 2 * HOUR, actor,
+            {"id": invite, "data": {"email": INVITED if bucket == "attacker" else "erin@acme.example",
+                                    "role": "owner" if bucket == "attacker" else "member"}})
+        aid = "key_" + _tok(rng, 16)
+        st.admin_keys[aid] = {"id": aid, "name": f"{tag}-admin", "value": ADMIN_KEY_PREFIX + _tok(rng, 48, URLSAFE),
+                              "created_at": ts + 3 * HOUR, "expires_at": None, "last_used_at": None,
+                              "owner_id": owner["id"], "live": True}
+        add(ADMIN_CREATED, ts + 3 * HOUR, actor, {"id": aid, "data": {"name": f"{tag}-admin"}})
+        found[bucket] += [pid, sid, kid, invite, aid]
+        return {"project": pid, "service_account": sid, "key": kid, "invite": invite, "admin_key": aid}
+
+    plant(events.session_actor(alice, "198.51.100.23"), at - 8 * DAY, "research", "Analytics", "legitimate")
+    made = plant(events.admin_key_actor(leaked, owner), at + HOUR, "backup", "Search", "attacker")
+    st.audit.sort(key=lambda e: e["effective_at"])
+    st.truth["admin_hunt"] = {**found, "leaked_admin_key_id": leaked["id"], "leaked_at": at,
+                              **{f"attacker_{k}": v for k, v in made.items()}}
