@@ -153,9 +153,14 @@ class Engine:
         incident.mark_running()
         try:
             lock = self._lock_key(incident, key_name)
-        except BaseException:
-            incident.journal.append("incident.finished", status="refused")  # this new incident did nothing
+        except BaseException as exc:
+            # this new incident did nothing: refused (the key is locked by another run), or
+            # interrupted (Ctrl-C or SIGTERM while it waited for the lock), which a resume starts
+            interrupt = interrupt_inside(exc)
+            incident.journal.append("incident.finished", status="interrupted" if interrupt else "refused")
             incident.mark_stopped()
+            if interrupt and not isinstance(exc, RunInterrupted):
+                raise RunInterrupted(incident.id) from exc
             raise
         return self._run(RunState(incident, playbook, inputs, key_name), todo=None, lock=lock)
 

@@ -265,3 +265,22 @@ def test_an_interrupt_wrapped_while_planning_ends_the_incident_interrupted(workd
     assert incident.name == caught.value.incident_id
     ends = [r for r in _records(Incident.open(workdir / ".keyresponse", incident.name)) if r["event"] == "incident.finished"]
     assert [r["status"] for r in ends] == ["interrupted"]
+
+
+def test_an_interrupt_while_the_key_is_locked_ends_the_new_incident_interrupted(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM (or Ctrl-C) can land while the run takes the key's lock, after the incident
+    is opened and before the first step: that is an interrupt, resumable, not a refusal
+    (found by the random signals under load)."""
+    from keyresponse.engine import RunInterrupted
+
+    def interrupted(*args: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Engine, "_lock_key", interrupted)
+    inv, pb = _setup(workdir, "  - {id: a, uses: log.message, with: {message: one}}\n")
+    with pytest.raises(RunInterrupted):
+        Engine(inv, mode=Mode.APPLY, assume_yes=True).start(pb, {}, "app")
+    [incident] = [p for p in (workdir / ".keyresponse" / "incidents").iterdir() if p.is_dir()]
+    ends = [r for r in _records(Incident.open(workdir / ".keyresponse", incident.name)) if r["event"] == "incident.finished"]
+    assert [r["status"] for r in ends] == ["interrupted"]
