@@ -95,3 +95,20 @@ def test_the_admin_playbooks_own_mints_and_a_new_admin_key() -> None:
                       names={"keyresponse-inc-2"}, scope="organization")
     assert theirs["verdict"] == REVIEW and theirs["revocable"] and theirs["object_kind"] == "admin key"
     assert not _finding(admin("key_x", "backup-admin"), set(), {}, set(), {"key_leaked"}, True)["revocable"]
+
+
+def test_the_report_offers_rotation_of_a_re_scoped_key_and_revocation_of_what_is_still_live() -> None:
+    from keyresponse.report import hunt
+
+    flagged = [
+        {"type": "api_key.updated", "object": "key_rescoped", "object_kind": "api_key", "at": "2026-11-26T03:10:00Z",
+         "actor": "key_leaked", "detail": "scopes none (unrestricted)", "revocable": False, "revoked": False},
+        {"type": "api_key.created", "object": "key_minted", "object_kind": "key", "at": "2026-11-26T03:12:00Z",
+         "actor": "key_leaked", "detail": "", "revocable": True, "revoked": False},
+        {"type": "service_account.created", "object": "svc_gone", "object_kind": "service account",
+         "at": "2026-11-26T03:13:00Z", "actor": "key_leaked", "detail": "", "revocable": True, "revoked": True},
+    ]
+    steps = hunt.next_steps({"flagged": flagged})
+    assert len(steps) == 2, steps
+    assert "key_rescoped" in steps[0] and "keyresponse rotate --key" in steps[0] and "unrestricted" in steps[0]
+    assert "key_minted" in steps[1] and "still live" in steps[1]

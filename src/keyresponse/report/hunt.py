@@ -41,6 +41,24 @@ def section(steps: Steps) -> dict[str, Any]:
     return out
 
 
+def next_steps(hunt: dict[str, Any]) -> list[str]:
+    """What the hunt leaves to a person: a key or account the attacker may have made that
+    is still live, and a key re-scoped in the window, which is the one kind of project key
+    a leaked (admin) key could have turned to its use without minting it: offered for
+    rotation."""
+    out: list[str] = []
+    for f in hunt.get("flagged") or []:
+        obj, kind, at = f.get("object") or "?", f.get("object_kind") or "object", f.get("at") or "?"
+        if f.get("type") == "api_key.updated":
+            how = "rotate it: keyresponse rotate --key NAME for the inventory entry that names it"
+            out.append(f"Key {obj} was changed at {at} by {f.get('actor') or 'an unknown actor'}"
+                       f"{' (' + f['detail'] + ')' if f.get('detail') else ''}: its holder may have widened it; {how}.")
+        elif f.get("revocable") and not f.get("revoked"):
+            out.append(f"The {kind} {obj}, made at {at} in the leak window, is still live: revoke it in the "
+                       "provider's dashboard, or set `hunt: {revoke: auto}` and resume.")
+    return out
+
+
 def _radius(steps: Steps) -> dict[str, Any]:
     audit = steps.last("key.audit")
     outputs: dict[str, Any] = audit["outputs"] if audit else {}

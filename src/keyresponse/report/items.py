@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from keyresponse.report import hunt
 from keyresponse.report.sections import TARGET_OK
 
 
@@ -65,6 +66,7 @@ def next_steps(model: dict[str, Any]) -> list[str]:
         money = f" (estimated ${cost:,.2f})" if isinstance(cost, (int, float)) else ""
         out.append(f"Review the {len(anomalies)} anomalous hour(s) of usage{money}; "
                    "ask the provider's support about charges from the leak.")
+    out.extend(hunt.next_steps(model.get("hunt") or {}))
     for f in exposure.get("findings") or []:
         out.append(f"Remove the key from {f.get('location') or f.get('url') or f.get('source')} "
                    "and from its history; the copy is dead but still a finding.")
