@@ -13,6 +13,7 @@ the key's lock is held until it ends, or until the process exits and takes it al
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import socket
 import threading
@@ -187,6 +188,26 @@ class Engine:
         )
         return incident
 
+    def report_again(self, incident: Incident) -> bool:
+        """A finished incident whose end-of-run work (the reports rendered once more, with
+        the end in them) a kill cut short: do it now. False when there was nothing to do."""
+        from keyresponse import registry
+
+        records = list(incident.journal.records())
+        ends = [i for i, r in enumerate(records) if r["event"] == "incident.finished"]
+        if not ends or any(r["event"] == "incident.reported" for r in records[ends[-1]:]):
+            return False
+        applied: dict[str, StepResult] = {}
+        for r in records:
+            if r["event"] == "step.finished" and r.get("status") == "applied" and r.get("uses"):
+                done = StepResult(r["step"], r["uses"], "applied")
+                done.outputs = from_jsonable(r.get("outputs") or {})
+                applied[r["step"]] = done
+        known = [r for r in applied.values() if r.uses in registry.ACTIONS]
+        self._after_run(incident, known)
+        incident.journal.append("incident.reported")
+        return True
+
     def resume(self, incident: Incident) -> RunResult:
         records = list(incident.journal.records())
         opened = next((r for r in records if r["event"] == "incident.opened"), None)
@@ -294,7 +315,9 @@ class Engine:
                     ok = completed and all(r.status in OK_STATUSES for r in results) and not stopped
                     final = "planned" if self.mode is Mode.PLAN and ok else ("succeeded" if ok else "failed")
                     incident.journal.append("incident.finished", status=final)
+                    crashpoint("incident:finished")
                     self._after_run(incident, results)
+                    incident.journal.append("incident.reported")
             finally:
                 self._release_when_idle(run, lock)
         if interrupted:
@@ -342,16 +365,28 @@ class Engine:
         ConfigError now; one that needs a value only apply produces is checked when its
         step runs. Preflights (read-only; a lookup prefetched or journaled is reused) tell
         the prompt what will happen, and prove a later step can follow a destructive one."""
+        shadow = RunState(run.incident, run.playbook, run.inputs, run.key_name, dict(run.outputs),
+                          dict(run.statuses))
+        checking = _SideBySide()
+        try:
+            planned = self._plan_all(run, steps, shadow, checking, preflight=preflight)
+        except BaseException:
+            # planning stopped early (a bad `with:`, Ctrl-C): the reads in flight get a moment
+            # to end before the incident does; a second Ctrl-C stops waiting
+            checking.join(timeout=PREFLIGHT_GRACE)
+            raise
+        checking.join()
+        return planned
+
+    def _plan_all(self, run: RunState, steps: list[Step], shadow: RunState, checking: _SideBySide, *,
+                  preflight: bool) -> list[Forecast]:
         from pydantic import ValidationError
 
         from keyresponse import expr, registry
         from keyresponse import playbook as pbmod
 
-        shadow = RunState(run.incident, run.playbook, run.inputs, run.key_name, dict(run.outputs),
-                          dict(run.statuses))
         where = f"{run.playbook.path}: step"
         out: list[Forecast] = []
-        checking = _SideBySide()
         for step in steps:
             action: Action = registry.get(step.uses)()
             ctx = self._context(shadow, step, 0)
@@ -398,12 +433,13 @@ class Engine:
                 if getattr(action, "preflight_outputs", False):
                     _preflight(forecast, action, ctx)  # later steps plan on what it adds to plan.outputs
                 else:
-                    checking.start(forecast, action, ctx)
+                    # what a forecast step by step would have shown it: the earlier steps, as of now
+                    checking.start(forecast, action, dataclasses.replace(
+                        ctx, outputs=dict(shadow.outputs), statuses=dict(shadow.statuses)))
             shadow.outputs[step.id] = PlannedOutputs(step.id, plan.outputs)
             shadow.statuses[step.id] = "applied"
             self.reporter.step_forecast(step, plan)
             out.append(forecast)
-        checking.join()
         return out
 
     def _end_interrupted(self, run: RunState) -> None:
@@ -513,8 +549,11 @@ class Engine:
             except KeyresponseError as exc:
                 result.status, result.error, result.hint = "failed", REDACTOR.redact(exc.message), exc.hint
                 break
-            except Exception as exc:  # noqa: BLE001 - a bug in an action must still leave a resumable journal
+            except Exception as exc:  # a bug in an action must still leave a resumable journal
                 from pydantic import ValidationError
+
+                if interrupt_inside(exc):  # a signal while a module loaded or a class was built
+                    raise KeyboardInterrupt from exc
 
                 if isinstance(exc, ValidationError):
                     err = exc.errors(include_url=False)[0]
@@ -539,14 +578,18 @@ class Engine:
         try:
             args = action_cls.With.model_validate(
                 expr.render(step.with_, {"inputs": dict(inputs), "key": self._key_view(key_name), "steps": {}}))
-        except Exception:  # noqa: BLE001 - e.g. it reads `incident`: the step renders it later
+        except Exception as exc:  # e.g. it reads `incident`: the step renders it later
+            if interrupt_inside(exc):
+                raise KeyboardInterrupt from exc
             return None
         early = EarlyContext(inventory=self.inventory, inputs=inputs, key_name=key_name, _http=self._client)
         try:
             # set-up here, not in the thread: under the GIL, imports there would only slow
             # both threads down; the request alone goes to the background
             read = action_cls().prefetch(args, early)
-        except Exception:  # noqa: BLE001 - the step meets it again and reports it
+        except Exception as exc:  # the step meets it again and reports it
+            if interrupt_inside(exc):
+                raise KeyboardInterrupt from exc
             return None
         if read is None:
             return None
@@ -761,6 +804,7 @@ def _leading(forecast: list[Forecast], steps: list[Step], deps: dict[str, Any]) 
 
 
 PREFLIGHTS_AT_ONCE = 8
+PREFLIGHT_GRACE = 5.0  # seconds the forecast's reads get to end when planning stops early
 
 
 def _preflight(forecast: Forecast, action: Action, ctx: StepContext) -> None:
@@ -770,8 +814,9 @@ def _preflight(forecast: Forecast, action: Action, ctx: StepContext) -> None:
         with _retry_budget(ctx):
             forecast.checks = list(action.preflight(forecast.plan, ctx))
         forecast.checks_run = True
-    except Exception:  # noqa: BLE001 - the step's own preflight reports it
-        pass
+    except Exception as exc:  # the step's own preflight reports it
+        if interrupt_inside(exc) and threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt from exc
 
 
 class _SideBySide:
@@ -799,9 +844,10 @@ class _SideBySide:
         thread.start()
         self._threads.append(thread)
 
-    def join(self) -> None:
+    def join(self, timeout: float | None = None) -> None:
+        until = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
-            thread.join()
+            thread.join(None if until is None else max(0.0, until - time.monotonic()))
 
 
 def _refuse_unfinishable(forecast: list[Forecast]) -> None:

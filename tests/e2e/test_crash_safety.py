@@ -128,3 +128,22 @@ def test_a_resume_uses_the_inventory_the_user_fixed(world: World) -> None:
     resumed = world.kr("resume", incident["id"], "--yes")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert not leaked(world)["live"]
+
+
+def test_killed_while_the_final_reports_are_written_a_resume_writes_them(world: World) -> None:
+    """The run journals its end, then renders the reports once more with the end in them.
+    Killed in between, the journal says succeeded but the reports do not: `resume` renders
+    them (a resume of a finished incident otherwise has nothing to do)."""
+    first = world.kr("run", "leaked-key", "--key", "chatbot-prod", "--yes",
+                     env={"KEYRESPONSE_CRASH_AT": "incident:finished"})
+    assert first.returncode == -9, first.stderr[-2000:]
+    (incident,) = world.incidents()
+    assert incident["status"] == "succeeded"
+    folder = world.dir / ".keyresponse" / "incidents" / incident["id"]
+    assert json.loads((folder / "report.json").read_text())["incident"]["status"] != "succeeded"
+
+    resumed = world.kr("resume", incident["id"], "--yes")
+    assert resumed.returncode == 0 and "rendered them again" in resumed.stderr, resumed.stderr[-3000:]
+    assert json.loads((folder / "report.json").read_text())["incident"]["status"] == "succeeded"
+    again = world.kr("resume", incident["id"], "--yes")
+    assert again.returncode == 0 and "nothing to resume" in again.stderr, again.stderr[-3000:]

@@ -195,7 +195,37 @@ class WrappedInterrupt(BaseAction):
         return {}
 
 
-ALL: list[type[Action]] = [FailOnce, Count, Block, EmitSecret, UseSecret, ReplaceText, Meet, WrappedInterrupt]
+SEEN: dict[str, list[str]] = {}
+PLANNED: dict[str, threading.Event] = {}
+
+
+class SeenArgs(With):
+    wait_for: str | None = None  # its preflight waits until that step is planned
+
+
+class Seen(BaseAction):
+    """Its preflight records which steps' outputs it can see (after waiting, when told, until
+    a later step has been planned); its plan tells whoever waits for it."""
+
+    name = "test.seen"
+    summary = "test"
+    With = SeenArgs
+
+    def plan(self, args: SeenArgs, ctx: StepContext) -> Plan:
+        PLANNED.setdefault(ctx.step_id, threading.Event()).set()
+        return Plan(summary="seen", data=args.wait_for)
+
+    def preflight(self, plan: Plan, ctx: StepContext) -> list[Check]:
+        if plan.data:
+            PLANNED.setdefault(plan.data, threading.Event()).wait(5)
+        SEEN[ctx.step_id] = sorted(ctx.outputs)
+        return []
+
+    def apply(self, plan: Plan, ctx: StepContext) -> dict[str, Any]:
+        return {}
+
+
+ALL: list[type[Action]] = [FailOnce, Count, Block, EmitSecret, UseSecret, ReplaceText, Meet, WrappedInterrupt, Seen]
 
 
 def register_all() -> None:

@@ -128,6 +128,10 @@ def _case(case: Case, pool: queue.Queue[Any], root: Path, durations: dict[str, f
                 assert logs <= 2, "two resumes did not finish the incident"
                 resumed = run(world, folder / f"resume-{logs}.log", "resume", incident, "--yes")
                 assert resumed.returncode == 0, f"the resume ended {resumed.returncode}: {resumed.output[-4000:]}"
+        # what anyone does after a crash: resume, even when the journal already says succeeded (a
+        # kill while the final reports were written leaves them to this resume)
+        final = run(world, folder / "resume-final.log", "resume", incident, "--yes")
+        assert final.returncode == 0, f"the resume ended {final.returncode}: {final.output[-4000:]}"
         check_restored(world, case.playbook, incident, watch)
     except AssertionError as exc:
         result.error = str(exc)

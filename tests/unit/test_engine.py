@@ -43,7 +43,8 @@ def test_journal_has_one_start_and_one_end_per_step(workdir: Path) -> None:
     for sid in ("a", "b"):
         assert [r["event"] for r in recs if r.get("step") == sid and r["event"] in ("step.started", "step.finished")] == [
             "step.started", "step.finished"]
-    assert recs[-1] == {**recs[-1], "event": "incident.finished", "status": "succeeded"}
+    assert recs[-2] == {**recs[-2], "event": "incident.finished", "status": "succeeded"}
+    assert recs[-1]["event"] == "incident.reported"  # then the reports rendered with the end in them
     assert result.steps[1].outputs["message"] == "one two"
     folder = result.incident.dir
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
@@ -284,3 +285,18 @@ def test_an_interrupt_while_the_key_is_locked_ends_the_new_incident_interrupted(
     [incident] = [p for p in (workdir / ".keyresponse" / "incidents").iterdir() if p.is_dir()]
     ends = [r for r in _records(Incident.open(workdir / ".keyresponse", incident.name)) if r["event"] == "incident.finished"]
     assert [r["status"] for r in ends] == ["interrupted"]
+
+
+def test_a_preflight_side_by_side_sees_the_earlier_steps_only(workdir: Path) -> None:
+    """A preflight running while later steps are planned reads the run as it stood when its
+    own step was planned (as one after another would): never a later step's plan, never a
+    dict that changes under it."""
+    test_actions.PLANNED.clear()
+    test_actions.SEEN.clear()
+    inv, pb = _setup(workdir, "  - {id: a, uses: log.message, with: {message: one}}\n"
+                              "  - {id: b, uses: test.seen, with: {wait_for: d}}\n"
+                              "  - {id: c, uses: log.message, with: {message: two}}\n"
+                              "  - {id: d, uses: test.seen}\n")
+    result = Engine(inv, mode=Mode.APPLY, assume_yes=True).start(pb, {}, None)
+    assert result.ok
+    assert test_actions.SEEN["b"] == ["a", "b"], test_actions.SEEN  # the earlier steps, and its own plan

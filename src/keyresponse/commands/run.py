@@ -131,14 +131,18 @@ def resume(incident_id: str, config: Path, *, yes: bool, json_output: bool) -> i
     inventory = load_config(config, required=False)
     incident = open_incident(inventory, incident_id)
     summary = incident.summary()
-    if summary["status"] in ("succeeded", "planned"):
-        what = "a plan (nothing to continue)" if summary["status"] == "planned" else "finished: every step succeeded"
-        sys.stderr.write(f"incident {incident.id} is already {what}; there is nothing to resume.\n"
-                         f"  `keyresponse report {incident.id}` renders its report again\n")
-        return 0
     opened: dict[str, Any] = next((r for r in incident.journal.records() if r["event"] == "incident.opened"), {})
     if inventory.path is None and opened.get("inventory"):
         inventory = load_config(Path(opened["inventory"]))
     engine = Engine(inventory, mode=Mode.APPLY, reporter=reporter_for(json_output), assume_yes=yes,
                     interactive=sys.stdin.isatty() and not json_output)
+    if summary["status"] in ("succeeded", "planned"):
+        what = "a plan (nothing to continue)" if summary["status"] == "planned" else "finished: every step succeeded"
+        if engine.report_again(incident):  # the process that ended it was stopped while writing the reports
+            sys.stderr.write(f"incident {incident.id} is {what}; its last run stopped while writing the final "
+                             "reports: rendered them again.\n")
+            return 0
+        sys.stderr.write(f"incident {incident.id} is already {what}; there is nothing to resume.\n"
+                         f"  `keyresponse report {incident.id}` renders its report again\n")
+        return 0
     return engine.resume(incident).exit_code
