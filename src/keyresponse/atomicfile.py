@@ -5,7 +5,7 @@ The new bytes go to a temp file in the same folder (mode 0600 while it is being
 written: it may hold a secret), which is fsynced, given the original's owner and
 mode, and renamed over the original; then the folder is fsynced so the rename
 survives a power cut. A reader sees the old file or the new one, never half of
-one; a writer killed mid-way leaves only a `.NAME.keyresponse-tmp<pid>-*` file, which the next write of NAME removes.
+one; a writer killed mid-way leaves only a `.NAME.keyresponse-tmp<pid namespace>.<pid>-*` file, which the next write of NAME removes.
 The edited file is replaced, so it cannot carry the lock: a sidecar
 `.NAME.keyresponse-lock` next to it does, while the edit lasts.
 """
@@ -153,13 +153,31 @@ def write_atomic(real: Path, data: bytes, *, crash_label: str | None = None) -> 
         raise NoRoom(real, reason) from None
 
 
+def _writer_tag() -> str:
+    """Who writes a temp file: `<pid namespace>.<pid>`. A pid means something only in its
+    own namespace (a container's, the host's), so a state dir shared across them never
+    has one side's live temp files taken for a dead writer's by the other."""
+    try:
+        space = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        space = 0
+    return f"{space}.{os.getpid()}"
+
+
+def temp_prefix(real: Path) -> str:
+    return f".{real.name}{TMP_MARK}{_writer_tag()}-"
+
+
 def _dead_writers(real: Path) -> None:
     """Remove the temp files beside `real` whose writer is gone: each is named after its
-    writer's pid (`.NAME.keyresponse-tmp<pid>-*`), and a pid that no longer runs was
-    killed mid-write. A live writer's (another process, another thread) is left alone."""
+    writer (`.NAME.keyresponse-tmp<pid namespace>.<pid>-*`), and a pid of this namespace
+    that no longer runs was killed mid-write. A live writer's (another process, another
+    thread, another namespace) is left alone."""
+    space, _, mine = _writer_tag().partition(".")
     for leftover in leftovers(real):
-        pid = leftover.name[len(f".{real.name}{TMP_MARK}"):].partition("-")[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
+        tag = leftover.name[len(f".{real.name}{TMP_MARK}"):].partition("-")[0]
+        their_space, _, pid = tag.partition(".")
+        if their_space != space or not pid.isdigit() or pid == mine:
             continue
         try:
             os.kill(int(pid), 0)
@@ -172,7 +190,7 @@ def _dead_writers(real: Path) -> None:
 def _write_atomic(real: Path, data: bytes, crash_label: str | None) -> Path:
     st = real.stat() if real.exists() else None
     _dead_writers(real)
-    fd, tmp = tempfile.mkstemp(prefix=f".{real.name}{TMP_MARK}{os.getpid()}-", dir=real.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(real), dir=real.parent)
     try:
         try:
             if st is not None:

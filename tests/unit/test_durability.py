@@ -161,13 +161,22 @@ def test_a_write_clears_the_temp_file_a_killed_writer_left_and_no_live_ones(tmp_
     path.write_bytes(b"old")
     killed = subprocess.run([sys.executable, "-c",
                              "import os, tempfile; from keyresponse import atomicfile\n"
-                             f"fd, _ = tempfile.mkstemp(prefix='.report.html' + atomicfile.TMP_MARK + str(os.getpid()) + '-',"
-                             f" dir={str(tmp_path)!r}); os.write(fd, b'half'); os._exit(9)"], check=False)
+                             f"from pathlib import Path; real = Path({str(path)!r})\n"
+                             "fd, _ = tempfile.mkstemp(prefix=atomicfile.temp_prefix(real), dir=real.parent)\n"
+                             "os.write(fd, b'half'); os._exit(9)"], check=False)
     assert killed.returncode == 9
     stale = atomicfile.leftovers(path)
     assert len(stale) == 1
-    live = tmp_path / f".report.html{atomicfile.TMP_MARK}{os.getpid()}-live"  # this process: a writer mid-way
+    live = tmp_path / f"{atomicfile.temp_prefix(path)}live"  # this process: a writer mid-way
+    elsewhere = tmp_path / f".report.html{atomicfile.TMP_MARK}1.{killed_pid(tmp_path)}-x"  # another pid namespace
+    elsewhere.write_bytes(b"theirs")
     live.write_bytes(b"mine")
     write_private(path, b"new")
     assert path.read_bytes() == b"new"
-    assert atomicfile.leftovers(path) == [live]
+    assert sorted(atomicfile.leftovers(path)) == sorted([live, elsewhere])
+
+
+def killed_pid(folder: Path) -> int:
+    """A pid that ran and is gone (the killed writer's)."""
+    [stale] = [p for p in folder.iterdir() if p.name.startswith(".report.html")]
+    return int(stale.name.rsplit(".", 1)[-1].split("-")[0])
