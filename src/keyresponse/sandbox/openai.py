@@ -19,16 +19,13 @@ from keyresponse.sandbox.openai_common import (
     MODEL_SCOPES,
     admin,
     audit,
-    bad_key,
-    bearer,
     error,
     finish,
     json_body,
     key_obj,
-    missing_scopes,
-    no_key,
     page,
     policy,
+    project_key,
     project_obj,
     service_error,
 )
@@ -48,20 +45,8 @@ _MODEL_LIST = json.dumps({"object": "list", "data": [
 
 async def list_models(call: Call) -> Response:
     """Authenticated by an ordinary project key: the way to tell live from dead."""
-    token = bearer(call)
-    if token is None:
-        return no_key()
-    st = call.state
-    now = int(time.time())
-    key = next((k for k in st.keys.values() if k["value"] == token and k["live"]
-                and (k.get("expires_at") is None or k["expires_at"] > now)), None)
-    if key is None:
-        if any(a["value"] == token and a["live"] for a in st.admin_keys.values()):
-            return missing_scopes("api.model.read")  # admin keys are live but not for this
-        return bad_key(token)  # revoked or never existed: the real API cannot tell them apart either
-    if key["scopes"] and not set(key["scopes"]) & set(MODEL_SCOPES):
-        return missing_scopes("api.model.read")
-    key["last_used_at"] = int(time.time())
+    if isinstance(key := project_key(call, "api.model.read", MODEL_SCOPES), Response):
+        return key
     return Response(_MODEL_LIST, media_type="application/json")
 
 

@@ -76,6 +76,28 @@ def missing_scopes(scopes: str) -> JSONResponse:
                       "has the necessary scopes.")
 
 
+def project_key(call: Call, needs: str, accepts: tuple[str, ...] = ()) -> dict[str, Any] | Response:
+    """The live project key the call authenticates with (marked used), else the real API's
+    answer: no key, a revoked or unknown one (invalid_api_key), or missing scopes for an
+    admin key (it manages the organization, it calls no project endpoint) and for a key
+    restricted away from `needs` (any scope of `accepts` is enough, when given)."""
+    token = bearer(call)
+    if token is None:
+        return no_key()
+    st = call.state
+    now = int(time.time())
+    key = next((k for k in st.keys.values() if k["value"] == token and k["live"]
+                and (k.get("expires_at") is None or k["expires_at"] > now)), None)
+    if key is None:
+        if any(a["value"] == token and a["live"] for a in st.admin_keys.values()):
+            return missing_scopes(needs)
+        return bad_key(token)  # revoked or never existed: the real API cannot tell them apart either
+    if key["scopes"] and not set(key["scopes"]) & set(accepts or (needs,)):
+        return missing_scopes(needs)
+    key["last_used_at"] = now
+    return key
+
+
 def admin(call: Call) -> dict[str, Any] | Response:
     """The live admin key the request carries, or the 401 to send."""
     token = bearer(call)

@@ -7,13 +7,12 @@ where the real endpoint takes it), cursor-paged by `after` like every OpenAI lis
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
 from keyresponse.sandbox.app import Call, Route, route
-from keyresponse.sandbox.openai_common import bad_key, bearer, error, missing_scopes, no_key, page
+from keyresponse.sandbox.openai_common import error, page, project_key
 
 # path -> (state kind, the read scope a restricted key needs, takes `order`)
 LISTS = {
@@ -25,29 +24,11 @@ LISTS = {
 }
 
 
-def _project_key(call: Call, scope: str) -> dict[str, Any] | Response:
-    token = bearer(call)
-    if token is None:
-        return no_key()
-    st = call.state
-    now = int(time.time())
-    key = next((k for k in st.keys.values() if k["value"] == token and k["live"]
-                and (k.get("expires_at") is None or k["expires_at"] > now)), None)
-    if key is None:
-        if any(a["value"] == token and a["live"] for a in st.admin_keys.values()):
-            return missing_scopes(scope)  # an admin key manages the organization; it reads no project's data
-        return bad_key(token)
-    if key["scopes"] and scope not in key["scopes"]:
-        return missing_scopes(scope)
-    key["last_used_at"] = now
-    return key
-
-
 def _handler(path: str) -> Any:
     kind, scope, ordered = LISTS[path]
 
     async def handler(call: Call) -> Response:
-        if isinstance(key := _project_key(call, scope), Response):
+        if isinstance(key := project_key(call, scope), Response):
             return key
         order = call.request.query_params.get("order", "desc") if ordered else "desc"
         if order not in ("asc", "desc"):
