@@ -119,6 +119,16 @@ def _retried_404(response: httpx.Response) -> bool:
     return int(tries.get("attempts") or 1) > 1
 
 
+def _deleted(response: httpx.Response, what: str) -> bool:
+    """A DELETE's answer: True if it deleted now, False if the object was already gone."""
+    if _retried_404(response):
+        return True
+    if response.status_code == 404:
+        return False
+    _check(response, what=what)
+    return True
+
+
 def _not_found(message: str, *, candidates: list[KeyRecord] | None = None, hint: str | None = None) -> KeyNotFound:
     return KeyNotFound(message, service=SERVICE, candidates=candidates, hint=hint)
 
@@ -295,12 +305,7 @@ class OpenAIClient:
     def delete_service_account(self, project_id: str, service_account_id: str, *, what: str = "") -> bool:
         """True if deleted now, False if it was already gone."""
         response = self.client.delete(f"organization/projects/{project_id}/service_accounts/{service_account_id}")
-        if _retried_404(response):
-            return True
-        if response.status_code == 404:
-            return False
-        _check(response, what=what or f"delete {service_account_id}")
-        return True
+        return _deleted(response, what or f"delete {service_account_id}")
 
     def probe(self, secret: Secret) -> ProbeResult:
         from keyresponse.errors import ServiceError
@@ -423,18 +428,13 @@ class OpenAIClient:
         if service_account_id:
             return self.delete_service_account(project_id, service_account_id, what="revoke an orphan replacement")
         response = self.client.delete(f"organization/projects/{project_id}/api_keys/{key_id}")
-        if _retried_404(response):
-            return True
-        if response.status_code == 404:
-            return False
         if response.status_code == 400:
             raise CannotRevoke(
                 f"openai: {key_id} cannot be revoked alone (OpenAI deletes a service account's keys only "
                 "with the account)", service=SERVICE, status=400,
                 hint=f"delete {key_id} in the OpenAI dashboard, then `keyresponse resume`; "
                      "issue.mode: service_account avoids this")
-        _check(response, what=f"revoke orphan key {key_id}")
-        return True
+        return _deleted(response, f"revoke orphan key {key_id}")
 
     # --- usage and audit (openai_usage.py)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from keyresponse.errors import AnswerLost, ProviderError, ServiceError
 from keyresponse.providers.base import ProbeResult, iso, redacted_matches
-from keyresponse.providers.openai import SERVICE, OpenAIClient, OpenAISettings, _check, _decoded, _retried_404
+from keyresponse.providers.openai import SERVICE, OpenAIClient, OpenAISettings, _decoded, _deleted
 from keyresponse.secret import Secret
 
 if TYPE_CHECKING:
@@ -117,13 +117,7 @@ class AdminKeys:
 
     def delete(self, key_id: str, *, what: str = "") -> bool:
         """True if it was deleted now, False if it was already gone."""
-        response = self.api.client.delete(f"{PATH}/{key_id}")
-        if _retried_404(response):
-            return True
-        if response.status_code == 404:
-            return False
-        _check(response, what=what or f"delete admin key {key_id}")
-        return True
+        return _deleted(self.api.client.delete(f"{PATH}/{key_id}"), what or f"delete admin key {key_id}")
 
     def probe(self, secret: Secret) -> ProbeResult:
         """An authenticated read with the key under test: live, dead, restricted, unknown."""
