@@ -18,48 +18,14 @@ Usage: python bench/contain_playbook.py [rounds]   (default 5)
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from pathlib import Path
-from typing import Any
 
 from figures import emit, figure, json_mode  # bench/figures.py: a script's own folder is on sys.path
+from time_to_contain import contain, process_env
 
 LATENCY_MS = 100
-
-
-def run(sandbox: Any, env: dict[str, str], latency_ms: float) -> dict[str, float]:
-    sandbox.reset()
-    if latency_ms:
-        sandbox.add_fault(service="openai", kind="latency", latency_ms=latency_ms)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        config = sandbox.write_config(folder)
-        config = config if config.suffix == ".yaml" else folder / "keyresponse.yaml"
-        began = time.time()
-        proc = subprocess.run([sys.executable, "-m", "keyresponse", "run", "leaked-key", "--config", str(config),
-                               "--key", "chatbot-prod", "--yes"], env={**env, **sandbox.env}, cwd=folder,
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"the run failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-        [incident] = [p for p in (folder / ".keyresponse" / "incidents").iterdir() if p.is_dir()]
-        marks: dict[str, float] = {}
-        for line in (incident / "journal.jsonl").read_text().splitlines():
-            rec = json.loads(line)
-            at = dt.datetime.fromisoformat(rec["t"].replace("Z", "+00:00")).timestamp() - began
-            if rec["event"] == "incident.opened":
-                marks.setdefault("ready", at)
-            elif rec["event"] == "step.started":
-                marks.setdefault("first step", at)
-            elif rec["event"] == "step.finished" and rec["step"] == "revoke":
-                marks["revoked"] = at
-        return marks
 
 
 def main() -> None:
@@ -69,15 +35,18 @@ def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     sandbox = start(port=0)
     cache = tempfile.TemporaryDirectory(prefix="keyresponse-pycache-")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(PYTHONPYCACHEPREFIX=cache.name, NO_COLOR="1")
+    env = process_env(cache.name)
+
+    def run(latency_ms: float) -> dict[str, float]:
+        return contain(sandbox, env, latency_ms, "leaked-key")[1]
+
     quiet: list[dict[str, float]] = []
     slow: list[dict[str, float]] = []
     try:
-        run(sandbox, env, 0)  # warms the bytecode cache; not counted
+        run(0)  # warms the bytecode cache; not counted
         for _ in range(rounds):
-            quiet.append(run(sandbox, env, 0))
-            slow.append(run(sandbox, env, LATENCY_MS))
+            quiet.append(run(0))
+            slow.append(run(LATENCY_MS))
     finally:
         sandbox.stop()
         cache.cleanup()

@@ -69,7 +69,8 @@ def round_trip(url: str, token: str, n: int = 7) -> float:
 
 
 def milestones(folder: Path, began: float) -> dict[str, float]:
-    """Seconds after the process started: engine ready, key found (revoke preflight), key revoked."""
+    """Seconds after the process started: engine ready, first step started, key found (revoke
+    preflight), key revoked."""
     [incident] = [p for p in (folder / ".keyresponse" / "incidents").iterdir() if p.is_dir()]
     out: dict[str, float] = {}
     for line in (incident / "journal.jsonl").read_text().splitlines():
@@ -77,6 +78,8 @@ def milestones(folder: Path, began: float) -> dict[str, float]:
         at = dt.datetime.fromisoformat(rec["t"].replace("Z", "+00:00")).timestamp() - began
         if rec["event"] == "incident.opened":
             out["ready"] = at
+        elif rec["event"] == "step.started":
+            out.setdefault("first step", at)
         elif rec["event"] == "step.planned" and rec["step"] == "revoke":
             out["found"] = at
         elif rec["event"] == "step.finished" and rec["step"] == "revoke":
@@ -88,8 +91,17 @@ def milestones(folder: Path, began: float) -> dict[str, float]:
     return out
 
 
-def contain(sandbox: Any, env: dict[str, str], latency_ms: float) -> tuple[float, dict[str, float]]:
-    """One run of the playbook on a fresh sandbox state: (wall time, milestones)."""
+def process_env(cache: str) -> dict[str, str]:
+    """This environment for a measured `keyresponse`: bytecode cached in `cache`, no colour."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHONPYCACHEPREFIX=cache, NO_COLOR="1")
+    return env
+
+
+def contain(sandbox: Any, env: dict[str, str], latency_ms: float,
+            playbook: str | None = None) -> tuple[float, dict[str, float]]:
+    """One run on a fresh sandbox state: (wall time, milestones). The playbook is revoke +
+    probe, or `playbook` (a name, e.g. leaked-key)."""
     sandbox.reset()
     if latency_ms:
         sandbox.add_fault(service="openai", kind="latency", latency_ms=latency_ms)
@@ -99,7 +111,7 @@ def contain(sandbox: Any, env: dict[str, str], latency_ms: float) -> tuple[float
         config = config if config.suffix == ".yaml" else folder / "keyresponse.yaml"
         book = folder / "contain.yaml"
         book.write_text(PLAYBOOK.format(key_id=sandbox.state.truth["leaked_key_id"]))
-        began, total, proc = timed([sys.executable, "-m", "keyresponse", "run", str(book), "--config",
+        began, total, proc = timed([sys.executable, "-m", "keyresponse", "run", playbook or str(book), "--config",
                                     str(config), "--key", "chatbot-prod", "--yes"], {**env, **sandbox.env}, folder)
         if proc.returncode != 0:
             raise SystemExit(f"the run failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
@@ -116,8 +128,7 @@ def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 7
     sandbox = start(port=0)
     cache = tempfile.TemporaryDirectory(prefix="keyresponse-pycache-")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(PYTHONPYCACHEPREFIX=cache.name, NO_COLOR="1")
+    env = process_env(cache.name)
     helps, rtts, quiet, slow, walls = [], [], [], [], []
     try:
         contain(sandbox, env, 0)  # warms the bytecode cache; not counted

@@ -21,6 +21,7 @@ from keyresponse.playbook import load_playbook
 from tests.admin.conftest import assert_admin_restored, make_world, own_admin
 from tests.conftest import REPO
 from tests.e2e.conftest import slack_threads
+from tests.helpers.sandbox_fixture import sandbox_pool
 
 STEPS = [s.id for s in load_playbook(REPO / "playbooks" / "leaked-admin-key.yaml").model.steps]
 CRASH_POINTS = [f"after:{s}" for s in STEPS[:-1]] + ["admin_key.issue:after-mint", "inventory:mid-write"]
@@ -33,17 +34,8 @@ WORKERS = 3
 
 @pytest.fixture(scope="module")
 def sandboxes() -> Iterator[queue.Queue[Any]]:
-    from keyresponse.sandbox import start
-
-    started = [start(port=0) for _ in range(WORKERS)]
-    pool: queue.Queue[Any] = queue.Queue()
-    for sb in started:
-        pool.put(sb)
-    try:
+    with sandbox_pool(WORKERS) as pool:
         yield pool
-    finally:
-        for sb in started:
-            sb.stop()
 
 
 def _case(pool: queue.Queue[Any], root: Path, point: str) -> str | None:

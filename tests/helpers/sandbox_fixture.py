@@ -8,8 +8,10 @@ Register it once, in the root conftest:  pytest_plugins = ["tests.helpers.sandbo
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -35,3 +37,20 @@ def sandbox(sandbox_server: Sandbox) -> Iterator[Sandbox]:
     sandbox_server.reset()
     yield sandbox_server
     sandbox_server.clear_faults()
+
+
+@contextmanager
+def sandbox_pool(size: int) -> Iterator[queue.Queue[Any]]:
+    """`size` sandboxes of their own, for cases run side by side: a case takes one from the
+    queue, resets it, and puts it back. All are stopped at the end."""
+    from keyresponse.sandbox import start
+
+    started = [start(port=0) for _ in range(size)]
+    pool: queue.Queue[Any] = queue.Queue()
+    for sb in started:
+        pool.put(sb)
+    try:
+        yield pool
+    finally:
+        for sb in started:
+            sb.stop()

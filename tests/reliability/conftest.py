@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.helpers.sandbox_fixture import sandbox_pool as pool_of
 from tests.reliability.harness import PLAYBOOKS, TARGET_FILES
 from tests.reliability.leaks import LeakHunt
 
@@ -46,17 +47,8 @@ def leak_hunt(tmp_path: Path) -> Iterator[LeakHunt]:
 def sandbox_pool() -> Iterator[queue.Queue[Any]]:
     """WORKERS sandboxes of their own (not the session's: cases run at once); a case
     takes one, resets it, and puts it back."""
-    from keyresponse.sandbox import start
-
-    pool: queue.Queue[Any] = queue.Queue()
-    started = [start(port=0) for _ in range(WORKERS)]
-    for sb in started:
-        pool.put(sb)
-    try:
+    with pool_of(WORKERS) as pool:
         yield pool
-    finally:
-        for sb in started:
-            sb.stop()
 
 
 @pytest.fixture(scope="session")
