@@ -155,14 +155,12 @@ class Engine:
         try:
             lock = self._lock_key(incident, key_name)
         except BaseException as exc:
-            # this new incident did nothing: refused (the key is locked by another run), or
-            # interrupted (Ctrl-C or SIGTERM while it waited for the lock), which a resume starts
-            interrupt = interrupt_inside(exc)
-            incident.journal.append("incident.finished", status="interrupted" if interrupt else "refused")
+            # the key is locked by another run, or a signal came while it waited for the lock
+            ended = _ended_unstarted(incident, exc)
             incident.mark_stopped()
-            if interrupt and not isinstance(exc, RunInterrupted):
-                raise RunInterrupted(incident.id) from exc
-            raise
+            if ended is exc:
+                raise
+            raise ended from exc
         return self._run(RunState(incident, playbook, inputs, key_name), todo=None, lock=lock)
 
     def open(self, playbook: LoadedPlaybook, inputs: dict[str, Any], key_name: str | None,
@@ -273,16 +271,12 @@ class Engine:
             try:
                 approval_wait = self._before_first_step(run, steps)
             except BaseException as exc:
-                # nothing ran: a new incident ends declined, interrupted (Ctrl-C or SIGTERM while it
-                # was planning) or refused; a resumed one stays as it was
-                interrupt = interrupt_inside(exc)
-                status = "declined" if isinstance(exc, RunDeclined) else "interrupted" if interrupt else "refused"
-                incident.journal.append("incident.finished", status=run.previous_status or status)
+                ended = _ended_unstarted(incident, exc, run.previous_status)
                 self.reporter.run_aborted()
                 self._release_when_idle(run, lock)
-                if interrupt and not isinstance(exc, RunInterrupted):
-                    raise RunInterrupted(incident.id) from exc
-                raise
+                if ended is exc:
+                    raise
+                raise ended from exc
         follower = ThreadFollower(incident, self.inventory) if self.mode is Mode.APPLY else None
         stopped = interrupted = completed = False
         try:
@@ -782,6 +776,16 @@ def _effects(forecast: list[Forecast]) -> list[str]:
         lines.extend(f"    - {c}" for c in plan.changes if c != plan.summary)
         lines.extend(f"    ! {c.line()}" for c in f.checks if not c.ok)
     return [REDACTOR.redact(line) for line in lines]
+
+
+def _ended_unstarted(incident: Incident, exc: BaseException, previous: str | None = None) -> BaseException:
+    """Journal the end of a run that stopped before its first step, and say what to raise.
+    Nothing ran: a new incident ends declined, interrupted (Ctrl-C or SIGTERM: resumable,
+    raised as RunInterrupted naming it) or refused; a resumed one keeps the status it had."""
+    interrupt = interrupt_inside(exc)
+    status = "declined" if isinstance(exc, RunDeclined) else "interrupted" if interrupt else "refused"
+    incident.journal.append("incident.finished", status=previous or status)
+    return RunInterrupted(incident.id) if interrupt and not isinstance(exc, RunInterrupted) else exc
 
 
 def _leading(forecast: list[Forecast], steps: list[Step], deps: dict[str, Any]) -> dict[str, Forecast]:
